@@ -1,0 +1,148 @@
+//! `swarmcast`: a standalone Socket.IO server with an HTTP publish endpoint.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use swarmcast::{Server, ServerConfig};
+
+/// swarmcast: real-time push over Socket.IO (Engine.IO v4 / Socket.IO v5).
+#[derive(Debug, Parser)]
+#[command(name = "swarmcast", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a standalone server. Any Socket.IO client can connect; any program can
+    /// publish with `POST /api/emit` ({"event": "...", "data": ..., "namespace": "/",
+    /// "rooms": [...], "except": [...]}), which answers {"delivered": N}.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1", env = "SWARMCAST_HOST")]
+    host: String,
+    /// Port to bind (0 picks a free port and prints it).
+    #[arg(long, default_value_t = 5000, env = "SWARMCAST_PORT")]
+    port: u16,
+    /// Socket.IO endpoint path.
+    #[arg(long, default_value = "/socket.io")]
+    path: String,
+    /// Browser origin allowed to connect (CORS for polling, Origin check for
+    /// WebSocket); repeat for several, or `*` for any. Without it only same-origin
+    /// pages and non-browser clients may connect.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// Namespace to declare besides `/`; repeat for several.
+    #[arg(long = "namespace", value_name = "NAME")]
+    namespaces: Vec<String>,
+    /// Milliseconds between server pings.
+    #[arg(long, default_value_t = 25_000)]
+    ping_interval: u64,
+    /// Milliseconds to wait for a pong before closing.
+    #[arg(long, default_value_t = 20_000)]
+    ping_timeout: u64,
+    /// Largest accepted message or polling body, in bytes.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_payload: usize,
+    /// Milliseconds a client may take to send its Socket.IO CONNECT.
+    #[arg(long, default_value_t = 45_000)]
+    connect_timeout: u64,
+    /// Outbound queue bound per connection, in packets.
+    #[arg(long, default_value_t = 4096)]
+    queue_packets: usize,
+    /// Most packets per long-polling response (python-engineio accepts 16 at most).
+    #[arg(long, default_value_t = 16)]
+    max_polling_packets: usize,
+    /// Bearer key required by POST /api/emit (`Authorization: Bearer KEY`).
+    #[arg(long, env = "SWARMCAST_API_KEY")]
+    api_key: Option<String>,
+    /// Turn off POST /api/emit.
+    #[arg(long)]
+    no_publish_api: bool,
+    /// Runtime worker threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> std::process::ExitCode {
+    let mut config = ServerConfig {
+        host: args.host,
+        port: args.port,
+        path: args.path,
+        cors_allowed_origins: args.cors_origins,
+        connect_timeout: Duration::from_millis(args.connect_timeout),
+        publish_api: !args.no_publish_api,
+        api_key: args.api_key,
+        worker_threads: args.threads,
+        ..ServerConfig::default()
+    };
+    config.engine.ping_interval = Duration::from_millis(args.ping_interval);
+    config.engine.ping_timeout = Duration::from_millis(args.ping_timeout);
+    config.engine.max_payload = args.max_payload;
+    config.engine.queue_packets = args.queue_packets;
+    config.engine.max_polling_packets = args.max_polling_packets;
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("swarmcast: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = Server::new(config);
+        for ns in &args.namespaces {
+            server.namespace(ns);
+        }
+        let handle = match server.serve().await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("swarmcast: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        println!("swarmcast listening on http://{}", handle.local_addr());
+        wait_for_signal().await;
+        eprintln!("swarmcast: shutting down");
+        handle.shutdown().await;
+        std::process::ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,261 @@
+//! The Socket.IO layer on one Engine.IO session: decoding, binary reassembly, the
+//! namespace handshake, and dispatch to handlers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+
+use crate::emitter::IoCore;
+use crate::engine::{
+    CloseReason, ConnectionHandler, EngineHandler, EngineSocket, Incoming, RequestInfo,
+};
+use crate::namespace::{ConnectError, ConnectHook, Event};
+use crate::packet::{self, Payload};
+use crate::protocol::socketio::{self, CompletePacket, PacketKind, Reassembler};
+use crate::socket::{AckSender, DisconnectReason, Socket};
+
+/// Socket.IO settings that are not Engine.IO's.
+#[derive(Debug, Clone)]
+pub(crate) struct IoConfig {
+    pub connect_timeout: Duration,
+    pub max_attachments: usize,
+}
+
+/// Serves Socket.IO over an Engine.IO endpoint.
+pub(crate) struct SocketIoHandler {
+    pub core: Arc<IoCore>,
+    pub config: IoConfig,
+}
+
+impl EngineHandler for SocketIoHandler {
+    fn on_open(&self, engine: EngineSocket, _request: &RequestInfo) -> Arc<dyn ConnectionHandler> {
+        let conn = Arc::new_cyclic(|weak| Connection {
+            core: self.core.clone(),
+            engine: engine.clone(),
+            state: Mutex::new(ConnState {
+                sockets: HashMap::new(),
+                reassembler: Reassembler::default(),
+            }),
+            ever_connected: AtomicBool::new(false),
+            max_attachments: self.config.max_attachments,
+            weak: weak.clone(),
+        });
+        // A client that never sends CONNECT is closed after `connect_timeout`.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&conn);
+            let timeout = self.config.connect_timeout;
+            let closed = engine.0.closed.clone();
+            rt.spawn(async move {
+                tokio::select! {
+                    _ = closed.cancelled() => {}
+                    _ = tokio::time::sleep(timeout) => {
+                        if let Some(conn) = weak.upgrade() {
+                            if !conn.ever_connected.load(Ordering::Acquire) {
+                                conn.engine.close_with(CloseReason::ConnectTimeout);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        conn
+    }
+}
+
+struct ConnState {
+    sockets: HashMap<String, Socket>,
+    reassembler: Reassembler,
+}
+
+/// One client connection (an Engine.IO session) and its namespace sockets.
+pub(crate) struct Connection {
+    core: Arc<IoCore>,
+    engine: EngineSocket,
+    state: Mutex<ConnState>,
+    ever_connected: AtomicBool,
+    max_attachments: usize,
+    weak: Weak<Connection>,
+}
+
+impl ConnectionHandler for Connection {
+    fn on_message(&self, message: Incoming<'_>) {
+        let complete = match message {
+            Incoming::Text(text) => socketio::decode(text, self.max_attachments)
+                .and_then(|packet| self.state.lock().reassembler.push_packet(packet)),
+            Incoming::Binary(data) => self.state.lock().reassembler.push_attachment(data.clone()),
+        };
+        match complete {
+            Ok(Some(complete)) => self.dispatch(complete),
+            Ok(None) => {}
+            Err(e) => self.violation(&e.to_string()),
+        }
+    }
+
+    fn on_close(&self, reason: CloseReason) {
+        let sockets: Vec<Socket> = self.state.lock().sockets.drain().map(|(_, s)| s).collect();
+        for socket in sockets {
+            socket
+                .0
+                .ns
+                .remove_socket(&socket, DisconnectReason::Transport(reason));
+        }
+    }
+}
+
+impl Connection {
+    fn violation(&self, what: &str) {
+        tracing::debug!(
+            sid = self.engine.sid(),
+            what,
+            "socket.io protocol violation; closing"
+        );
+        self.engine.close_with(CloseReason::ParseError);
+    }
+
+    fn socket(&self, namespace: &str) -> Option<Socket> {
+        self.state
+            .lock()
+            .sockets
+            .get(namespace)
+            .filter(|s| s.connected())
+            .cloned()
+    }
+
+    fn send(&self, kind: PacketKind, namespace: &str, body: Option<&Value>) {
+        if let Ok(encoded) = packet::encode_control(kind, namespace, body) {
+            let _ = self.engine.send_frames(&encoded.frames);
+        }
+    }
+
+    fn dispatch(&self, complete: CompletePacket) {
+        let CompletePacket {
+            packet,
+            attachments,
+        } = complete;
+        match packet.kind {
+            PacketKind::Connect => self.connect(packet.namespace, packet.data),
+            PacketKind::Disconnect => {
+                let socket = self.state.lock().sockets.remove(&packet.namespace);
+                if let Some(socket) = socket {
+                    socket
+                        .0
+                        .ns
+                        .remove_socket(&socket, DisconnectReason::ClientNamespaceDisconnect);
+                }
+            }
+            PacketKind::Event | PacketKind::BinaryEvent => {
+                // Events for a namespace the client is not (yet) connected to are ignored,
+                // as Socket.IO does.
+                let Some(socket) = self.socket(&packet.namespace) else {
+                    return;
+                };
+                let Some(Value::Array(mut args)) = packet.data else {
+                    return self.violation("event without an argument array");
+                };
+                let name = match args.first() {
+                    Some(Value::String(_)) => match args.remove(0) {
+                        Value::String(name) => name,
+                        _ => return,
+                    },
+                    _ => return self.violation("event without a name"),
+                };
+                let Some(handler) = socket.0.ns.event_handler(&name) else {
+                    return;
+                };
+                let ack = packet.id.map(|id| AckSender::new(socket.clone(), id));
+                let event = Event {
+                    name,
+                    payload: Payload { args, attachments },
+                };
+                handler(&socket, event, ack);
+            }
+            PacketKind::Ack | PacketKind::BinaryAck => {
+                let (Some(socket), Some(id)) = (self.socket(&packet.namespace), packet.id) else {
+                    return;
+                };
+                let args = match packet.data {
+                    Some(Value::Array(args)) => args,
+                    _ => return self.violation("ack without an argument array"),
+                };
+                socket.resolve_ack(id, Payload { args, attachments });
+            }
+            PacketKind::ConnectError => self.violation("CONNECT_ERROR sent by a client"),
+        }
+    }
+
+    fn connect(&self, namespace: String, auth: Option<Value>) {
+        let Some(ns) = self.core.get(&namespace) else {
+            self.core.ctx.stats.refuse();
+            self.send(
+                PacketKind::ConnectError,
+                &namespace,
+                Some(&json!({"message": "Invalid namespace"})),
+            );
+            return;
+        };
+        if self.socket(&namespace).is_some() {
+            // Already connected to it: a repeated CONNECT changes nothing.
+            return;
+        }
+        let socket = Socket::new(ns.clone(), self.engine.clone(), auth);
+        ns.add_socket(socket.clone());
+        self.state.lock().sockets.insert(namespace, socket.clone());
+        match ns.connect_hook() {
+            None => self.finish_connect(&socket, Ok(())),
+            Some(ConnectHook::Sync(hook)) => {
+                let decision = hook(&socket);
+                self.finish_connect(&socket, decision);
+            }
+            Some(ConnectHook::Async(hook)) => {
+                let fut = hook(socket.clone());
+                let weak = self.weak.clone();
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        rt.spawn(async move {
+                            let decision = fut.await;
+                            if let Some(conn) = weak.upgrade() {
+                                conn.finish_connect(&socket, decision);
+                            }
+                        });
+                    }
+                    Err(_) => {
+                        self.finish_connect(&socket, Err(ConnectError::new("server not running")))
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish_connect(&self, socket: &Socket, decision: Result<(), ConnectError>) {
+        let ns = socket.0.ns.clone();
+        match decision {
+            Ok(()) if socket.connected() && !self.engine.is_closed() => {
+                self.ever_connected.store(true, Ordering::Release);
+                ns.ctx.stats.connect();
+                match packet::encode_control(
+                    PacketKind::Connect,
+                    ns.name(),
+                    Some(&json!({"sid": socket.id()})),
+                ) {
+                    Ok(reply) => socket.mark_connected(&reply),
+                    Err(e) => tracing::error!(error = %e, "cannot encode CONNECT reply"),
+                }
+            }
+            Ok(()) => {}
+            Err(refusal) => {
+                ns.ctx.stats.refuse();
+                self.state.lock().sockets.remove(ns.name());
+                ns.drop_refused(socket);
+                let mut body = json!({"message": refusal.message});
+                if let Some(data) = refusal.data {
+                    body["data"] = data;
+                }
+                self.send(PacketKind::ConnectError, ns.name(), Some(&body));
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Emitting from anywhere: the [`Emitter`] handle and the [`Broadcast`] builder.
+//!
+//! An emit encodes its packet once and pushes the shared bytes into the bounded queue of
+//! every socket it targets, on the caller's thread. Nothing in it waits for a client:
+//! a full queue is reported, never waited on. Emits from one thread reach each client
+//! in the order they were made.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::Serialize;
+
+use crate::metrics::{Metrics, Stats};
+use crate::namespace::Namespace;
+use crate::packet::{self, EncodeError, Payload};
+use crate::rooms::{Room, Target};
+use crate::socket::Socket;
+
+/// Why an emit failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmitError {
+    /// No such namespace was declared.
+    #[error("no namespace `{0}` is declared")]
+    UnknownNamespace(String),
+    /// The payload could not be encoded.
+    #[error("{0}")]
+    Encode(String),
+    /// The socket's outbound queue is full: the client does not keep up.
+    #[error("the outbound queue of socket {0} is full")]
+    QueueFull(String),
+    /// The socket is gone.
+    #[error("socket {0} is disconnected")]
+    Disconnected(String),
+    /// The call needs the server's runtime, which is not running.
+    #[error("the server is not running")]
+    NotRunning,
+}
+
+impl From<EncodeError> for EmitError {
+    fn from(e: EncodeError) -> Self {
+        EmitError::Encode(e.to_string())
+    }
+}
+
+/// What a broadcast reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmitReport {
+    /// Sockets the packet was queued to.
+    pub delivered: usize,
+    /// Sockets whose queue was full: they did not get the packet.
+    pub full: Vec<Arc<str>>,
+    /// Volatile packets dropped at full queues.
+    pub volatile_dropped: usize,
+}
+
+impl EmitReport {
+    /// Whether every targeted socket got the packet.
+    pub fn is_complete(&self) -> bool {
+        self.full.is_empty() && self.volatile_dropped == 0
+    }
+}
+
+/// Runtime-wide state shared by namespaces and emitters.
+#[derive(Default)]
+pub(crate) struct Context {
+    runtime: RwLock<Option<tokio::runtime::Handle>>,
+    pub stats: Stats,
+}
+
+impl Context {
+    pub fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime.read().clone()
+    }
+
+    pub fn set_runtime(&self, handle: Option<tokio::runtime::Handle>) {
+        *self.runtime.write() = handle;
+    }
+}
+
+/// The namespaces of one Socket.IO server.
+pub(crate) struct IoCore {
+    namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
+    /// The main namespace, kept apart so the common emit needs no map lookup.
+    root: Arc<Namespace>,
+    pub ctx: Arc<Context>,
+}
+
+impl IoCore {
+    pub fn new() -> Arc<Self> {
+        let ctx = Arc::new(Context::default());
+        let root = Arc::new(Namespace::new("/", ctx.clone()));
+        let mut namespaces = HashMap::new();
+        namespaces.insert("/".to_string(), root.clone());
+        Arc::new(Self {
+            namespaces: RwLock::new(namespaces),
+            root,
+            ctx,
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Namespace>> {
+        if name == "/" {
+            return Some(self.root.clone());
+        }
+        self.namespaces.read().get(name).cloned()
+    }
+
+    pub fn get_or_create(&self, name: &str) -> Arc<Namespace> {
+        if let Some(ns) = self.get(name) {
+            return ns;
+        }
+        self.namespaces
+            .write()
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Namespace::new(name, self.ctx.clone())))
+            .clone()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Namespace>> {
+        self.namespaces.read().values().cloned().collect()
+    }
+}
+
+/// A cheap, cloneable handle that emits from any thread, inside or outside tokio.
+///
+/// ```
+/// let server = swarmcast::Server::new(swarmcast::ServerConfig::default());
+/// let emitter = server.emitter();
+/// std::thread::spawn(move || {
+///     // Nobody is connected yet: delivered to 0 sockets, and it never blocks.
+///     let report = emitter.emit("tick", &serde_json::json!({"seq": 1})).unwrap();
+///     assert_eq!(report.delivered, 0);
+/// }).join().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Emitter {
+    pub(crate) core: Arc<IoCore>,
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter").finish_non_exhaustive()
+    }
+}
+
+impl Emitter {
+    /// Emit `event` with one argument to every socket of the main namespace `/`.
+    pub fn emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<EmitReport, EmitError> {
+        Broadcast::new(&self.core.root).emit(event, data)
+    }
+
+    /// A broadcast on namespace `name`. Emitting on an undeclared namespace fails with
+    /// [`EmitError::UnknownNamespace`].
+    pub fn of(&self, name: &str) -> Broadcast<'static> {
+        match self.core.get(name) {
+            Some(ns) => Broadcast::owned(ns),
+            None => Broadcast::missing(name),
+        }
+    }
+
+    /// A broadcast on `/` to one room (or one socket id).
+    pub fn to(&self, room: impl Into<Room>) -> Broadcast<'_> {
+        Broadcast::new(&self.core.root).to(room)
+    }
+
+    /// A connected socket by namespace and id.
+    pub fn socket(&self, namespace: &str, sid: &str) -> Option<Socket> {
+        self.core.get(namespace)?.socket(sid)
+    }
+
+    /// A namespace, if declared.
+    pub fn namespace(&self, name: &str) -> Option<Arc<Namespace>> {
+        self.core.get(name)
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> Metrics {
+        self.core.ctx.stats.snapshot()
+    }
+}
+
+enum NsRef<'a> {
+    Borrowed(&'a Namespace),
+    Owned(Arc<Namespace>),
+    Missing(String),
+}
+
+/// Builds a broadcast: a namespace, rooms to reach, rooms or sockets to leave out,
+/// volatility. Finish with [`Broadcast::emit`] or [`Broadcast::emit_payload`].
+///
+/// ```
+/// # let server = swarmcast::Server::new(swarmcast::ServerConfig::default());
+/// # let emitter = server.emitter();
+/// emitter.to("agents").to("dashboards").except("muted").emit("status", &"busy").unwrap();
+/// ```
+pub struct Broadcast<'a> {
+    ns: NsRef<'a>,
+    target: Target,
+    volatile: bool,
+}
+
+impl<'a> Broadcast<'a> {
+    pub(crate) fn new(ns: &'a Namespace) -> Self {
+        Self {
+            ns: NsRef::Borrowed(ns),
+            target: Target::default(),
+            volatile: false,
+        }
+    }
+
+    fn owned(ns: Arc<Namespace>) -> Self {
+        Self {
+            ns: NsRef::Owned(ns),
+            target: Target::default(),
+            volatile: false,
+        }
+    }
+
+    fn missing(name: &str) -> Self {
+        Self {
+            ns: NsRef::Missing(name.to_string()),
+            target: Target::default(),
+            volatile: false,
+        }
+    }
+
+    /// Also reach the sockets of `room` (or the socket with that id).
+    pub fn to(mut self, room: impl Into<Room>) -> Self {
+        self.target.rooms.push(room.into());
+        self
+    }
+
+    /// Leave out the sockets of `room` (or the socket with that id).
+    pub fn except(mut self, room: impl Into<Room>) -> Self {
+        self.target.except.push(room.into());
+        self
+    }
+
+    /// Use a whole target at once.
+    pub fn target(mut self, target: Target) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// Drop the packet for sockets that cannot take it now instead of reporting them.
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
+        self
+    }
+
+    fn namespace(&self) -> Result<&Namespace, EmitError> {
+        match &self.ns {
+            NsRef::Borrowed(ns) => Ok(ns),
+            NsRef::Owned(ns) => Ok(ns),
+            NsRef::Missing(name) => Err(EmitError::UnknownNamespace(name.clone())),
+        }
+    }
+
+    /// Emit `event` with one argument.
+    pub fn emit<T: Serialize + ?Sized>(
+        self,
+        event: &str,
+        data: &T,
+    ) -> Result<EmitReport, EmitError> {
+        let ns = self.namespace()?;
+        let encoded = packet::encode_event(ns.name(), event, data, None)?;
+        Ok(ns.fan_out(&encoded, &self.target, self.volatile))
+    }
+
+    /// Emit `event` with any arguments and binary attachments.
+    pub fn emit_payload(self, event: &str, payload: &Payload) -> Result<EmitReport, EmitError> {
+        let ns = self.namespace()?;
+        let encoded = packet::encode_event_payload(ns.name(), event, payload, None)?;
+        Ok(ns.fan_out(&encoded, &self.target, self.volatile))
+    }
+
+    /// The sockets this broadcast would reach now.
+    pub fn sockets(&self) -> Result<Vec<Socket>, EmitError> {
+        let ns = self.namespace()?;
+        let mut out = Vec::new();
+        ns.for_each_target(&self.target, |s| out.push(s.clone()));
+        Ok(out)
+    }
+}

@@ -1,0 +1,480 @@
+//! The Engine.IO v4 layer: sessions, heartbeat and the state both transports share.
+//!
+//! It can serve on its own, as Node's `engine.io` package does: implement
+//! [`EngineHandler`] and mount it with [`crate::Server::engine_endpoint`]. The Socket.IO
+//! layer is such a handler.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use swarmcast::engine::{ConnectionHandler, EngineHandler, EngineSocket, Incoming, RequestInfo, CloseReason};
+//!
+//! /// Sends every message straight back.
+//! struct Echo;
+//! struct EchoConnection(EngineSocket);
+//!
+//! impl EngineHandler for Echo {
+//!     fn on_open(&self, socket: EngineSocket, _req: &RequestInfo) -> Arc<dyn ConnectionHandler> {
+//!         Arc::new(EchoConnection(socket))
+//!     }
+//! }
+//! impl ConnectionHandler for EchoConnection {
+//!     fn on_message(&self, message: Incoming<'_>) {
+//!         let _ = match message {
+//!             Incoming::Text(text) => self.0.send_text(text),
+//!             Incoming::Binary(bytes) => self.0.send_binary(bytes),
+//!         };
+//!     }
+//!     fn on_close(&self, _reason: CloseReason) {}
+//! }
+//!
+//! let mut server = swarmcast::Server::new(swarmcast::ServerConfig::default());
+//! server.engine_endpoint("/engine.io", Arc::new(Echo));
+//! ```
+
+pub(crate) mod queue;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::protocol::engineio::{self, Handshake};
+
+pub use queue::Frame;
+use queue::{OutboundQueue, PushError, QueueLimits};
+
+/// A message received from a client.
+#[derive(Debug, Clone, Copy)]
+pub enum Incoming<'a> {
+    /// A text message (the Engine.IO `4` prefix removed).
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a Bytes),
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The client closed the transport or sent a CLOSE packet.
+    TransportClose,
+    /// The transport failed (reset connection, write error).
+    TransportError,
+    /// No PONG within `ping_timeout` of a PING.
+    PingTimeout,
+    /// The client broke the protocol (malformed packet, overlapping requests, oversized message).
+    ParseError,
+    /// The application closed the session.
+    ServerClose,
+    /// The server is shutting down.
+    ServerShutdown,
+    /// The upper layer gave up on the client (for example it never sent a Socket.IO CONNECT).
+    ConnectTimeout,
+}
+
+impl CloseReason {
+    /// The reason string Socket.IO reports for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::TransportClose => "transport close",
+            CloseReason::TransportError => "transport error",
+            CloseReason::PingTimeout => "ping timeout",
+            CloseReason::ParseError => "parse error",
+            CloseReason::ServerClose => "forced close",
+            CloseReason::ServerShutdown => "server shutting down",
+            CloseReason::ConnectTimeout => "connect timeout",
+        }
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a frame could not be sent to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The session's outbound queue is full (a slow or stalled client).
+    #[error("the client's outbound queue is full")]
+    QueueFull,
+    /// The session is closed.
+    #[error("the session is closed")]
+    Closed,
+}
+
+impl From<PushError> for SendError {
+    fn from(e: PushError) -> Self {
+        match e {
+            PushError::Full => SendError::QueueFull,
+            PushError::Closed => SendError::Closed,
+        }
+    }
+}
+
+/// What the HTTP layer knows about the request that opened a session.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    /// Remote address, when known.
+    pub remote_addr: Option<std::net::SocketAddr>,
+    /// The request's query string (without `?`).
+    pub query: String,
+    /// Request headers.
+    pub headers: hyper::HeaderMap,
+}
+
+/// Serves the sessions of one Engine.IO endpoint.
+pub trait EngineHandler: Send + Sync + 'static {
+    /// A session was opened (handshake done). Returns the object that receives its
+    /// messages. Runs on a runtime worker: do not block.
+    fn on_open(&self, socket: EngineSocket, request: &RequestInfo) -> Arc<dyn ConnectionHandler>;
+}
+
+/// Receives one session's messages. Calls for one session never overlap and come in
+/// wire order.
+pub trait ConnectionHandler: Send + Sync + 'static {
+    /// A message arrived. Runs on the connection's reader: do not block.
+    fn on_message(&self, message: Incoming<'_>);
+    /// The session ended; called exactly once.
+    fn on_close(&self, reason: CloseReason);
+}
+
+/// The transport a session currently writes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
+}
+
+impl Transport {
+    /// The name used in the `transport` query parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Polling => "polling",
+            Transport::WebSocket => "websocket",
+        }
+    }
+}
+
+/// Engine.IO settings of one endpoint.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Interval between server PINGs.
+    pub ping_interval: Duration,
+    /// How long to wait for a PONG before closing.
+    pub ping_timeout: Duration,
+    /// Largest accepted message or polling body, in bytes.
+    pub max_payload: usize,
+    /// Most packets in one long-polling response (python-engineio refuses more than 16).
+    pub max_polling_packets: usize,
+    /// Outbound queue bound per session, in packets.
+    pub queue_packets: usize,
+    /// Outbound queue bound per session, in bytes.
+    pub queue_bytes: usize,
+    /// Whether WebSocket is offered (handshake and upgrade).
+    pub allow_websocket: bool,
+    /// Whether long-polling is accepted.
+    pub allow_polling: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            max_payload: 1_000_000,
+            max_polling_packets: 16,
+            queue_packets: 4096,
+            queue_bytes: 16 * 1024 * 1024,
+            allow_websocket: true,
+            allow_polling: true,
+        }
+    }
+}
+
+/// One Engine.IO endpoint: its config, handler and live sessions.
+pub(crate) struct Engine {
+    pub config: EngineConfig,
+    handler: Arc<dyn EngineHandler>,
+    sessions: RwLock<HashMap<Arc<str>, Arc<Session>>>,
+    /// Every task of this endpoint's sessions, joined on shutdown.
+    pub tasks: TaskTracker,
+    pub shutdown: CancellationToken,
+}
+
+impl Engine {
+    pub fn new(
+        config: EngineConfig,
+        handler: Arc<dyn EngineHandler>,
+        tasks: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            handler,
+            sessions: RwLock::new(HashMap::new()),
+            tasks,
+            shutdown,
+        })
+    }
+
+    pub fn session(&self, sid: &str) -> Option<Arc<Session>> {
+        self.sessions.read().get(sid).cloned()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.read().len()
+    }
+
+    /// Create a session, tell the handler, and start its heartbeat. Returns the session
+    /// and the encoded OPEN packet to send first.
+    pub fn open(
+        self: &Arc<Self>,
+        transport: Transport,
+        request: &RequestInfo,
+    ) -> (Arc<Session>, String) {
+        let sid: Arc<str> = new_id().into();
+        let session = Arc::new(Session {
+            sid: sid.clone(),
+            queue: OutboundQueue::new(QueueLimits {
+                max_packets: self.config.queue_packets,
+                max_bytes: self.config.queue_bytes,
+            }),
+            transport: AtomicU8::new(transport as u8),
+            upgrading: AtomicBool::new(false),
+            get_active: AtomicBool::new(false),
+            post_lock: Mutex::new(()),
+            pong: Notify::new(),
+            closed: CancellationToken::new(),
+            close_once: AtomicBool::new(false),
+            handler: OnceLock::new(),
+            engine: Arc::downgrade(self),
+        });
+        let upgrades = if transport == Transport::Polling && self.config.allow_websocket {
+            vec!["websocket".to_string()]
+        } else {
+            Vec::new()
+        };
+        let open = Handshake {
+            sid: sid.to_string(),
+            upgrades,
+            ping_interval: self.config.ping_interval.as_millis() as u64,
+            ping_timeout: self.config.ping_timeout.as_millis() as u64,
+            max_payload: self.config.max_payload as u64,
+        }
+        .encode();
+        self.sessions.write().insert(sid, session.clone());
+        let handler = self.handler.on_open(EngineSocket(session.clone()), request);
+        let _ = session.handler.set(handler);
+        self.tasks.spawn(heartbeat(
+            session.clone(),
+            self.config.ping_interval,
+            self.config.ping_timeout,
+        ));
+        (session, open)
+    }
+
+    /// Close every session (server shutdown).
+    pub fn close_all(&self, reason: CloseReason) {
+        let sessions: Vec<_> = self.sessions.read().values().cloned().collect();
+        for session in sessions {
+            session.close(reason);
+        }
+    }
+
+    fn remove(&self, sid: &str) {
+        self.sessions.write().remove(sid);
+    }
+}
+
+/// Random, URL-safe, unguessable identifier (session and socket ids).
+pub(crate) fn new_id() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 15] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// One client connection at the Engine.IO level.
+pub(crate) struct Session {
+    pub sid: Arc<str>,
+    pub queue: OutboundQueue,
+    transport: AtomicU8,
+    /// A WebSocket probe succeeded and the client may send UPGRADE.
+    pub upgrading: AtomicBool,
+    /// A long-poll GET is pending: a second one is a protocol violation.
+    pub get_active: AtomicBool,
+    /// Serialises POST bodies so messages reach the handler in order, one at a time.
+    pub post_lock: Mutex<()>,
+    pong: Notify,
+    pub closed: CancellationToken,
+    close_once: AtomicBool,
+    handler: OnceLock<Arc<dyn ConnectionHandler>>,
+    engine: Weak<Engine>,
+}
+
+impl Session {
+    pub fn transport(&self) -> Transport {
+        if self.transport.load(Ordering::Acquire) == Transport::WebSocket as u8 {
+            Transport::WebSocket
+        } else {
+            Transport::Polling
+        }
+    }
+
+    pub fn set_transport(&self, transport: Transport) {
+        self.transport.store(transport as u8, Ordering::Release);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Handle one decoded packet from the client (either transport). Returns an error
+    /// reason when the packet breaks the protocol; the caller then closes the session.
+    pub fn receive(&self, packet: engineio::Packet<'_>) -> Result<(), CloseReason> {
+        match packet {
+            engineio::Packet::Pong(_) => {
+                self.pong.notify_one();
+                Ok(())
+            }
+            engineio::Packet::Message(engineio::Message::Text(text)) => {
+                if let Some(h) = self.handler.get() {
+                    h.on_message(Incoming::Text(text));
+                }
+                Ok(())
+            }
+            engineio::Packet::Message(engineio::Message::Binary(data)) => {
+                let bytes = Bytes::from(data.into_owned());
+                self.receive_binary(&bytes);
+                Ok(())
+            }
+            engineio::Packet::Close => {
+                self.close(CloseReason::TransportClose);
+                Ok(())
+            }
+            engineio::Packet::Noop => Ok(()),
+            // v4 clients do not ping, but answering is harmless and helps old tools.
+            engineio::Packet::Ping(payload) => {
+                let _ = self.queue.push_control(Frame::text(format!("3{payload}")));
+                Ok(())
+            }
+            engineio::Packet::Open(_) | engineio::Packet::Upgrade => Err(CloseReason::ParseError),
+        }
+    }
+
+    /// A binary message that already is `Bytes` (a WebSocket frame): no copy.
+    pub fn receive_binary(&self, bytes: &Bytes) {
+        if let Some(h) = self.handler.get() {
+            h.on_message(Incoming::Binary(bytes));
+        }
+    }
+
+    /// End the session: refuse new frames, let the writer flush what is queued, drop it
+    /// from the endpoint and tell the handler (once).
+    pub fn close(&self, reason: CloseReason) {
+        if self.close_once.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::debug!(sid = %self.sid, %reason, "engine.io session closed");
+        self.queue.close();
+        self.closed.cancel();
+        if let Some(engine) = self.engine.upgrade() {
+            engine.remove(&self.sid);
+        }
+        if let Some(h) = self.handler.get() {
+            h.on_close(reason);
+        }
+    }
+}
+
+/// PING every `interval`; close when no PONG comes within `timeout`.
+async fn heartbeat(session: Arc<Session>, interval: Duration, timeout: Duration) {
+    loop {
+        tokio::select! {
+            _ = session.closed.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if session.queue.push_control(Frame::text("2")).is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = session.closed.cancelled() => return,
+            _ = session.pong.notified() => {}
+            _ = tokio::time::sleep(timeout) => {
+                session.close(CloseReason::PingTimeout);
+                return;
+            }
+        }
+    }
+}
+
+/// A handle on one Engine.IO session: send messages, close it. Cheap to clone, usable
+/// from any thread.
+#[derive(Clone)]
+pub struct EngineSocket(pub(crate) Arc<Session>);
+
+impl std::fmt::Debug for EngineSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineSocket")
+            .field("sid", &self.0.sid)
+            .finish()
+    }
+}
+
+impl EngineSocket {
+    /// The session id.
+    pub fn sid(&self) -> &str {
+        &self.0.sid
+    }
+
+    /// The transport currently in use.
+    pub fn transport(&self) -> Transport {
+        self.0.transport()
+    }
+
+    /// Queue a text message.
+    pub fn send_text(&self, text: &str) -> Result<(), SendError> {
+        let mut packet = String::with_capacity(text.len() + 1);
+        packet.push('4');
+        packet.push_str(text);
+        self.send_frames(&[Frame::text(packet)])
+    }
+
+    /// Queue a binary message.
+    pub fn send_binary(&self, data: &Bytes) -> Result<(), SendError> {
+        self.send_frames(&[Frame::Binary(data.clone())])
+    }
+
+    /// Queue already encoded frames as one group (all or none).
+    pub fn send_frames(&self, frames: &[Frame]) -> Result<(), SendError> {
+        Ok(self.0.queue.push(frames)?)
+    }
+
+    /// Frames waiting to be written.
+    pub fn queued(&self) -> usize {
+        self.0.queue.len()
+    }
+
+    /// Close the session after what is queued has been written.
+    pub fn close(&self) {
+        self.0.close(CloseReason::ServerClose);
+    }
+
+    /// Close with a given reason.
+    pub fn close_with(&self, reason: CloseReason) {
+        self.0.close(reason);
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}

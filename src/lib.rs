@@ -1,0 +1,74 @@
+//! # swarmcast
+//!
+//! Embeddable real-time push: a Socket.IO server (Engine.IO v4, Socket.IO v5) over
+//! WebSocket and HTTP long-polling, with an emitter you can call from any thread.
+//! Any official Socket.IO client connects to it unchanged.
+//!
+//! ## A server in a few lines
+//!
+//! ```no_run
+//! use swarmcast::{ConnectError, Server, ServerConfig};
+//!
+//! let mut config = ServerConfig::default();
+//! config.port = 5000;
+//! config.cors_allowed_origins = vec!["http://127.0.0.1:8050".into()];
+//! let server = Server::new(config);
+//!
+//! // Refuse clients without the right token; answer acks; join rooms.
+//! let admin = server.namespace("/admin");
+//! admin.on_connect(|socket| match socket.auth() {
+//!     Some(auth) if auth["token"] == "secret" => Ok(()),
+//!     _ => Err(ConnectError::new("unauthorized")),
+//! });
+//! server.namespace("/").on("join", |socket, event, ack| {
+//!     if let Some(room) = event.payload.args.first().and_then(|r| r.as_str()) {
+//!         socket.join(room);
+//!     }
+//!     if let Some(ack) = ack {
+//!         let _ = ack.send(&socket.rooms());
+//!     }
+//! });
+//!
+//! // Runs on its own threads; `start` returns at once.
+//! let running = server.start().expect("bind");
+//!
+//! // Emit from any thread: encoded once, never blocks on a slow client.
+//! let emitter = running.emitter().clone();
+//! std::thread::spawn(move || {
+//!     for seq in 0..10 {
+//!         let _ = emitter.to("agents").emit("status", &serde_json::json!({"seq": seq}));
+//!     }
+//! });
+//! running.stop();
+//! ```
+//!
+//! Inside an existing tokio runtime, use [`Server::serve`] instead of [`Server::start`].
+//!
+//! ## Layers
+//! - [`protocol`]: the sans-IO codecs (Engine.IO and Socket.IO packets), no IO at all.
+//! - [`engine`]: Engine.IO sessions, usable on their own ([`Server::engine_endpoint`]).
+//! - [`Namespace`], [`Socket`], [`Emitter`]: the Socket.IO API.
+//! - [`Server`]: hyper + tokio-tungstenite transports, CORS, `/healthz`, `/api/emit`.
+
+#![warn(missing_docs)]
+
+pub mod engine;
+pub mod protocol;
+
+mod connection;
+mod emitter;
+mod metrics;
+mod namespace;
+mod packet;
+mod rooms;
+mod server;
+mod socket;
+
+pub use emitter::{Broadcast, EmitError, EmitReport, Emitter};
+pub use engine::{CloseReason, EngineConfig, Transport};
+pub use metrics::Metrics;
+pub use namespace::{ConnectError, ConnectFuture, Event, EventHandler, Namespace};
+pub use packet::{EncodeError, Payload};
+pub use rooms::{Room, Target};
+pub use server::{Server, ServerConfig, ServerError, ServerHandle};
+pub use socket::{AckError, AckFuture, AckSender, DisconnectReason, Socket};

@@ -1,0 +1,270 @@
+//! Encoding outgoing Socket.IO packets into Engine.IO frames, once per emit.
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::engine::Frame;
+use crate::protocol::socketio::{self, PacketKind};
+
+/// Arguments of an event or ack, and the binary attachments their placeholders refer to.
+///
+/// Binary data travels out of band: in `args`, an attachment is the placeholder object
+/// `{"_placeholder": true, "num": i}` (see [`Payload::placeholder`]) and its bytes are
+/// `attachments[i]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Payload {
+    /// The arguments, in order.
+    pub args: Vec<Value>,
+    /// Binary attachments referenced by placeholders in `args`.
+    pub attachments: Vec<Bytes>,
+}
+
+impl Payload {
+    /// A payload of plain JSON arguments.
+    pub fn new(args: Vec<Value>) -> Self {
+        Self {
+            args,
+            attachments: Vec::new(),
+        }
+    }
+
+    /// Add an attachment and return the placeholder to put where it belongs in `args`.
+    ///
+    /// ```
+    /// use swarmcast::Payload;
+    /// let mut p = Payload::default();
+    /// let ph = p.attach(bytes::Bytes::from_static(b"\x01\x02"));
+    /// p.args.push(serde_json::json!({"image": ph}));
+    /// assert_eq!(p.attachments.len(), 1);
+    /// ```
+    pub fn attach(&mut self, data: Bytes) -> Value {
+        let placeholder = Self::placeholder(self.attachments.len());
+        self.attachments.push(data);
+        placeholder
+    }
+
+    /// The placeholder object for attachment `num`.
+    pub fn placeholder(num: usize) -> Value {
+        socketio::placeholder(num)
+    }
+
+    /// Replace every placeholder in `value` by what `f` makes of its attachment (for
+    /// bindings that turn attachments into native byte strings).
+    pub fn resolve_placeholders<F>(&self, value: &Value, f: &mut F) -> Value
+    where
+        F: FnMut(&Bytes) -> Value,
+    {
+        if let Some(num) = socketio::placeholder_index(value) {
+            if let Some(data) = self.attachments.get(num) {
+                return f(data);
+            }
+        }
+        match value {
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.resolve_placeholders(v, f))
+                    .collect(),
+            ),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), self.resolve_placeholders(v, f)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+}
+
+/// Why a packet could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The data does not serialise to JSON.
+    #[error("cannot encode payload as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Event names that Socket.IO reserves cannot be emitted.
+    #[error("`{0}` is a reserved event name")]
+    ReservedEvent(String),
+}
+
+/// An encoded packet: its Engine.IO text frame then one binary frame per attachment.
+/// Cloning shares the buffers.
+#[derive(Debug, Clone)]
+pub(crate) struct Encoded {
+    pub frames: Vec<Frame>,
+}
+
+impl Encoded {
+    pub fn size(&self) -> usize {
+        self.frames.iter().map(Frame::len).sum()
+    }
+}
+
+/// Encode a packet whose JSON body `write_body` writes after the header.
+fn encode_with(
+    kind: PacketKind,
+    namespace: &str,
+    id: Option<u64>,
+    attachments: &[Bytes],
+    write_body: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+) -> Result<Encoded, EncodeError> {
+    let kind = match (kind, attachments.is_empty()) {
+        (PacketKind::Event, false) => PacketKind::BinaryEvent,
+        (PacketKind::Ack, false) => PacketKind::BinaryAck,
+        (kind, _) => kind,
+    };
+    let mut header = String::with_capacity(64);
+    header.push('4'); // Engine.IO MESSAGE
+    socketio::write_header(&mut header, kind, attachments.len(), namespace, id);
+    let mut buf = header.into_bytes();
+    write_body(&mut buf)?;
+    // serde_json only writes valid UTF-8 and the header is ASCII, so this cannot fail;
+    // the check is a cheap linear scan, done once per emit, not per recipient.
+    let text = String::from_utf8(buf).map_err(|e| {
+        EncodeError::Json(serde_json::Error::io(std::io::Error::other(e.to_string())))
+    })?;
+    let mut frames = Vec::with_capacity(1 + attachments.len());
+    frames.push(Frame::text(text));
+    frames.extend(attachments.iter().cloned().map(Frame::Binary));
+    Ok(Encoded { frames })
+}
+
+fn check_event_name(event: &str) -> Result<(), EncodeError> {
+    if socketio::RESERVED_EVENTS.contains(&event) {
+        return Err(EncodeError::ReservedEvent(event.to_string()));
+    }
+    Ok(())
+}
+
+/// `["event", data]`, data serialised straight into the buffer.
+pub(crate) fn encode_event<T: Serialize + ?Sized>(
+    namespace: &str,
+    event: &str,
+    data: &T,
+    id: Option<u64>,
+) -> Result<Encoded, EncodeError> {
+    check_event_name(event)?;
+    encode_with(PacketKind::Event, namespace, id, &[], |buf| {
+        buf.push(b'[');
+        serde_json::to_writer(&mut *buf, event)?;
+        buf.push(b',');
+        serde_json::to_writer(&mut *buf, data)?;
+        buf.push(b']');
+        Ok(())
+    })
+}
+
+/// `["event", ...args]` with attachments.
+pub(crate) fn encode_event_payload(
+    namespace: &str,
+    event: &str,
+    payload: &Payload,
+    id: Option<u64>,
+) -> Result<Encoded, EncodeError> {
+    check_event_name(event)?;
+    encode_with(
+        PacketKind::Event,
+        namespace,
+        id,
+        &payload.attachments,
+        |buf| {
+            buf.push(b'[');
+            serde_json::to_writer(&mut *buf, event)?;
+            for arg in &payload.args {
+                buf.push(b',');
+                serde_json::to_writer(&mut *buf, arg)?;
+            }
+            buf.push(b']');
+            Ok(())
+        },
+    )
+}
+
+/// An ACK answering `id`.
+pub(crate) fn encode_ack(
+    namespace: &str,
+    id: u64,
+    payload: &Payload,
+) -> Result<Encoded, EncodeError> {
+    encode_with(
+        PacketKind::Ack,
+        namespace,
+        Some(id),
+        &payload.attachments,
+        |buf| serde_json::to_writer(&mut *buf, &payload.args),
+    )
+}
+
+/// CONNECT reply (`{"sid": ...}`), CONNECT_ERROR or DISCONNECT.
+pub(crate) fn encode_control(
+    kind: PacketKind,
+    namespace: &str,
+    body: Option<&Value>,
+) -> Result<Encoded, EncodeError> {
+    encode_with(kind, namespace, None, &[], |buf| match body {
+        Some(body) => serde_json::to_writer(&mut *buf, body),
+        None => Ok(()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn text(e: &Encoded) -> &str {
+        match &e.frames[0] {
+            Frame::Text(t) => t.as_str(),
+            Frame::Binary(_) => panic!("first frame is text"),
+        }
+    }
+
+    #[test]
+    fn event_on_default_and_custom_namespace() {
+        let e = encode_event("/", "tick", &json!({"seq": 1}), None).unwrap();
+        assert_eq!(text(&e), r#"42["tick",{"seq":1}]"#);
+        let e = encode_event("/admin", "tick", &1, Some(12)).unwrap();
+        assert_eq!(text(&e), r#"42/admin,12["tick",1]"#);
+    }
+
+    #[test]
+    fn binary_event_carries_attachments() {
+        let mut p = Payload::default();
+        let ph = p.attach(Bytes::from_static(&[1, 2, 3]));
+        p.args.push(json!({"img": ph}));
+        let e = encode_event_payload("/", "photo", &p, None).unwrap();
+        assert_eq!(
+            text(&e),
+            r#"451-["photo",{"img":{"_placeholder":true,"num":0}}]"#
+        );
+        assert_eq!(e.frames[1], Frame::Binary(Bytes::from_static(&[1, 2, 3])));
+    }
+
+    #[test]
+    fn acks_and_control_packets() {
+        let e = encode_ack("/", 5, &Payload::new(vec![json!("ok")])).unwrap();
+        assert_eq!(text(&e), r#"435["ok"]"#);
+        let e = encode_control(PacketKind::Connect, "/chat", Some(&json!({"sid": "x"}))).unwrap();
+        assert_eq!(text(&e), r#"40/chat,{"sid":"x"}"#);
+        let e = encode_control(PacketKind::Disconnect, "/", None).unwrap();
+        assert_eq!(text(&e), "41");
+    }
+
+    #[test]
+    fn reserved_names_are_refused() {
+        assert!(matches!(
+            encode_event("/", "connect", &1, None),
+            Err(EncodeError::ReservedEvent(_))
+        ));
+    }
+
+    #[test]
+    fn placeholders_resolve() {
+        let mut p = Payload::default();
+        let ph = p.attach(Bytes::from_static(b"hi"));
+        let v = json!([1, {"x": ph}]);
+        let out = p.resolve_placeholders(&v, &mut |b| json!(b.len()));
+        assert_eq!(out, json!([1, {"x": 2}]));
+    }
+}

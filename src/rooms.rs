@@ -1,0 +1,183 @@
+//! Room registry of one namespace and the resolution of a broadcast target to sockets.
+//!
+//! Every socket is implicitly in the room named by its own id (as in Socket.IO), so
+//! `to(sid)` and `except(sid)` need no entry of their own.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::socket::Socket;
+
+/// A room name.
+pub type Room = Arc<str>;
+
+/// Who a broadcast goes to: sockets in any of `rooms` (all sockets of the namespace
+/// when empty), minus sockets in any of `except`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    /// Rooms to reach; empty means every socket of the namespace.
+    pub rooms: Vec<Room>,
+    /// Rooms (or socket ids) to leave out.
+    pub except: Vec<Room>,
+}
+
+impl Target {
+    /// Every socket.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// The sockets of one room (or the socket with that id).
+    pub fn room(room: impl Into<Room>) -> Self {
+        Self {
+            rooms: vec![room.into()],
+            except: Vec::new(),
+        }
+    }
+}
+
+/// Sockets and room memberships of one namespace.
+#[derive(Default)]
+pub(crate) struct RoomRegistry {
+    sockets: HashMap<Arc<str>, Socket>,
+    rooms: HashMap<Room, HashSet<Arc<str>>>,
+    memberships: HashMap<Arc<str>, HashSet<Room>>,
+}
+
+impl RoomRegistry {
+    pub fn insert(&mut self, socket: Socket) {
+        self.sockets.insert(socket.id_arc(), socket);
+    }
+
+    /// Remove a socket and all its memberships.
+    pub fn remove(&mut self, sid: &str) -> Option<Socket> {
+        let socket = self.sockets.remove(sid)?;
+        if let Some(rooms) = self.memberships.remove(sid) {
+            for room in rooms {
+                self.drop_member(&room, sid);
+            }
+        }
+        Some(socket)
+    }
+
+    fn drop_member(&mut self, room: &str, sid: &str) {
+        if let Some(members) = self.rooms.get_mut(room) {
+            members.remove(sid);
+            if members.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+    }
+
+    pub fn get(&self, sid: &str) -> Option<&Socket> {
+        self.sockets.get(sid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    pub fn sockets(&self) -> impl Iterator<Item = &Socket> {
+        self.sockets.values()
+    }
+
+    /// Returns false when the socket is unknown.
+    pub fn join(&mut self, sid: &str, room: Room) -> bool {
+        let Some(sid) = self.sockets.get_key_value(sid).map(|(k, _)| k.clone()) else {
+            return false;
+        };
+        self.memberships
+            .entry(sid.clone())
+            .or_default()
+            .insert(room.clone());
+        self.rooms.entry(room).or_default().insert(sid);
+        true
+    }
+
+    pub fn leave(&mut self, sid: &str, room: &str) {
+        if let Some(rooms) = self.memberships.get_mut(sid) {
+            rooms.remove(room);
+        }
+        self.drop_member(room, sid);
+    }
+
+    /// Remove every member of a room (Flask-SocketIO's `close_room`).
+    pub fn clear_room(&mut self, room: &str) {
+        if let Some(members) = self.rooms.remove(room) {
+            for sid in members {
+                if let Some(rooms) = self.memberships.get_mut(&sid) {
+                    rooms.remove(room);
+                }
+            }
+        }
+    }
+
+    /// The socket's own id room first, then the rooms it joined, sorted.
+    pub fn rooms_of(&self, sid: &str) -> Vec<String> {
+        let mut joined: Vec<String> = self
+            .memberships
+            .get(sid)
+            .map(|r| r.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default();
+        joined.sort();
+        if self.sockets.contains_key(sid) {
+            joined.insert(0, sid.to_string());
+        }
+        joined
+    }
+
+    /// Members of a room, including the socket whose id the room is named after.
+    fn for_each_in_room<'s>(&'s self, room: &str, f: &mut impl FnMut(&'s Socket)) {
+        if let Some(members) = self.rooms.get(room) {
+            for sid in members {
+                if let Some(s) = self.sockets.get(sid) {
+                    f(s);
+                }
+            }
+        }
+        if let Some(s) = self.sockets.get(room) {
+            // A socket joined to a room named after its own id is already counted.
+            if !self.rooms.get(room).is_some_and(|m| m.contains(room)) {
+                f(s);
+            }
+        }
+    }
+
+    /// Call `f` once for every socket the target reaches.
+    pub fn for_each_target<'s>(&'s self, target: &Target, mut f: impl FnMut(&'s Socket)) {
+        let excluded: HashSet<&str> = if target.except.is_empty() {
+            HashSet::new()
+        } else {
+            let mut set = HashSet::new();
+            for room in &target.except {
+                if let Some(members) = self.rooms.get(room) {
+                    set.extend(members.iter().map(|s| &**s));
+                }
+                if let Some((sid, _)) = self.sockets.get_key_value(&**room) {
+                    set.insert(&**sid);
+                }
+            }
+            set
+        };
+        let mut deliver = |s: &'s Socket| {
+            if excluded.is_empty() || !excluded.contains(s.id()) {
+                f(s)
+            }
+        };
+        match target.rooms.as_slice() {
+            [] => self.sockets.values().for_each(&mut deliver),
+            [room] => self.for_each_in_room(room, &mut deliver),
+            rooms => {
+                // A socket in several of the rooms gets the packet once.
+                let mut seen: HashSet<&str> = HashSet::new();
+                for room in rooms {
+                    self.for_each_in_room(room, &mut |s: &'s Socket| {
+                        if seen.insert(s.id()) {
+                            deliver(s)
+                        }
+                    });
+                }
+            }
+        }
+    }
+}

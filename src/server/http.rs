@@ -1,0 +1,433 @@
+//! HTTP: the accept loop, routing, CORS, Engine.IO request validation, `/healthz` and
+//! `POST /api/emit`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming as Body;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{polling, websocket, ServerConfig};
+use crate::emitter::IoCore;
+use crate::engine::{Engine, RequestInfo, Transport};
+use crate::rooms::Target;
+
+pub(crate) type HttpResponse = Response<Full<Bytes>>;
+
+/// Routing table and settings shared by every connection.
+pub(crate) struct App {
+    engines: Vec<(String, Arc<Engine>)>,
+    cors: Cors,
+    core: Arc<IoCore>,
+    publish_api: bool,
+    api_key: Option<String>,
+    max_payload: usize,
+}
+
+impl App {
+    pub fn new(
+        config: &ServerConfig,
+        engines: Vec<(String, Arc<Engine>)>,
+        core: Arc<IoCore>,
+    ) -> Self {
+        Self {
+            engines,
+            cors: Cors::new(&config.cors_allowed_origins),
+            core,
+            publish_api: config.publish_api,
+            api_key: config.api_key.clone(),
+            max_payload: config.engine.max_payload,
+        }
+    }
+
+    fn engine_for(&self, path: &str) -> Option<&Arc<Engine>> {
+        let path = path.trim_end_matches('/');
+        self.engines
+            .iter()
+            .find(|(p, _)| p == path || (p == "/" && path.is_empty()))
+            .map(|(_, e)| e)
+    }
+}
+
+/// Accept TCP connections until shutdown; each is served by hyper on its own task.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    app: Arc<App>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (stream, remote) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        let conn_tasks = tasks.clone();
+        tasks.spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let app = app.clone();
+                let tasks = conn_tasks.clone();
+                async move { Ok::<_, Infallible>(route(app, req, remote, tasks).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        tracing::trace!(error = %e, "http connection ended with an error");
+                    }
+                }
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+async fn route(
+    app: Arc<App>,
+    req: Request<Body>,
+    remote: std::net::SocketAddr,
+    tasks: TaskTracker,
+) -> HttpResponse {
+    let path = req.uri().path().to_string();
+    if path == "/healthz" {
+        return text(StatusCode::OK, "ok");
+    }
+    if path == "/api/emit" && app.publish_api {
+        return publish(&app, req).await;
+    }
+    let Some(engine) = app.engine_for(&path).cloned() else {
+        return text(StatusCode::NOT_FOUND, "not found");
+    };
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut response = engine_request(&app, engine, req, remote, tasks).await;
+    app.cors.apply(origin.as_ref(), response.headers_mut());
+    response
+}
+
+/// Engine.IO error codes, as the reference implementation answers them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum EngineError {
+    TransportUnknown = 0,
+    UnknownSid = 1,
+    BadHandshakeMethod = 2,
+    BadRequest = 3,
+    Forbidden = 4,
+    UnsupportedProtocolVersion = 5,
+}
+
+impl EngineError {
+    fn message(self) -> &'static str {
+        match self {
+            EngineError::TransportUnknown => "Transport unknown",
+            EngineError::UnknownSid => "Session ID unknown",
+            EngineError::BadHandshakeMethod => "Bad handshake method",
+            EngineError::BadRequest => "Bad request",
+            EngineError::Forbidden => "Forbidden",
+            EngineError::UnsupportedProtocolVersion => "Unsupported protocol version",
+        }
+    }
+
+    pub fn response(self) -> HttpResponse {
+        let status = if matches!(self, EngineError::Forbidden) {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let body = serde_json::json!({"code": self as u8, "message": self.message()}).to_string();
+        let mut resp = Response::new(Full::new(Bytes::from(body)));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp
+    }
+}
+
+pub(crate) fn text(status: StatusCode, body: &'static str) -> HttpResponse {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    resp
+}
+
+fn query_params(query: &str) -> HashMap<&str, &str> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let mut it = pair.splitn(2, '=');
+            Some((it.next()?, it.next().unwrap_or("")))
+        })
+        .collect()
+}
+
+async fn engine_request(
+    app: &App,
+    engine: Arc<Engine>,
+    req: Request<Body>,
+    remote: std::net::SocketAddr,
+    tasks: TaskTracker,
+) -> HttpResponse {
+    if req.method() == Method::OPTIONS {
+        return app.cors.preflight(req.headers());
+    }
+    let query = req.uri().query().unwrap_or("").to_string();
+    let params = query_params(&query);
+    if params.get("EIO") != Some(&"4") {
+        return EngineError::UnsupportedProtocolVersion.response();
+    }
+    let transport = match params.get("transport") {
+        Some(&"polling") if engine.config.allow_polling => Transport::Polling,
+        Some(&"websocket") if engine.config.allow_websocket => Transport::WebSocket,
+        _ => return EngineError::TransportUnknown.response(),
+    };
+    let sid = params.get("sid").map(|s| s.to_string());
+    let is_upgrade = websocket::is_upgrade_request(&req);
+
+    if transport == Transport::WebSocket {
+        if !is_upgrade {
+            return EngineError::BadRequest.response();
+        }
+        if !app.cors.allows_websocket(req.headers()) {
+            return EngineError::Forbidden.response();
+        }
+        let session = match sid {
+            Some(sid) => match engine.session(&sid) {
+                Some(s) if s.transport() == Transport::Polling && !s.is_closed() => Some(s),
+                Some(_) => return EngineError::BadRequest.response(),
+                None => return EngineError::UnknownSid.response(),
+            },
+            None => None,
+        };
+        let info = RequestInfo {
+            remote_addr: Some(remote),
+            query,
+            headers: req.headers().clone(),
+        };
+        return websocket::upgrade(engine, session, req, info, tasks);
+    }
+
+    match (req.method(), sid) {
+        (&Method::GET, None) => {
+            let info = RequestInfo {
+                remote_addr: Some(remote),
+                query: query.clone(),
+                headers: req.headers().clone(),
+            };
+            let (_session, open) = engine.open(Transport::Polling, &info);
+            polling::payload_response(open)
+        }
+        (_, None) => EngineError::BadHandshakeMethod.response(),
+        (method, Some(sid)) => {
+            let Some(session) = engine.session(&sid) else {
+                return EngineError::UnknownSid.response();
+            };
+            if session.transport() != Transport::Polling {
+                return EngineError::BadRequest.response();
+            }
+            match *method {
+                Method::GET => polling::get(&engine, session).await,
+                Method::POST => polling::post(&engine, session, req).await,
+                _ => EngineError::BadRequest.response(),
+            }
+        }
+    }
+}
+
+/// CORS policy: which origins may use the server from a browser.
+pub(crate) struct Cors {
+    any: bool,
+    origins: Vec<String>,
+}
+
+impl Cors {
+    fn new(allowed: &[String]) -> Self {
+        Self {
+            any: allowed.iter().any(|o| o == "*"),
+            origins: allowed
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    fn allows(&self, origin: &str) -> bool {
+        self.any || self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+    }
+
+    /// Add the CORS headers to a response for an allowed origin.
+    fn apply(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
+        let Some(origin) = origin else { return };
+        let Ok(o) = origin.to_str() else { return };
+        if self.allows(o) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+            headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+    }
+
+    fn preflight(&self, req_headers: &HeaderMap) -> HttpResponse {
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        if let Some(h) = req_headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, h.clone());
+        }
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        resp
+    }
+
+    /// Browsers do not apply CORS to WebSockets, so the server checks `Origin` itself:
+    /// no header (not a browser), an allowed origin, or the same host.
+    fn allows_websocket(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+            return true;
+        };
+        if self.allows(origin) {
+            return true;
+        }
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let origin_host = origin.split("://").nth(1);
+        matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+    }
+}
+
+/// Body of `POST /api/emit`.
+#[derive(Debug, Deserialize)]
+struct PublishRequest {
+    event: String,
+    #[serde(default)]
+    data: Value,
+    #[serde(default = "root_namespace")]
+    namespace: String,
+    #[serde(default)]
+    rooms: Vec<String>,
+    #[serde(default)]
+    except: Vec<String>,
+}
+
+fn root_namespace() -> String {
+    "/".to_string()
+}
+
+fn json_response(status: StatusCode, body: Value) -> HttpResponse {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Publish over HTTP: any language can emit with one request.
+async fn publish(app: &App, req: Request<Body>) -> HttpResponse {
+    if req.method() != Method::POST {
+        return json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            serde_json::json!({"error": "use POST"}),
+        );
+    }
+    if let Some(key) = &app.api_key {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), key.as_bytes())) {
+            return json_response(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": "missing or wrong bearer key"}),
+            );
+        }
+    }
+    let body = match Limited::new(req.into_body(), app.max_payload)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                serde_json::json!({"error": "body too large"}),
+            )
+        }
+    };
+    let request: PublishRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("invalid request: {e}")}),
+            )
+        }
+    };
+    let Some(ns) = app.core.get(&request.namespace) else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": format!("no namespace `{}`", request.namespace)}),
+        );
+    };
+    let target = Target {
+        rooms: request.rooms.into_iter().map(Into::into).collect(),
+        except: request.except.into_iter().map(Into::into).collect(),
+    };
+    match ns
+        .broadcast()
+        .target(target)
+        .emit(&request.event, &request.data)
+    {
+        Ok(report) => json_response(
+            StatusCode::OK,
+            serde_json::json!({"delivered": report.delivered, "queue_full": report.full.len()}),
+        ),
+        Err(e) => json_response(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": e.to_string()}),
+        ),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,357 @@
+//! The tokio IO layer: listener, HTTP routing, transports, lifecycle.
+
+mod http;
+mod polling;
+mod websocket;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::connection::{IoConfig, SocketIoHandler};
+use crate::emitter::{Emitter, IoCore};
+use crate::engine::{CloseReason, Engine, EngineConfig, EngineHandler};
+use crate::namespace::Namespace;
+
+/// Everything a server can be told. `Default` gives the Socket.IO defaults on
+/// 127.0.0.1:5000.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind; 0 picks a free one (see [`ServerHandle::local_addr`]).
+    pub port: u16,
+    /// Socket.IO endpoint path.
+    pub path: String,
+    /// Origins allowed to use the server from a browser: CORS for long-polling, and the
+    /// `Origin` check of WebSocket upgrades. `"*"` allows any origin. Empty allows
+    /// same-origin pages (and non-browser clients, which send no `Origin`) only.
+    pub cors_allowed_origins: Vec<String>,
+    /// Engine.IO settings: heartbeat, payload limit, queue bounds, transports.
+    pub engine: EngineConfig,
+    /// How long a client may take to send its first Socket.IO CONNECT.
+    pub connect_timeout: Duration,
+    /// Most binary attachments in one packet.
+    pub max_attachments: usize,
+    /// Serve `POST /api/emit` (publish over HTTP).
+    pub publish_api: bool,
+    /// Bearer key `POST /api/emit` requires, if any.
+    pub api_key: Option<String>,
+    /// Worker threads of the runtime [`Server::start`] creates.
+    pub worker_threads: usize,
+    /// How long shutdown waits for connections to drain.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_string(),
+            port: 5000,
+            path: "/socket.io".to_string(),
+            cors_allowed_origins: Vec::new(),
+            engine: EngineConfig::default(),
+            connect_timeout: Duration::from_secs(45),
+            max_attachments: 64,
+            publish_api: false,
+            api_key: None,
+            worker_threads: 2,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Binding the listener failed.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Creating the runtime failed.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    /// A configuration value is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// A Socket.IO server being set up: declare namespaces and handlers, then
+/// [`Server::start`] it on its own threads or [`Server::serve`] it inside your runtime.
+///
+/// ```no_run
+/// use swarmcast::{Server, ServerConfig};
+///
+/// let mut config = ServerConfig::default();
+/// config.port = 0;
+/// let server = Server::new(config);
+/// server.namespace("/").on("ping", |socket, event, ack| {
+///     if let Some(ack) = ack {
+///         let _ = ack.send(&"pong");
+///     }
+/// });
+/// let running = server.start().unwrap();
+/// println!("listening on {}", running.local_addr());
+/// running.emitter().emit("hello", &"world").unwrap();
+/// running.stop();
+/// ```
+pub struct Server {
+    config: ServerConfig,
+    core: Arc<IoCore>,
+    endpoints: Vec<(String, Arc<dyn EngineHandler>)>,
+}
+
+impl Server {
+    /// A server with the main namespace `/` declared.
+    pub fn new(config: ServerConfig) -> Self {
+        Self {
+            config,
+            core: IoCore::new(),
+            endpoints: Vec::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Declare (or get) a namespace. Clients connecting to an undeclared one get
+    /// CONNECT_ERROR "Invalid namespace".
+    pub fn namespace(&self, name: &str) -> Arc<Namespace> {
+        self.core.get_or_create(name)
+    }
+
+    /// An emitter; valid before, during and after the server runs.
+    pub fn emitter(&self) -> Emitter {
+        Emitter {
+            core: self.core.clone(),
+        }
+    }
+
+    /// Serve a raw Engine.IO endpoint at `path` beside the Socket.IO one.
+    pub fn engine_endpoint(&mut self, path: &str, handler: Arc<dyn EngineHandler>) -> &mut Self {
+        self.endpoints.push((normalize_path(path), handler));
+        self
+    }
+
+    fn validate(&self) -> Result<(), ServerError> {
+        let e = &self.config.engine;
+        if e.ping_interval.is_zero() || e.ping_timeout.is_zero() {
+            return Err(ServerError::Config(
+                "ping interval and timeout must be > 0".into(),
+            ));
+        }
+        if e.max_payload == 0 || e.queue_packets == 0 || e.queue_bytes == 0 {
+            return Err(ServerError::Config(
+                "payload and queue limits must be > 0".into(),
+            ));
+        }
+        if e.max_polling_packets == 0 {
+            return Err(ServerError::Config(
+                "max_polling_packets must be > 0".into(),
+            ));
+        }
+        if !e.allow_polling && !e.allow_websocket {
+            return Err(ServerError::Config(
+                "at least one transport must be allowed".into(),
+            ));
+        }
+        if !self.config.path.starts_with('/') {
+            return Err(ServerError::Config("path must start with '/'".into()));
+        }
+        Ok(())
+    }
+
+    /// Start on a runtime of its own (`worker_threads` threads) and return at once.
+    /// This is the mode for programs that are not async (and for the Python and C
+    /// bindings).
+    pub fn start(self) -> Result<ServerHandle, ServerError> {
+        self.validate()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(self.config.worker_threads.max(1))
+            .thread_name("swarmcast")
+            .enable_all()
+            .build()
+            .map_err(ServerError::Runtime)?;
+        let mut handle = runtime.block_on(self.serve())?;
+        handle.runtime = Some(runtime);
+        Ok(handle)
+    }
+
+    /// Bind and serve on the current tokio runtime; returns once listening.
+    pub async fn serve(self) -> Result<ServerHandle, ServerError> {
+        self.validate()?;
+        let addr = format!("{}:{}", self.config.host, self.config.port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        self.serve_on(listener)
+    }
+
+    /// Serve on a listener you bound yourself.
+    pub fn serve_on(self, listener: TcpListener) -> Result<ServerHandle, ServerError> {
+        self.validate()?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: "listener".into(),
+            source,
+        })?;
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        self.core
+            .ctx
+            .set_runtime(Some(tokio::runtime::Handle::current()));
+
+        let socketio = Arc::new(SocketIoHandler {
+            core: self.core.clone(),
+            config: IoConfig {
+                connect_timeout: self.config.connect_timeout,
+                max_attachments: self.config.max_attachments,
+            },
+        });
+        let mut routes = vec![(
+            normalize_path(&self.config.path),
+            socketio as Arc<dyn EngineHandler>,
+        )];
+        routes.extend(self.endpoints);
+        let engines: Vec<(String, Arc<Engine>)> = routes
+            .into_iter()
+            .map(|(path, handler)| {
+                let engine = Engine::new(
+                    self.config.engine.clone(),
+                    handler,
+                    tasks.clone(),
+                    shutdown.clone(),
+                );
+                (path, engine)
+            })
+            .collect();
+        let app = Arc::new(http::App::new(
+            &self.config,
+            engines.clone(),
+            self.core.clone(),
+        ));
+        tasks.spawn(http::accept_loop(
+            listener,
+            app,
+            tasks.clone(),
+            shutdown.clone(),
+        ));
+        tracing::info!(%local_addr, path = %self.config.path, "swarmcast listening");
+        Ok(ServerHandle {
+            local_addr,
+            emitter: Emitter { core: self.core },
+            shutdown,
+            tasks,
+            engines: engines.into_iter().map(|(_, e)| e).collect(),
+            runtime: None,
+            shutdown_timeout: self.config.shutdown_timeout,
+        })
+    }
+}
+
+fn normalize_path(path: &str) -> String {
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_string()
+    } else if trimmed.starts_with('/') {
+        trimmed.to_string()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// A running server. Stop it with [`ServerHandle::stop`] (own runtime) or
+/// [`ServerHandle::shutdown`] (inside your runtime); dropping it stops it too.
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    emitter: Emitter,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    engines: Vec<Arc<Engine>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    shutdown_timeout: Duration,
+}
+
+impl ServerHandle {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// An emitter for this server.
+    pub fn emitter(&self) -> &Emitter {
+        &self.emitter
+    }
+
+    /// Number of open Engine.IO sessions on all endpoints.
+    pub fn session_count(&self) -> usize {
+        self.engines.iter().map(|e| e.session_count()).sum()
+    }
+
+    fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+        for engine in &self.engines {
+            engine.close_all(CloseReason::ServerShutdown);
+        }
+        self.tasks.close();
+    }
+
+    /// Graceful shutdown inside the caller's runtime: stop accepting, close every
+    /// session (queued packets are flushed first), wait up to `shutdown_timeout` for
+    /// connections to finish.
+    pub async fn shutdown(mut self) {
+        self.begin_shutdown();
+        let _ = tokio::time::timeout(self.shutdown_timeout, self.tasks.wait()).await;
+        self.emitter.core.ctx.set_runtime(None);
+        // Nothing left for Drop to do.
+        self.runtime = None;
+    }
+
+    /// Graceful shutdown for a server started with [`Server::start`]: like
+    /// [`ServerHandle::shutdown`], then joins the runtime's threads. Blocks; do not
+    /// call from inside an async task.
+    pub fn stop(mut self) {
+        self.stop_blocking();
+    }
+
+    fn stop_blocking(&mut self) {
+        self.begin_shutdown();
+        self.emitter.core.ctx.set_runtime(None);
+        if let Some(runtime) = self.runtime.take() {
+            let tasks = self.tasks.clone();
+            let timeout = self.shutdown_timeout;
+            runtime.block_on(async move {
+                let _ = tokio::time::timeout(timeout, tasks.wait()).await;
+            });
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if self.runtime.is_some() {
+            // `block_on` panics inside a runtime: there, only signal and let the
+            // runtime go in the background.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                self.begin_shutdown();
+                if let Some(rt) = self.runtime.take() {
+                    rt.shutdown_background();
+                }
+            } else {
+                self.stop_blocking();
+            }
+        } else if !self.shutdown.is_cancelled() {
+            self.begin_shutdown();
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! HTTP long-polling transport: GET waits for queued packets, POST carries client packets.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming as Body;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+
+use super::http::{text, EngineError, HttpResponse};
+use crate::engine::{CloseReason, Engine, Frame, Session};
+use crate::protocol::engineio;
+
+pub(crate) fn payload_response(body: String) -> HttpResponse {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    resp
+}
+
+/// Clears the "GET pending" flag however the request ends (including when hyper drops
+/// the future because the client went away).
+struct GetGuard<'a>(&'a Session);
+
+impl Drop for GetGuard<'_> {
+    fn drop(&mut self) {
+        self.0.get_active.store(false, Ordering::Release);
+    }
+}
+
+/// A long-poll: answer with queued packets as soon as there are any (at most
+/// `max_polling_packets`; the rest wait for the next GET), or with NOOP when the session
+/// upgrades, or CLOSE when it ends.
+pub(crate) async fn get(engine: &Engine, session: Arc<Session>) -> HttpResponse {
+    if session.get_active.swap(true, Ordering::AcqRel) {
+        // Two concurrent GETs: the client is broken. Close the session; the pending GET
+        // answers with CLOSE.
+        session.close(CloseReason::ParseError);
+        return EngineError::BadRequest.response();
+    }
+    let _guard = GetGuard(&session);
+    let max = engine.config.max_polling_packets;
+    let mut frames = VecDeque::new();
+    loop {
+        let closed = session.queue.drain_into(&mut frames, max);
+        if !frames.is_empty() || closed {
+            let mut body = String::new();
+            for frame in &frames {
+                match frame {
+                    Frame::Text(t) => {
+                        engineio::write_payload_frame(&mut body, engineio::Frame::Text(t))
+                    }
+                    Frame::Binary(b) => {
+                        engineio::write_payload_frame(&mut body, engineio::Frame::Binary(b))
+                    }
+                }
+            }
+            if closed && frames.len() < max {
+                engineio::write_payload_frame(&mut body, engineio::Frame::Text("1"));
+            }
+            return payload_response(body);
+        }
+        if session.upgrading.load(Ordering::Acquire) {
+            // The client is switching to WebSocket: end this poll so it can send UPGRADE.
+            return payload_response("6".to_string());
+        }
+        tokio::select! {
+            _ = session.queue.ready() => {}
+            _ = session.closed.cancelled() => {}
+        }
+    }
+}
+
+/// Client packets. Answers `ok`; a body over `max_payload` gets 413, a malformed one
+/// 400, and both close the session.
+pub(crate) async fn post(
+    engine: &Engine,
+    session: Arc<Session>,
+    req: Request<Body>,
+) -> HttpResponse {
+    let max = engine.config.max_payload;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > max) {
+        session.close(CloseReason::ParseError);
+        return text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
+    }
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            session.close(CloseReason::ParseError);
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
+        }
+    };
+    let Ok(body) = std::str::from_utf8(&body) else {
+        session.close(CloseReason::ParseError);
+        return EngineError::BadRequest.response();
+    };
+    // One POST at a time per session, so packets reach the handler in order.
+    let Some(_lock) = session.post_lock.try_lock() else {
+        session.close(CloseReason::ParseError);
+        return EngineError::BadRequest.response();
+    };
+    for packet in engineio::decode_payload(body) {
+        let outcome = match packet {
+            Ok(packet) => session.receive(packet),
+            Err(_) => Err(CloseReason::ParseError),
+        };
+        if let Err(reason) = outcome {
+            session.close(reason);
+            return EngineError::BadRequest.response();
+        }
+        if session.is_closed() {
+            break;
+        }
+    }
+    let mut resp = text(StatusCode::OK, "ok");
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=UTF-8"),
+    );
+    resp
+}

@@ -1,0 +1,196 @@
+//! WebSocket transport: handshake over hyper's upgrade, the polling -> WebSocket probe,
+//! and one task per connection that both reads and writes.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::Full;
+use hyper::body::Incoming as Body;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::task::TaskTracker;
+
+use super::http::{EngineError, HttpResponse};
+use crate::engine::{CloseReason, Engine, Frame, RequestInfo, Session, Transport};
+use crate::protocol::engineio;
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+pub(crate) fn is_upgrade_request(req: &Request<Body>) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
+}
+
+/// Answer 101 and hand the upgraded connection to a task. `session` is the polling
+/// session to upgrade, or `None` for a WebSocket-only handshake.
+pub(crate) fn upgrade(
+    engine: Arc<Engine>,
+    session: Option<Arc<Session>>,
+    mut req: Request<Body>,
+    info: RequestInfo,
+    tasks: TaskTracker,
+) -> HttpResponse {
+    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        return EngineError::BadRequest.response();
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let config = ws_config(engine.config.max_payload);
+    tasks.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket upgrade failed");
+                return;
+            }
+        };
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        match session {
+            Some(session) => run(ws, session, false).await,
+            None => {
+                let (session, open) = engine.open(Transport::WebSocket, &info);
+                let mut ws = ws;
+                if ws.send(Message::text(open)).await.is_err() {
+                    session.close(CloseReason::TransportError);
+                    return;
+                }
+                run(ws, session, true).await
+            }
+        }
+    });
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    resp
+}
+
+fn ws_config(max_payload: usize) -> WebSocketConfig {
+    // Small buffers: most connections are idle dashboards, and memory per connection is
+    // what limits how many one box holds. Writes are flushed per batch anyway.
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(max_payload))
+        .max_frame_size(Some(max_payload))
+}
+
+fn to_message(frame: Frame) -> Message {
+    match frame {
+        Frame::Text(t) => Message::Text(t),
+        Frame::Binary(b) => Message::Binary(b),
+    }
+}
+
+/// Read client packets and write queued frames on one task. `active` is false while a
+/// polling session probes this WebSocket: then only the probe and UPGRADE are expected,
+/// and the queue still belongs to the polling transport.
+async fn run(mut ws: Ws, session: Arc<Session>, mut active: bool) {
+    let mut batch: VecDeque<Frame> = VecDeque::new();
+    let reason = loop {
+        tokio::select! {
+            incoming = ws.next() => {
+                let message = match incoming {
+                    None => break CloseReason::TransportClose,
+                    Some(Ok(m)) => m,
+                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. })))
+                    | Some(Err(WsError::Capacity(_))) => {
+                        let _ = ws.close(Some(CloseFrame { code: CloseCode::Size, reason: "message too big".into() })).await;
+                        break CloseReason::ParseError;
+                    }
+                    Some(Err(WsError::ConnectionClosed)) | Some(Err(WsError::AlreadyClosed)) => {
+                        break CloseReason::TransportClose
+                    }
+                    Some(Err(e)) => {
+                        tracing::debug!(sid = %session.sid, error = %e, "websocket read error");
+                        break CloseReason::TransportError;
+                    }
+                };
+                match message {
+                    Message::Text(text) if !active => {
+                        match engineio::decode_text(&text) {
+                            Ok(engineio::Packet::Ping("probe")) => {
+                                if ws.send(Message::text("3probe")).await.is_err() {
+                                    return;
+                                }
+                                session.upgrading.store(true, Ordering::Release);
+                                // End the pending long-poll so the client can send UPGRADE.
+                                session.queue.wake();
+                            }
+                            Ok(engineio::Packet::Upgrade) if session.upgrading.load(Ordering::Acquire) => {
+                                session.set_transport(Transport::WebSocket);
+                                session.upgrading.store(false, Ordering::Release);
+                                active = true;
+                                // Write whatever the polling transport left queued.
+                                session.queue.wake();
+                            }
+                            // Anything else on a probing socket: drop this socket, keep the session.
+                            _ => return,
+                        }
+                    }
+                    Message::Text(text) => {
+                        let outcome = engineio::decode_text(&text)
+                            .map_err(|_| CloseReason::ParseError)
+                            .and_then(|packet| session.receive(packet));
+                        if let Err(reason) = outcome {
+                            session.close(reason);
+                        }
+                    }
+                    Message::Binary(data) if active => session.receive_binary(&data),
+                    Message::Binary(_) => return,
+                    Message::Close(_) => break CloseReason::TransportClose,
+                    // tungstenite answers pings itself; the reply goes out with the next flush.
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
+                        if ws.flush().await.is_err() {
+                            break CloseReason::TransportError;
+                        }
+                    }
+                }
+            }
+            _ = session.queue.ready(), if active => {
+                let closed = session.queue.drain_into(&mut batch, usize::MAX);
+                let mut failed = false;
+                for frame in batch.drain(..) {
+                    if ws.feed(to_message(frame)).await.is_err() {
+                        failed = true;
+                        break;
+                    }
+                }
+                if failed || ws.flush().await.is_err() {
+                    break CloseReason::TransportError;
+                }
+                if closed {
+                    let _ = ws.close(None).await;
+                    return;
+                }
+            }
+            _ = session.closed.cancelled(), if !active => return,
+        }
+    };
+    // A probe socket that goes away leaves the polling session as it was.
+    if active {
+        session.close(reason);
+    }
+}

@@ -1,0 +1,332 @@
+//! One client's connection to one namespace.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::emitter::{Broadcast, EmitError};
+use crate::engine::{CloseReason, EngineSocket, Frame, SendError, Transport};
+use crate::namespace::Namespace;
+use crate::packet::{self, Encoded, Payload};
+use crate::protocol::socketio::PacketKind;
+use crate::rooms::Room;
+
+/// Why a socket left its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    /// The server called [`Socket::disconnect`].
+    ServerNamespaceDisconnect,
+    /// The client sent DISCONNECT for this namespace.
+    ClientNamespaceDisconnect,
+    /// The underlying Engine.IO session ended.
+    Transport(CloseReason),
+}
+
+impl DisconnectReason {
+    /// The reason string Socket.IO uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+            DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
+            DisconnectReason::Transport(reason) => reason.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a server-to-client ack did not come.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    /// No answer within the timeout.
+    #[error("the client did not acknowledge within the timeout")]
+    Timeout,
+    /// The socket disconnected before answering.
+    #[error("the socket disconnected before acknowledging")]
+    Disconnected,
+    /// The packet could not be sent.
+    #[error(transparent)]
+    Emit(#[from] EmitError),
+}
+
+/// A future resolving to a client's ack.
+pub type AckFuture = Pin<Box<dyn Future<Output = Result<Payload, AckError>> + Send>>;
+
+const CONNECTING: u8 = 0;
+const CONNECTED: u8 = 1;
+const DISCONNECTED: u8 = 2;
+
+pub(crate) struct SocketInner {
+    id: Arc<str>,
+    pub(crate) ns: Arc<Namespace>,
+    pub(crate) engine: EngineSocket,
+    auth: Option<Value>,
+    state: AtomicU8,
+    /// Frames emitted to the socket while its connect handler runs: they must follow
+    /// the CONNECT reply, which is only sent once the handler accepts.
+    pending: Mutex<Vec<Frame>>,
+    acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
+    next_ack: AtomicU64,
+}
+
+/// A client connected to a namespace. Cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct Socket(pub(crate) Arc<SocketInner>);
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.0.id)
+            .field("namespace", &self.0.ns.name())
+            .finish()
+    }
+}
+
+impl Socket {
+    pub(crate) fn new(ns: Arc<Namespace>, engine: EngineSocket, auth: Option<Value>) -> Self {
+        Socket(Arc::new(SocketInner {
+            id: crate::engine::new_id().into(),
+            ns,
+            engine,
+            auth,
+            state: AtomicU8::new(CONNECTING),
+            pending: Mutex::new(Vec::new()),
+            acks: Mutex::new(HashMap::new()),
+            next_ack: AtomicU64::new(0),
+        }))
+    }
+
+    /// The socket id (distinct from the Engine.IO session id, as in Socket.IO v5).
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+
+    pub(crate) fn id_arc(&self) -> Arc<str> {
+        self.0.id.clone()
+    }
+
+    /// The namespace name.
+    pub fn namespace(&self) -> &str {
+        self.0.ns.name()
+    }
+
+    /// The auth payload the client sent with CONNECT.
+    pub fn auth(&self) -> Option<&Value> {
+        self.0.auth.as_ref()
+    }
+
+    /// The Engine.IO session id of the underlying connection.
+    pub fn engine_sid(&self) -> &str {
+        self.0.engine.sid()
+    }
+
+    /// The transport in use.
+    pub fn transport(&self) -> Transport {
+        self.0.engine.transport()
+    }
+
+    /// Whether the socket is still connected.
+    pub fn connected(&self) -> bool {
+        self.0.state.load(Ordering::Acquire) != DISCONNECTED
+    }
+
+    /// Queue frames for this socket. While the connect handler runs they wait behind
+    /// the CONNECT reply.
+    pub(crate) fn send_frames(&self, frames: &[Frame]) -> Result<(), SendError> {
+        match self.0.state.load(Ordering::Acquire) {
+            CONNECTED => self.0.engine.send_frames(frames),
+            DISCONNECTED => Err(SendError::Closed),
+            _ => {
+                let mut pending = self.0.pending.lock();
+                // Re-check under the lock: `mark_connected` flips the state while holding it.
+                match self.0.state.load(Ordering::Acquire) {
+                    CONNECTED => self.0.engine.send_frames(frames),
+                    DISCONNECTED => Err(SendError::Closed),
+                    _ => {
+                        pending.extend_from_slice(frames);
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Send the CONNECT reply, then whatever was emitted meanwhile.
+    pub(crate) fn mark_connected(&self, reply: &Encoded) {
+        let mut pending = self.0.pending.lock();
+        let _ = self.0.engine.send_frames(&reply.frames);
+        if !pending.is_empty() {
+            let _ = self.0.engine.send_frames(&pending);
+            pending.clear();
+        }
+        self.0.state.store(CONNECTED, Ordering::Release);
+    }
+
+    /// Mark disconnected; returns false if it already was. Fails pending acks.
+    pub(crate) fn mark_disconnected(&self) -> bool {
+        if self.0.state.swap(DISCONNECTED, Ordering::AcqRel) == DISCONNECTED {
+            return false;
+        }
+        self.0.pending.lock().clear();
+        // Dropping the senders wakes the waiters with `Disconnected`.
+        self.0.acks.lock().clear();
+        true
+    }
+
+    fn push(&self, encoded: &Encoded) -> Result<(), EmitError> {
+        self.send_frames(&encoded.frames).map_err(|e| match e {
+            SendError::QueueFull => EmitError::QueueFull(self.id().to_string()),
+            SendError::Closed => EmitError::Disconnected(self.id().to_string()),
+        })
+    }
+
+    /// Emit `event` with one argument to this client.
+    ///
+    /// Fails with [`EmitError::QueueFull`] when the client does not keep up.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        let encoded = packet::encode_event(self.namespace(), event, data, None)?;
+        self.push(&encoded)
+    }
+
+    /// Emit `event` with any number of arguments and binary attachments.
+    pub fn emit_payload(&self, event: &str, payload: &Payload) -> Result<(), EmitError> {
+        let encoded = packet::encode_event_payload(self.namespace(), event, payload, None)?;
+        self.push(&encoded)
+    }
+
+    /// Emit and wait for the client's ack, at most `timeout`. Await it inside the
+    /// server's runtime (or use [`Socket::emit_with_ack_callback`] from other threads).
+    pub fn emit_with_ack(&self, event: &str, payload: &Payload, timeout: Duration) -> AckFuture {
+        let id = self.0.next_ack.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.0.acks.lock().insert(id, tx);
+        let sent = packet::encode_event_payload(self.namespace(), event, payload, Some(id))
+            .map_err(EmitError::from)
+            .and_then(|encoded| self.push(&encoded));
+        let socket = self.clone();
+        Box::pin(async move {
+            if let Err(e) = sent {
+                socket.0.acks.lock().remove(&id);
+                return Err(AckError::Emit(e));
+            }
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(payload)) => Ok(payload),
+                Ok(Err(_)) => Err(AckError::Disconnected),
+                Err(_) => {
+                    socket.0.acks.lock().remove(&id);
+                    Err(AckError::Timeout)
+                }
+            }
+        })
+    }
+
+    /// Like [`Socket::emit_with_ack`], calling `callback` on a runtime thread with the
+    /// outcome. Usable from any thread.
+    pub fn emit_with_ack_callback<F>(
+        &self,
+        event: &str,
+        payload: &Payload,
+        timeout: Duration,
+        callback: F,
+    ) where
+        F: FnOnce(Result<Payload, AckError>) + Send + 'static,
+    {
+        let fut = self.emit_with_ack(event, payload, timeout);
+        match self.0.ns.runtime() {
+            Some(rt) => {
+                rt.spawn(async move { callback(fut.await) });
+            }
+            None => callback(Err(AckError::Emit(EmitError::NotRunning))),
+        }
+    }
+
+    /// An ACK arrived from the client.
+    pub(crate) fn resolve_ack(&self, id: u64, payload: Payload) {
+        if let Some(tx) = self.0.acks.lock().remove(&id) {
+            let _ = tx.send(payload);
+        }
+    }
+
+    /// Join a room.
+    pub fn join(&self, room: impl Into<Room>) {
+        self.0.ns.join(self.id(), room.into());
+    }
+
+    /// Leave a room.
+    pub fn leave(&self, room: &str) {
+        self.0.ns.leave(self.id(), room);
+    }
+
+    /// The rooms the socket is in, its own id room first.
+    pub fn rooms(&self) -> Vec<String> {
+        self.0.ns.rooms_of(self.id())
+    }
+
+    /// A broadcast to every other socket of the namespace.
+    pub fn broadcast(&self) -> Broadcast<'_> {
+        Broadcast::new(&self.0.ns).except(self.id_arc())
+    }
+
+    /// A broadcast to a room, leaving this socket out (as `socket.to(room)` in Socket.IO).
+    pub fn to(&self, room: impl Into<Room>) -> Broadcast<'_> {
+        self.broadcast().to(room)
+    }
+
+    /// Disconnect from this namespace: the client gets DISCONNECT ("io server disconnect").
+    pub fn disconnect(&self) {
+        if let Ok(encoded) = packet::encode_control(PacketKind::Disconnect, self.namespace(), None)
+        {
+            let _ = self.0.engine.send_frames(&encoded.frames);
+        }
+        self.0
+            .ns
+            .remove_socket(self, DisconnectReason::ServerNamespaceDisconnect);
+    }
+
+    /// Close the whole underlying connection (every namespace).
+    pub fn close_connection(&self) {
+        self.0.engine.close();
+    }
+}
+
+/// Answers a client's ack request. Send it from any thread; dropping it sends nothing.
+#[derive(Debug)]
+pub struct AckSender {
+    socket: Socket,
+    id: u64,
+}
+
+impl AckSender {
+    pub(crate) fn new(socket: Socket, id: u64) -> Self {
+        Self { socket, id }
+    }
+
+    /// The ack id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Answer with one argument.
+    pub fn send<T: Serialize + ?Sized>(self, data: &T) -> Result<(), EmitError> {
+        let value = serde_json::to_value(data).map_err(packet::EncodeError::from)?;
+        self.send_payload(&Payload::new(vec![value]))
+    }
+
+    /// Answer with any arguments and attachments.
+    pub fn send_payload(self, payload: &Payload) -> Result<(), EmitError> {
+        let encoded = packet::encode_ack(self.socket.namespace(), self.id, payload)?;
+        self.socket.push(&encoded)
+    }
+}
