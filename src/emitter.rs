@@ -116,10 +116,6 @@ impl IoCore {
             .or_insert_with(|| Arc::new(Namespace::new(name, self.ctx.clone())))
             .clone()
     }
-
-    pub fn all(&self) -> Vec<Arc<Namespace>> {
-        self.namespaces.read().values().cloned().collect()
-    }
 }
 
 /// A cheap, cloneable handle that emits from any thread, inside or outside tokio.

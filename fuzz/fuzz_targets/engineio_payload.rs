@@ -19,7 +19,11 @@ fuzz_target!(|data: &[u8]| {
     // The same text as one WebSocket text frame.
     if let Ok(packet) = engineio::decode_text(body) {
         let text = engineio::encode_text(&packet);
-        assert_eq!(engineio::decode_text(&text).as_ref(), Ok(&packet), "{text:?}");
+        assert_eq!(
+            engineio::decode_text(&text).as_ref(),
+            Ok(&packet),
+            "{text:?}"
+        );
     }
 
     // As a long-polling body: each decoded packet survives a round trip.
@@ -43,10 +47,13 @@ fuzz_target!(|data: &[u8]| {
     // A body whose segments all decode re-encodes to a body with the same packets.
     if all_ok {
         let texts: Vec<String> = packets.iter().map(engineio::encode_text).collect();
-        let frames = packets.iter().zip(&texts).map(|(packet, text)| match packet {
-            Packet::Message(Message::Binary(bytes)) => Frame::Binary(bytes),
-            _ => Frame::Text(text),
-        });
+        let frames = packets
+            .iter()
+            .zip(&texts)
+            .map(|(packet, text)| match packet {
+                Packet::Message(Message::Binary(bytes)) => Frame::Binary(bytes),
+                _ => Frame::Text(text),
+            });
         let again = engineio::encode_payload(frames);
         let decoded: Result<Vec<_>, _> = engineio::decode_payload(&again).collect();
         assert_eq!(decoded.as_ref(), Ok(&packets), "{again:?}");

@@ -207,7 +207,6 @@ pub(crate) struct Engine {
     sessions: RwLock<HashMap<Arc<str>, Arc<Session>>>,
     /// Every task of this endpoint's sessions, joined on shutdown.
     pub tasks: TaskTracker,
-    pub shutdown: CancellationToken,
 }
 
 impl Engine {
@@ -215,14 +214,12 @@ impl Engine {
         config: EngineConfig,
         handler: Arc<dyn EngineHandler>,
         tasks: TaskTracker,
-        shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Self {
             config,
             handler,
             sessions: RwLock::new(HashMap::new()),
             tasks,
-            shutdown,
         })
     }
 

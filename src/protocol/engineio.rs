@@ -791,7 +791,9 @@ mod tests {
         }
 
         #[test]
-        fn decode_payload_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        fn decode_payload_never_panics_on_bytes(
+            bytes in prop::collection::vec(any::<u8>(), 0..256)
+        ) {
             let s = String::from_utf8_lossy(&bytes);
             let count = decode_payload(&s).count();
             prop_assert_eq!(count, s.split(SEPARATOR).count());

@@ -1571,7 +1571,9 @@ mod tests {
         }
 
         #[test]
-        fn decoded_packets_re_encode(s in "[0-6][0-9]{0,2}-?(/[a-z]{0,4},)?[0-9]{0,3}(\\[\"e\"(,[0-9a-z\"]{1,3}){0,3}\\]|\\{\\})?") {
+        fn decoded_packets_re_encode(
+            s in "[0-6][0-9]{0,2}-?(/[a-z]{0,4},)?[0-9]{0,3}(\\[\"e\"(,[0-9a-z\"]{1,3}){0,3}\\]|\\{\\})?"
+        ) {
             if let Ok(p) = decode(&s, MAX) {
                 prop_assert_eq!(decode(&encode(&p), MAX), Ok(p));
             }
@@ -1596,7 +1598,10 @@ mod tests {
                         if !was_pending {
                             prop_assert_eq!(result, Err(DecodeError::NoPendingPacket));
                         } else if let Ok(Some(complete)) = result {
-                            prop_assert_eq!(complete.attachments.len(), complete.packet.attachments);
+                            prop_assert_eq!(
+                                complete.attachments.len(),
+                                complete.packet.attachments
+                            );
                             prop_assert!(!r.is_pending());
                         }
                     }
@@ -1623,7 +1628,8 @@ mod tests {
                 if i + 1 < n {
                     prop_assert_eq!(out, Ok(None));
                 } else {
-                    prop_assert_eq!(out, Ok(Some(CompletePacket { packet: p.clone(), attachments: blobs.clone() })));
+                    let complete = CompletePacket { packet: p.clone(), attachments: blobs.clone() };
+                    prop_assert_eq!(out, Ok(Some(complete)));
                 }
             }
             prop_assert!(!r.is_pending());

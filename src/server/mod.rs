@@ -225,12 +225,7 @@ impl Server {
         let engines: Vec<(String, Arc<Engine>)> = routes
             .into_iter()
             .map(|(path, handler)| {
-                let engine = Engine::new(
-                    self.config.engine.clone(),
-                    handler,
-                    tasks.clone(),
-                    shutdown.clone(),
-                );
+                let engine = Engine::new(self.config.engine.clone(), handler, tasks.clone());
                 (path, engine)
             })
             .collect();
