@@ -56,6 +56,7 @@ pub mod engine;
 pub mod protocol;
 
 mod connection;
+mod dispatch;
 mod emitter;
 mod metrics;
 mod namespace;
@@ -64,6 +65,7 @@ mod rooms;
 mod server;
 mod socket;
 
+pub use dispatch::Dispatcher;
 pub use emitter::{Broadcast, EmitError, EmitReport, Emitter};
 pub use engine::{CloseReason, EngineConfig, Transport};
 pub use metrics::Metrics;
