@@ -17,6 +17,7 @@ use crate::namespace::{ConnectError, ConnectHook, Event};
 use crate::packet::{self, Payload};
 use crate::protocol::socketio::{self, CompletePacket, PacketKind, Reassembler};
 use crate::socket::{AckSender, DisconnectReason, Socket};
+use crate::subscriptions;
 
 /// Socket.IO settings that are not Engine.IO's.
 #[derive(Debug, Clone)]
@@ -163,15 +164,18 @@ impl Connection {
                     },
                     _ => return self.violation("event without a name"),
                 };
-                let Some(handler) = socket.0.ns.event_handler(&name) else {
-                    return;
-                };
                 let ack = packet.id.map(|id| AckSender::new(socket.clone(), id));
                 let event = Event {
                     name,
                     payload: Payload { args, attachments },
                 };
-                handler(&socket, event, ack);
+                let policy = &self.core.ctx.subscribe;
+                if (event.name == "subscribe" || event.name == "unsubscribe") && policy.enabled() {
+                    return subscriptions::handle(policy, &socket, event, ack);
+                }
+                if let Some(handler) = socket.0.ns.event_handler(&event.name) {
+                    handler(&socket, event, ack);
+                }
             }
             PacketKind::Ack | PacketKind::BinaryAck => {
                 let (Some(socket), Some(id)) = (self.socket(&packet.namespace), packet.id) else {
@@ -200,6 +204,15 @@ impl Connection {
         if self.socket(&namespace).is_some() {
             // Already connected to it: a repeated CONNECT changes nothing.
             return;
+        }
+        let (auth, recovery) = split_recovery_auth(auth);
+        if let Some((pid, offset)) = recovery {
+            if let Some(socket) = ns.recover(&self.engine, &pid, &offset, auth.clone()) {
+                self.ever_connected.store(true, Ordering::Release);
+                ns.ctx.stats.connect();
+                self.state.lock().sockets.insert(namespace, socket);
+                return;
+            }
         }
         let socket = Socket::new(ns.clone(), self.engine.clone(), auth);
         ns.add_socket(socket.clone());
@@ -236,11 +249,11 @@ impl Connection {
             Ok(()) if socket.connected() && !self.engine.is_closed() => {
                 self.ever_connected.store(true, Ordering::Release);
                 ns.ctx.stats.connect();
-                match packet::encode_control(
-                    PacketKind::Connect,
-                    ns.name(),
-                    Some(&json!({"sid": socket.id()})),
-                ) {
+                let body = match socket.pid() {
+                    Some(pid) => json!({"sid": socket.id(), "pid": pid}),
+                    None => json!({"sid": socket.id()}),
+                };
+                match packet::encode_control(PacketKind::Connect, ns.name(), Some(&body)) {
                     Ok(reply) => socket.mark_connected(&reply),
                     Err(e) => tracing::error!(error = %e, "cannot encode CONNECT reply"),
                 }
@@ -258,4 +271,19 @@ impl Connection {
             }
         }
     }
+}
+
+/// socket.io-client puts `pid` and `offset` into the CONNECT auth when it wants its
+/// session back. They are ours, not the application's: take them out.
+fn split_recovery_auth(auth: Option<Value>) -> (Option<Value>, Option<(String, String)>) {
+    let Some(Value::Object(mut map)) = auth else {
+        return (auth, None);
+    };
+    let pid = map.remove("pid");
+    let offset = map.remove("offset");
+    let recovery = match (pid, offset) {
+        (Some(Value::String(pid)), Some(Value::String(offset))) => Some((pid, offset)),
+        _ => None,
+    };
+    (Some(Value::Object(map)), recovery)
 }

@@ -91,9 +91,7 @@ impl Dispatcher {
                 };
                 // Blocking a runtime worker is allowed only through block_in_place.
                 match tokio::runtime::Handle::try_current() {
-                    Ok(rt)
-                        if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
-                    {
+                    Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
                         tokio::task::block_in_place(send)
                     }
                     _ => send(),

@@ -12,10 +12,13 @@ use parking_lot::RwLock;
 use serde::Serialize;
 
 use crate::metrics::{Metrics, Stats};
-use crate::namespace::Namespace;
+use crate::namespace::{Namespace, Outgoing};
 use crate::packet::{self, EncodeError, Payload};
+use crate::recovery::RecoveryConfig;
 use crate::rooms::{Room, Target};
 use crate::socket::Socket;
+use crate::state::StateMap;
+use crate::subscriptions::SubscribePolicy;
 
 /// Why an emit failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,11 +64,27 @@ impl EmitReport {
     }
 }
 
+/// What happens to a socket whose outbound queue is full when a (non-volatile,
+/// non-keyed) packet arrives for it. Volatile packets are always dropped and keyed
+/// state is always coalesced in place; this decides the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlowConsumerPolicy {
+    /// Disconnect the client (reason "slow consumer"): it reconnects, and with
+    /// connection state recovery gets what it missed. The emit also reports it.
+    #[default]
+    Disconnect,
+    /// Keep the client; the packet is not delivered to it and the emit reports it.
+    Report,
+}
+
 /// Runtime-wide state shared by namespaces and emitters.
 #[derive(Default)]
 pub(crate) struct Context {
-    runtime: RwLock<Option<tokio::runtime::Handle>>,
+    pub(crate) runtime: RwLock<Option<tokio::runtime::Handle>>,
     pub stats: Stats,
+    pub slow_consumer: SlowConsumerPolicy,
+    pub recovery: Option<RecoveryConfig>,
+    pub subscribe: SubscribePolicy,
 }
 
 impl Context {
@@ -87,8 +106,8 @@ pub(crate) struct IoCore {
 }
 
 impl IoCore {
-    pub fn new() -> Arc<Self> {
-        let ctx = Arc::new(Context::default());
+    pub fn new(ctx: Context) -> Arc<Self> {
+        let ctx = Arc::new(ctx);
         let root = Arc::new(Namespace::new("/", ctx.clone()));
         let mut namespaces = HashMap::new();
         namespaces.insert("/".to_string(), root.clone());
@@ -174,6 +193,11 @@ impl Emitter {
         self.core.get(name)
     }
 
+    /// The keyed state map `name` of namespace `/`.
+    pub fn state(&self, name: &str) -> StateMap {
+        self.core.root.state(name)
+    }
+
     /// The server's counters.
     pub fn metrics(&self) -> Metrics {
         self.core.ctx.stats.snapshot()
@@ -257,6 +281,17 @@ impl<'a> Broadcast<'a> {
         }
     }
 
+    fn outgoing<'b>(&'b self, event: &'b str, attachments: &'b [bytes::Bytes]) -> Outgoing<'b> {
+        Outgoing {
+            event,
+            attachments,
+            target: &self.target,
+            volatile: self.volatile,
+            keyed: None,
+            filter_key: event,
+        }
+    }
+
     /// Emit `event` with one argument.
     pub fn emit<T: Serialize + ?Sized>(
         self,
@@ -264,15 +299,16 @@ impl<'a> Broadcast<'a> {
         data: &T,
     ) -> Result<EmitReport, EmitError> {
         let ns = self.namespace()?;
-        let encoded = packet::encode_event(ns.name(), event, data, None)?;
-        Ok(ns.fan_out(&encoded, &self.target, self.volatile))
+        ns.publish(&self.outgoing(event, &[]), packet::write_one(data))
     }
 
     /// Emit `event` with any arguments and binary attachments.
     pub fn emit_payload(self, event: &str, payload: &Payload) -> Result<EmitReport, EmitError> {
         let ns = self.namespace()?;
-        let encoded = packet::encode_event_payload(ns.name(), event, payload, None)?;
-        Ok(ns.fan_out(&encoded, &self.target, self.volatile))
+        ns.publish(
+            &self.outgoing(event, &payload.attachments),
+            packet::write_args(&payload.args),
+        )
     }
 
     /// The sockets this broadcast would reach now.

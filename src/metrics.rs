@@ -15,6 +15,8 @@ pub(crate) struct Stats {
     connects: AtomicU64,
     disconnects: AtomicU64,
     connect_refused: AtomicU64,
+    slow_consumers: AtomicU64,
+    recoveries: AtomicU64,
 }
 
 impl Stats {
@@ -48,6 +50,14 @@ impl Stats {
         self.connect_refused.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn slow_consumer(&self) {
+        self.slow_consumers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn recovered(&self) {
+        self.recoveries.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> Metrics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Metrics {
@@ -59,6 +69,8 @@ impl Stats {
             connects: get(&self.connects),
             disconnects: get(&self.disconnects),
             connects_refused: get(&self.connect_refused),
+            slow_consumers: get(&self.slow_consumers),
+            recoveries: get(&self.recoveries),
         }
     }
 }
@@ -82,4 +94,8 @@ pub struct Metrics {
     pub disconnects: u64,
     /// Namespace connections refused by a connect handler or an unknown namespace.
     pub connects_refused: u64,
+    /// Clients disconnected because their queue filled.
+    pub slow_consumers: u64,
+    /// Clients that came back and recovered their session.
+    pub recoveries: u64,
 }

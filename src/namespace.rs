@@ -5,13 +5,30 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use parking_lot::RwLock;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::emitter::{Broadcast, Context, EmitReport};
-use crate::packet::{Encoded, Payload};
-use crate::rooms::{Room, RoomRegistry, Target};
+use crate::emitter::{Broadcast, Context, EmitError, EmitReport, SlowConsumerPolicy};
+use crate::engine::{CloseReason, EngineSocket, SendError};
+use crate::packet::{self, Encoded, Payload};
+use crate::protocol::socketio::PacketKind;
+use crate::recovery::Recovery;
+use crate::rooms::{Filter, Room, RoomRegistry, Target};
 use crate::socket::{AckSender, DisconnectReason, Socket};
+use crate::state::{StateMap, StateShared};
+
+/// One outgoing event, before encoding.
+pub(crate) struct Outgoing<'a> {
+    pub event: &'a str,
+    pub attachments: &'a [Bytes],
+    pub target: &'a Target,
+    pub volatile: bool,
+    /// Keyed-state coalescing key: a queued packet with the same key is replaced.
+    pub keyed: Option<&'a Arc<str>>,
+    /// Matched against subscription filters (the event name, or the state key).
+    pub filter_key: &'a str,
+}
 
 /// An event received from a client.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +94,8 @@ pub struct Namespace {
     handlers: RwLock<Handlers>,
     registry: RwLock<RoomRegistry>,
     pub(crate) ctx: Arc<Context>,
+    recovery: Option<Recovery>,
+    states: RwLock<HashMap<String, Arc<StateShared>>>,
 }
 
 impl std::fmt::Debug for Namespace {
@@ -93,8 +112,30 @@ impl Namespace {
             name: name.into(),
             handlers: RwLock::new(Handlers::default()),
             registry: RwLock::new(RoomRegistry::default()),
+            recovery: ctx.recovery.clone().map(Recovery::new),
+            states: RwLock::new(HashMap::new()),
             ctx,
         }
+    }
+
+    /// Whether connection state recovery is on for this namespace.
+    pub fn recovery_enabled(&self) -> bool {
+        self.recovery.is_some()
+    }
+
+    /// The keyed state map `name` of this namespace (created on first use).
+    pub fn state(self: &Arc<Self>, name: &str) -> StateMap {
+        let existing = self.states.read().get(name).cloned();
+        let shared = match existing {
+            Some(shared) => shared,
+            None => self
+                .states
+                .write()
+                .entry(name.to_string())
+                .or_insert_with(|| Arc::new(StateShared::new(name)))
+                .clone(),
+        };
+        StateMap::new(self.clone(), shared)
     }
 
     /// The namespace name.
@@ -177,9 +218,16 @@ impl Namespace {
         self.registry.write().insert(socket);
     }
 
-    /// Remove a socket and call the disconnect handler (once).
+    /// Remove a socket and call the disconnect handler (once). With recovery on, a
+    /// socket lost to the network keeps its session for `max_disconnection_duration`.
     pub(crate) fn remove_socket(&self, socket: &Socket, reason: DisconnectReason) {
-        self.registry.write().remove(socket.id());
+        let removed = self.registry.write().remove(socket.id());
+        if let (Some(recovery), Some(pid), Some(removed)) = (&self.recovery, socket.pid(), removed)
+        {
+            if reason.is_recoverable() {
+                recovery.persist(pid, socket.id_arc(), removed.rooms, removed.filters);
+            }
+        }
         if socket.mark_disconnected() {
             self.ctx.stats.disconnect();
             let handler = self.handlers.read().disconnect.clone();
@@ -201,6 +249,13 @@ impl Namespace {
 
     pub(crate) fn leave(&self, sid: &str, room: &str) {
         self.registry.write().leave(sid, room);
+    }
+
+    /// Join a room with an optional subscription filter.
+    pub(crate) fn subscribe_room(&self, sid: &str, room: &Room, filter: Option<Filter>) {
+        let mut registry = self.registry.write();
+        registry.join(sid, room.clone());
+        registry.set_filter(sid, room, filter);
     }
 
     pub(crate) fn rooms_of(&self, sid: &str) -> Vec<String> {
@@ -278,28 +333,128 @@ impl Namespace {
     }
 
     pub(crate) fn for_each_target(&self, target: &Target, f: impl FnMut(&Socket)) {
-        self.registry.read().for_each_target(target, f);
+        self.registry.read().for_each_target(target, None, f);
+    }
+
+    /// Encode an event once and push it to every socket the target reaches. With
+    /// recovery on, the packet gets the next offset and a place in the replay buffer,
+    /// both under the buffer's lock, which also orders concurrent emits.
+    pub(crate) fn publish(
+        &self,
+        out: &Outgoing<'_>,
+        write_args: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+    ) -> Result<EmitReport, EmitError> {
+        let (report, slow) = match self.recovery.as_ref().filter(|_| !out.volatile) {
+            Some(recovery) => {
+                let mut buffer = recovery.buffer.lock();
+                let offset = buffer.next_offset().to_string();
+                let encoded = packet::encode_event_with(
+                    self.name(),
+                    out.event,
+                    None,
+                    out.attachments,
+                    write_args,
+                    Some(&offset),
+                )?;
+                buffer.push(out.target, &encoded, &recovery.config);
+                self.fan_out(&encoded, out)
+            }
+            None => {
+                let encoded = packet::encode_event_with(
+                    self.name(),
+                    out.event,
+                    None,
+                    out.attachments,
+                    write_args,
+                    None,
+                )?;
+                self.fan_out(&encoded, out)
+            }
+        };
+        // Outside every lock: closing a socket runs its disconnect path.
+        if self.ctx.slow_consumer == SlowConsumerPolicy::Disconnect {
+            for socket in slow {
+                self.ctx.stats.slow_consumer();
+                socket.0.engine.close_with(CloseReason::SlowConsumer);
+            }
+        }
+        Ok(report)
     }
 
     /// Push one encoded packet to every socket the target reaches. The bytes are shared,
-    /// never copied per recipient; a full queue never makes the caller wait.
-    pub(crate) fn fan_out(&self, encoded: &Encoded, target: &Target, volatile: bool) -> EmitReport {
+    /// never copied per recipient; a full queue never makes the caller wait. Returns the
+    /// report and the sockets whose queue was full (non-volatile).
+    fn fan_out(&self, encoded: &Encoded, out: &Outgoing<'_>) -> (EmitReport, Vec<Socket>) {
         let mut report = EmitReport::default();
+        let mut slow = Vec::new();
         {
             let registry = self.registry.read();
-            registry.for_each_target(target, |socket| {
-                match socket.send_frames(&encoded.frames) {
-                    Ok(()) => report.delivered += 1,
-                    Err(crate::engine::SendError::QueueFull) if volatile => {
-                        report.volatile_dropped += 1
+            registry.for_each_target(out.target, Some(out.filter_key), |socket| {
+                let pushed = match (out.keyed, encoded.frames.first()) {
+                    (Some(key), Some(frame)) if encoded.frames.len() == 1 => {
+                        socket.send_keyed(key, frame)
                     }
-                    Err(crate::engine::SendError::QueueFull) => report.full.push(socket.id_arc()),
+                    _ => socket.send_frames(&encoded.frames),
+                };
+                match pushed {
+                    Ok(()) => report.delivered += 1,
+                    Err(SendError::QueueFull) if out.volatile => report.volatile_dropped += 1,
+                    Err(SendError::QueueFull) => {
+                        report.full.push(socket.id_arc());
+                        slow.push(socket.clone());
+                    }
                     // Disconnecting right now: its disconnect is being handled.
-                    Err(crate::engine::SendError::Closed) => {}
+                    Err(SendError::Closed) => {}
                 }
             });
         }
         self.ctx.stats.record_emit(&report, encoded.size());
-        report
+        (report, slow)
+    }
+
+    /// Bring back the socket of a client that reconnects with `pid` and the last
+    /// `offset` it saw: same id, same rooms, the CONNECT reply and then every packet it
+    /// missed, before any new one. None when the session or the packets are gone.
+    pub(crate) fn recover(
+        self: &Arc<Self>,
+        engine: &EngineSocket,
+        pid: &str,
+        offset: &str,
+        auth: Option<Value>,
+    ) -> Option<Socket> {
+        let recovery = self.recovery.as_ref()?;
+        let session = recovery.take_session(pid)?;
+        let buffer = recovery.buffer.lock();
+        let missed = buffer.missed(offset, &session.sid, &session.rooms)?;
+        let socket = Socket::with_id(
+            self.clone(),
+            engine.clone(),
+            auth,
+            session.sid.clone(),
+            Some(pid.into()),
+        );
+        {
+            let mut registry = self.registry.write();
+            registry.insert(socket.clone());
+            for room in session.rooms {
+                registry.join(&session.sid, room);
+            }
+            for (room, filter) in session.filters {
+                registry.set_filter(&session.sid, &room, Some(filter));
+            }
+        }
+        let reply = packet::encode_control(
+            PacketKind::Connect,
+            self.name(),
+            Some(&json!({"sid": &*session.sid, "pid": pid})),
+        )
+        .ok()?;
+        socket.mark_connected(&reply);
+        for packet in &missed {
+            socket.replay(packet);
+        }
+        drop(buffer);
+        self.ctx.stats.recovered();
+        Some(socket)
     }
 }

@@ -137,22 +137,61 @@ fn check_event_name(event: &str) -> Result<(), EncodeError> {
     Ok(())
 }
 
-/// `["event", data]`, data serialised straight into the buffer.
+/// An EVENT: `["event", <args written by write_args>, "offset"?]`. `write_args` writes
+/// each argument preceded by a comma; the recovery offset, when given, is the last one.
+pub(crate) fn encode_event_with(
+    namespace: &str,
+    event: &str,
+    id: Option<u64>,
+    attachments: &[Bytes],
+    write_args: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+    offset: Option<&str>,
+) -> Result<Encoded, EncodeError> {
+    check_event_name(event)?;
+    encode_with(PacketKind::Event, namespace, id, attachments, |buf| {
+        buf.push(b'[');
+        serde_json::to_writer(&mut *buf, event)?;
+        write_args(buf)?;
+        if let Some(offset) = offset {
+            buf.push(b',');
+            serde_json::to_writer(&mut *buf, offset)?;
+        }
+        buf.push(b']');
+        Ok(())
+    })
+}
+
+/// Writes one argument, preceded by a comma.
+pub(crate) fn write_one<T: Serialize + ?Sized>(
+    data: &T,
+) -> impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()> + '_ {
+    move |buf| {
+        buf.push(b',');
+        serde_json::to_writer(buf, data)
+    }
+}
+
+/// Writes every argument of a payload, each preceded by a comma.
+pub(crate) fn write_args(
+    args: &[Value],
+) -> impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()> + '_ {
+    move |buf| {
+        for arg in args {
+            buf.push(b',');
+            serde_json::to_writer(&mut *buf, arg)?;
+        }
+        Ok(())
+    }
+}
+
+/// `["event", data]`.
 pub(crate) fn encode_event<T: Serialize + ?Sized>(
     namespace: &str,
     event: &str,
     data: &T,
     id: Option<u64>,
 ) -> Result<Encoded, EncodeError> {
-    check_event_name(event)?;
-    encode_with(PacketKind::Event, namespace, id, &[], |buf| {
-        buf.push(b'[');
-        serde_json::to_writer(&mut *buf, event)?;
-        buf.push(b',');
-        serde_json::to_writer(&mut *buf, data)?;
-        buf.push(b']');
-        Ok(())
-    })
+    encode_event_with(namespace, event, id, &[], write_one(data), None)
 }
 
 /// `["event", ...args]` with attachments.
@@ -162,22 +201,13 @@ pub(crate) fn encode_event_payload(
     payload: &Payload,
     id: Option<u64>,
 ) -> Result<Encoded, EncodeError> {
-    check_event_name(event)?;
-    encode_with(
-        PacketKind::Event,
+    encode_event_with(
         namespace,
+        event,
         id,
         &payload.attachments,
-        |buf| {
-            buf.push(b'[');
-            serde_json::to_writer(&mut *buf, event)?;
-            for arg in &payload.args {
-                buf.push(b',');
-                serde_json::to_writer(&mut *buf, arg)?;
-            }
-            buf.push(b']');
-            Ok(())
-        },
+        write_args(&payload.args),
+        None,
     )
 }
 
@@ -249,6 +279,12 @@ mod tests {
         assert_eq!(text(&e), r#"40/chat,{"sid":"x"}"#);
         let e = encode_control(PacketKind::Disconnect, "/", None).unwrap();
         assert_eq!(text(&e), "41");
+    }
+
+    #[test]
+    fn recovery_offset_is_the_last_argument() {
+        let e = encode_event_with("/", "tick", None, &[], write_one(&1), Some("17")).unwrap();
+        assert_eq!(text(&e), r#"42["tick",1,"17"]"#);
     }
 
     #[test]

@@ -36,12 +36,28 @@ impl Target {
     }
 }
 
+/// A subscription filter: the event names (for a room) or state keys (for a state map)
+/// a socket wants from one room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Filter {
+    pub names: HashSet<String>,
+}
+
+/// What a socket left behind when it was removed.
+pub(crate) struct Removed {
+    pub rooms: Vec<Room>,
+    pub filters: Vec<(Room, Filter)>,
+}
+
 /// Sockets and room memberships of one namespace.
 #[derive(Default)]
 pub(crate) struct RoomRegistry {
     sockets: HashMap<Arc<str>, Socket>,
     rooms: HashMap<Room, HashSet<Arc<str>>>,
     memberships: HashMap<Arc<str>, HashSet<Room>>,
+    /// Only rooms with filtered members appear here, so unfiltered fan-out pays one
+    /// failed lookup per room, not per socket.
+    filters: HashMap<Room, HashMap<Arc<str>, Filter>>,
 }
 
 impl RoomRegistry {
@@ -50,21 +66,55 @@ impl RoomRegistry {
     }
 
     /// Remove a socket and all its memberships.
-    pub fn remove(&mut self, sid: &str) -> Option<Socket> {
-        let socket = self.sockets.remove(sid)?;
+    pub fn remove(&mut self, sid: &str) -> Option<Removed> {
+        self.sockets.remove(sid)?;
+        let mut removed = Removed {
+            rooms: Vec::new(),
+            filters: Vec::new(),
+        };
         if let Some(rooms) = self.memberships.remove(sid) {
             for room in rooms {
-                self.drop_member(&room, sid);
+                if let Some(filter) = self.drop_member(&room, sid) {
+                    removed.filters.push((room.clone(), filter));
+                }
+                removed.rooms.push(room);
             }
         }
-        Some(socket)
+        Some(removed)
     }
 
-    fn drop_member(&mut self, room: &str, sid: &str) {
+    /// Take `sid` out of `room`; returns its filter there, if it had one.
+    fn drop_member(&mut self, room: &str, sid: &str) -> Option<Filter> {
         if let Some(members) = self.rooms.get_mut(room) {
             members.remove(sid);
             if members.is_empty() {
                 self.rooms.remove(room);
+            }
+        }
+        let filters = self.filters.get_mut(room)?;
+        let filter = filters.remove(sid);
+        if filters.is_empty() {
+            self.filters.remove(room);
+        }
+        filter
+    }
+
+    /// Restrict what `sid` receives through `room` (None lifts the restriction).
+    pub fn set_filter(&mut self, sid: &str, room: &Room, filter: Option<Filter>) {
+        let Some(sid) = self.sockets.get_key_value(sid).map(|(k, _)| k.clone()) else {
+            return;
+        };
+        match filter {
+            Some(f) => {
+                self.filters.entry(room.clone()).or_default().insert(sid, f);
+            }
+            None => {
+                if let Some(filters) = self.filters.get_mut(room) {
+                    filters.remove(&sid);
+                    if filters.is_empty() {
+                        self.filters.remove(room);
+                    }
+                }
             }
         }
     }
@@ -98,7 +148,7 @@ impl RoomRegistry {
         if let Some(rooms) = self.memberships.get_mut(sid) {
             rooms.remove(room);
         }
-        self.drop_member(room, sid);
+        let _ = self.drop_member(room, sid);
     }
 
     /// Remove every member of a room (Flask-SocketIO's `close_room`).
@@ -110,6 +160,7 @@ impl RoomRegistry {
                 }
             }
         }
+        self.filters.remove(room);
     }
 
     /// The socket's own id room first, then the rooms it joined, sorted.
@@ -127,9 +178,22 @@ impl RoomRegistry {
     }
 
     /// Members of a room, including the socket whose id the room is named after.
-    fn for_each_in_room<'s>(&'s self, room: &str, f: &mut impl FnMut(&'s Socket)) {
+    /// Members whose filter on this room does not list `filter_key` are skipped.
+    fn for_each_in_room<'s>(
+        &'s self,
+        room: &str,
+        filter_key: Option<&str>,
+        f: &mut impl FnMut(&'s Socket),
+    ) {
         if let Some(members) = self.rooms.get(room) {
+            let filters = filter_key.and_then(|_| self.filters.get(room));
             for sid in members {
+                if let (Some(filter), Some(key)) = (filters.and_then(|fs| fs.get(sid)), filter_key)
+                {
+                    if !filter.names.contains(key) {
+                        continue;
+                    }
+                }
                 if let Some(s) = self.sockets.get(sid) {
                     f(s);
                 }
@@ -143,8 +207,15 @@ impl RoomRegistry {
         }
     }
 
-    /// Call `f` once for every socket the target reaches.
-    pub fn for_each_target<'s>(&'s self, target: &Target, mut f: impl FnMut(&'s Socket)) {
+    /// Call `f` once for every socket the target reaches. `filter_key` (an event name
+    /// or a state key) is matched against subscription filters of the target rooms;
+    /// None ignores filters.
+    pub fn for_each_target<'s>(
+        &'s self,
+        target: &Target,
+        filter_key: Option<&str>,
+        mut f: impl FnMut(&'s Socket),
+    ) {
         let excluded: HashSet<&str> = if target.except.is_empty() {
             HashSet::new()
         } else {
@@ -166,12 +237,12 @@ impl RoomRegistry {
         };
         match target.rooms.as_slice() {
             [] => self.sockets.values().for_each(&mut deliver),
-            [room] => self.for_each_in_room(room, &mut deliver),
+            [room] => self.for_each_in_room(room, filter_key, &mut deliver),
             rooms => {
                 // A socket in several of the rooms gets the packet once.
                 let mut seen: HashSet<&str> = HashSet::new();
                 for room in rooms {
-                    self.for_each_in_room(room, &mut |s: &'s Socket| {
+                    self.for_each_in_room(room, filter_key, &mut |s: &'s Socket| {
                         if seen.insert(s.id()) {
                             deliver(s)
                         }

@@ -31,6 +31,22 @@ pub enum DisconnectReason {
 }
 
 impl DisconnectReason {
+    /// Whether a client lost this way may recover its session (Socket.IO's list, plus
+    /// slow consumers, which are disconnected precisely so that they recover).
+    pub fn is_recoverable(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::Transport(
+                CloseReason::TransportClose
+                    | CloseReason::TransportError
+                    | CloseReason::PingTimeout
+                    | CloseReason::ServerShutdown
+                    | CloseReason::ServerClose
+                    | CloseReason::SlowConsumer
+            )
+        )
+    }
+
     /// The reason string Socket.IO uses.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,6 +89,8 @@ pub(crate) struct SocketInner {
     pub(crate) ns: Arc<Namespace>,
     pub(crate) engine: EngineSocket,
     auth: Option<Value>,
+    /// Private session id for connection state recovery.
+    pid: Option<Arc<str>>,
     state: AtomicU8,
     /// Frames emitted to the socket while its connect handler runs: they must follow
     /// the CONNECT reply, which is only sent once the handler accepts.
@@ -96,11 +114,25 @@ impl std::fmt::Debug for Socket {
 
 impl Socket {
     pub(crate) fn new(ns: Arc<Namespace>, engine: EngineSocket, auth: Option<Value>) -> Self {
+        let pid = ns
+            .recovery_enabled()
+            .then(|| Arc::from(crate::engine::new_id()));
+        Self::with_id(ns, engine, auth, crate::engine::new_id().into(), pid)
+    }
+
+    pub(crate) fn with_id(
+        ns: Arc<Namespace>,
+        engine: EngineSocket,
+        auth: Option<Value>,
+        id: Arc<str>,
+        pid: Option<Arc<str>>,
+    ) -> Self {
         Socket(Arc::new(SocketInner {
-            id: crate::engine::new_id().into(),
+            id,
             ns,
             engine,
             auth,
+            pid,
             state: AtomicU8::new(CONNECTING),
             pending: Mutex::new(Vec::new()),
             acks: Mutex::new(HashMap::new()),
@@ -120,6 +152,11 @@ impl Socket {
     /// The namespace name.
     pub fn namespace(&self) -> &str {
         self.0.ns.name()
+    }
+
+    /// The recovery session id, when recovery is on.
+    pub(crate) fn pid(&self) -> Option<&str> {
+        self.0.pid.as_deref()
     }
 
     /// The auth payload the client sent with CONNECT.
@@ -163,6 +200,28 @@ impl Socket {
         }
     }
 
+    /// Queue the latest value of a keyed state entry (coalesced in place).
+    pub(crate) fn send_keyed(&self, key: &Arc<str>, frame: &Frame) -> Result<(), SendError> {
+        if self.0.state.load(Ordering::Acquire) != CONNECTED {
+            return self.send_frames(std::slice::from_ref(frame));
+        }
+        self.0
+            .engine
+            .0
+            .queue
+            .push_keyed(key, frame.clone())
+            .map(|_| ())
+            .map_err(SendError::from)
+    }
+
+    /// Queue a replayed packet: exempt from the queue bound, since the replay buffer
+    /// that holds it is bounded already.
+    pub(crate) fn replay(&self, encoded: &Encoded) {
+        for frame in &encoded.frames {
+            let _ = self.0.engine.0.queue.push_control(frame.clone());
+        }
+    }
+
     /// Send the CONNECT reply, then whatever was emitted meanwhile.
     pub(crate) fn mark_connected(&self, reply: &Encoded) {
         let mut pending = self.0.pending.lock();
@@ -192,16 +251,55 @@ impl Socket {
         })
     }
 
+    /// With recovery on, a packet to one socket still needs an offset and a place in
+    /// the replay buffer: it goes through the namespace as a broadcast to its own room.
+    fn publish_to_self(
+        &self,
+        event: &str,
+        attachments: &[bytes::Bytes],
+        write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+    ) -> Result<(), EmitError> {
+        let target = crate::rooms::Target::room(self.id_arc());
+        let report = self.0.ns.publish(
+            &crate::namespace::Outgoing {
+                event,
+                attachments,
+                target: &target,
+                volatile: false,
+                keyed: None,
+                filter_key: event,
+            },
+            write,
+        )?;
+        if !report.full.is_empty() {
+            return Err(EmitError::QueueFull(self.id().to_string()));
+        }
+        if report.delivered == 0 {
+            return Err(EmitError::Disconnected(self.id().to_string()));
+        }
+        Ok(())
+    }
+
     /// Emit `event` with one argument to this client.
     ///
     /// Fails with [`EmitError::QueueFull`] when the client does not keep up.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        if self.0.ns.recovery_enabled() {
+            return self.publish_to_self(event, &[], packet::write_one(data));
+        }
         let encoded = packet::encode_event(self.namespace(), event, data, None)?;
         self.push(&encoded)
     }
 
     /// Emit `event` with any number of arguments and binary attachments.
     pub fn emit_payload(&self, event: &str, payload: &Payload) -> Result<(), EmitError> {
+        if self.0.ns.recovery_enabled() {
+            return self.publish_to_self(
+                event,
+                &payload.attachments,
+                packet::write_args(&payload.args),
+            );
+        }
         let encoded = packet::encode_event_payload(self.namespace(), event, payload, None)?;
         self.push(&encoded)
     }

@@ -268,6 +268,7 @@ async fn namespaces_auth_and_refusals() {
 async fn a_full_queue_fails_visibly_and_volatile_drops_are_counted() {
     let mut cfg = config();
     cfg.engine.queue_packets = 4;
+    cfg.slow_consumer = swarmcast::SlowConsumerPolicy::Report;
     let server = Server::new(cfg);
     let handle = serve(server).await;
     let addr = handle.local_addr();

@@ -75,6 +75,8 @@ pub enum CloseReason {
     ServerShutdown,
     /// The upper layer gave up on the client (for example it never sent a Socket.IO CONNECT).
     ConnectTimeout,
+    /// The client did not keep up: its outbound queue filled.
+    SlowConsumer,
 }
 
 impl CloseReason {
@@ -88,6 +90,7 @@ impl CloseReason {
             CloseReason::ServerClose => "forced close",
             CloseReason::ServerShutdown => "server shutting down",
             CloseReason::ConnectTimeout => "connect timeout",
+            CloseReason::SlowConsumer => "slow consumer",
         }
     }
 }

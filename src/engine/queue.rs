@@ -5,7 +5,8 @@
 //! takes everything queued in one go. That is the write coalescing: under load a writer
 //! wakes once for many frames and flushes once.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -61,11 +62,36 @@ pub(crate) struct QueueLimits {
     pub max_bytes: usize,
 }
 
+/// What a keyed push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyedPush {
+    /// Appended to the queue.
+    Queued,
+    /// Replaced the unwritten frame of the same key, in its place.
+    Coalesced,
+}
+
 #[derive(Debug, Default)]
 struct QueueState {
     frames: VecDeque<Frame>,
     bytes: usize,
     closed: bool,
+    /// Sequence number of `frames[0]`; grows as frames are taken.
+    head: u64,
+    /// Unwritten keyed frames: key -> sequence number. Created on first use, so idle
+    /// connections pay nothing for it.
+    keyed: Option<HashMap<Arc<str>, u64>>,
+}
+
+impl QueueState {
+    fn advance(&mut self, taken: usize) {
+        self.head += taken as u64;
+        if self.frames.is_empty() {
+            if let Some(keyed) = &mut self.keyed {
+                keyed.clear();
+            }
+        }
+    }
 }
 
 /// A bounded multi-producer, single-consumer frame queue with an async wake-up.
@@ -112,6 +138,50 @@ impl OutboundQueue {
         Ok(())
     }
 
+    /// Queue a frame that carries the latest value of `key` (keyed live state). If a
+    /// frame of the same key is still unwritten it is replaced where it stands, so a
+    /// client that falls behind gets the latest value once instead of every value, and
+    /// per-key order never reverses. A new key is exempt from the packet bound (keys are
+    /// bounded by the state map itself) but not from twice the byte bound.
+    pub fn push_keyed(&self, key: &Arc<str>, frame: Frame) -> Result<KeyedPush, PushError> {
+        let size = frame.len();
+        let was_empty = {
+            let mut state = self.state.lock();
+            if state.closed {
+                return Err(PushError::Closed);
+            }
+            let head = state.head;
+            let existing = state
+                .keyed
+                .as_ref()
+                .and_then(|k| k.get(key))
+                .and_then(|&seq| seq.checked_sub(head))
+                .map(|i| i as usize)
+                .filter(|&i| i < state.frames.len());
+            if let Some(index) = existing {
+                let old = std::mem::replace(&mut state.frames[index], frame);
+                state.bytes = state.bytes + size - old.len();
+                return Ok(KeyedPush::Coalesced);
+            }
+            if state.bytes + size > self.limits.max_bytes.saturating_mul(2) {
+                return Err(PushError::Full);
+            }
+            let seq = head + state.frames.len() as u64;
+            state
+                .keyed
+                .get_or_insert_with(HashMap::new)
+                .insert(key.clone(), seq);
+            let was_empty = state.frames.is_empty();
+            state.frames.push_back(frame);
+            state.bytes += size;
+            was_empty
+        };
+        if was_empty {
+            self.ready.notify_one();
+        }
+        Ok(KeyedPush::Queued)
+    }
+
     /// Queue a control packet (ping, noop): exempt from the bounds, which exist to
     /// protect memory from application traffic, not from the protocol's own few bytes.
     pub fn push_control(&self, frame: Frame) -> Result<(), PushError> {
@@ -131,7 +201,8 @@ impl OutboundQueue {
     /// (the frames moved are still to be written before the transport closes).
     pub fn drain_into(&self, out: &mut VecDeque<Frame>, max: usize) -> bool {
         let mut state = self.state.lock();
-        if max >= state.frames.len() {
+        let taken = max.min(state.frames.len());
+        if taken == state.frames.len() {
             if out.is_empty() {
                 // Swap buffers: no copy, and both keep their capacity.
                 std::mem::swap(&mut state.frames, out);
@@ -140,13 +211,14 @@ impl OutboundQueue {
             }
             state.bytes = 0;
         } else {
-            for _ in 0..max {
+            for _ in 0..taken {
                 if let Some(frame) = state.frames.pop_front() {
                     state.bytes -= frame.len();
                     out.push_back(frame);
                 }
             }
         }
+        state.advance(taken);
         state.closed
     }
 
@@ -227,6 +299,36 @@ mod tests {
         let mut out = VecDeque::new();
         assert!(q.drain_into(&mut out, 10));
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn keyed_frames_coalesce_in_place_until_written() {
+        let q = queue(2, 1000);
+        let a: Arc<str> = "m\0a".into();
+        let b: Arc<str> = "m\0b".into();
+        assert_eq!(q.push_keyed(&a, Frame::text("a1")), Ok(KeyedPush::Queued));
+        assert_eq!(q.push_keyed(&b, Frame::text("b1")), Ok(KeyedPush::Queued));
+        // Past the packet bound, keyed frames still coalesce or queue.
+        assert_eq!(
+            q.push_keyed(&a, Frame::text("a2")),
+            Ok(KeyedPush::Coalesced)
+        );
+        assert_eq!(q.push(&[Frame::text("4x")]), Err(PushError::Full));
+        let mut out = VecDeque::new();
+        q.drain_into(&mut out, 1);
+        assert_eq!(
+            out.pop_front(),
+            Some(Frame::text("a2")),
+            "a2 took a1's place"
+        );
+        // a is written: a new value queues behind b instead of jumping ahead.
+        assert_eq!(q.push_keyed(&a, Frame::text("a3")), Ok(KeyedPush::Queued));
+        assert_eq!(
+            q.push_keyed(&b, Frame::text("b2")),
+            Ok(KeyedPush::Coalesced)
+        );
+        q.drain_into(&mut out, 10);
+        assert_eq!(out, VecDeque::from([Frame::text("b2"), Frame::text("a3")]));
     }
 
     #[tokio::test]

@@ -13,9 +13,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::connection::{IoConfig, SocketIoHandler};
-use crate::emitter::{Emitter, IoCore};
+use crate::emitter::{Context, Emitter, IoCore, SlowConsumerPolicy};
 use crate::engine::{CloseReason, Engine, EngineConfig, EngineHandler};
 use crate::namespace::Namespace;
+use crate::recovery::RecoveryConfig;
+use crate::socket::Socket;
+use crate::state::StateMap;
+use crate::subscriptions::{SubscribePolicy, Subscription};
 
 /// Everything a server can be told. `Default` gives the Socket.IO defaults on
 /// 127.0.0.1:5000.
@@ -45,6 +49,16 @@ pub struct ServerConfig {
     pub worker_threads: usize,
     /// How long shutdown waits for connections to drain.
     pub shutdown_timeout: Duration,
+    /// What happens to a client whose outbound queue is full.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Connection state recovery (off by default, as in Socket.IO: recovering clients
+    /// get an offset as an extra last argument of every event, which clients without
+    /// recovery support would see).
+    pub recovery: Option<RecoveryConfig>,
+    /// Room patterns clients may join with the built-in `subscribe` event (`*` is a
+    /// wildcard; state map `m` is `state:m`). Empty turns the built-in events off
+    /// (unless a hook is installed with [`Server::on_subscribe`]).
+    pub allow_subscribe: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +75,9 @@ impl Default for ServerConfig {
             api_key: None,
             worker_threads: 2,
             shutdown_timeout: Duration::from_secs(5),
+            slow_consumer: SlowConsumerPolicy::default(),
+            recovery: None,
+            allow_subscribe: Vec::new(),
         }
     }
 }
@@ -112,11 +129,32 @@ pub struct Server {
 impl Server {
     /// A server with the main namespace `/` declared.
     pub fn new(config: ServerConfig) -> Self {
+        let ctx = Context {
+            slow_consumer: config.slow_consumer,
+            recovery: config.recovery.clone(),
+            subscribe: SubscribePolicy::new(config.allow_subscribe.clone()),
+            ..Context::default()
+        };
         Self {
             config,
-            core: IoCore::new(),
+            core: IoCore::new(ctx),
             endpoints: Vec::new(),
         }
+    }
+
+    /// The keyed state map `name` of namespace `/`.
+    pub fn state(&self, name: &str) -> StateMap {
+        self.namespace("/").state(name)
+    }
+
+    /// Decide on every built-in `subscribe`, after the allow-list: return false to
+    /// refuse. Installing a hook turns the built-in events on.
+    pub fn on_subscribe<F>(&self, hook: F) -> &Self
+    where
+        F: Fn(&Socket, &Subscription) -> bool + Send + Sync + 'static,
+    {
+        self.core.ctx.subscribe.set_hook(std::sync::Arc::new(hook));
+        self
     }
 
     /// The configuration.
