@@ -165,7 +165,7 @@ impl StateMap {
                 keyed: Some(&queue_key),
                 filter_key: delta.key,
             },
-            |buf| serde_json::to_writer(buf, delta),
+            crate::packet::write_one(delta),
         )?;
         Ok(())
     }
@@ -231,7 +231,7 @@ impl StateMap {
                 keyed: None,
                 filter_key: SNAPSHOT_EVENT,
             },
-            |buf| serde_json::to_writer(buf, &snapshot),
+            crate::packet::write_one(&snapshot),
         )?;
         self.ns.subscribe_room(
             socket.id(),
