@@ -81,7 +81,7 @@ pub enum SlowConsumerPolicy {
 #[derive(Default)]
 pub(crate) struct Context {
     pub(crate) runtime: RwLock<Option<tokio::runtime::Handle>>,
-    pub stats: Stats,
+    pub stats: Arc<Stats>,
     pub slow_consumer: SlowConsumerPolicy,
     pub recovery: Option<RecoveryConfig>,
     pub subscribe: SubscribePolicy,
@@ -123,6 +123,10 @@ impl IoCore {
             return Some(self.root.clone());
         }
         self.namespaces.read().get(name).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Namespace>> {
+        self.namespaces.read().values().cloned().collect()
     }
 
     pub fn get_or_create(&self, name: &str) -> Arc<Namespace> {

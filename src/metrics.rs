@@ -1,11 +1,22 @@
-//! Counters the server keeps as it runs, readable as a [`Metrics`] snapshot.
+//! Counters and histograms the server keeps as it runs: a [`Metrics`] snapshot for the
+//! Rust API, and the Prometheus text of `GET /metrics`.
+//!
+//! Hot paths touch only relaxed atomics (one add per emit, not per recipient, and one
+//! per flush); the Prometheus registry is built at scrape time from them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
 use crate::emitter::EmitReport;
 
-/// Live counters, updated with relaxed atomics (one add per emit, not per recipient).
-#[derive(Debug, Default)]
+/// Live counters.
+#[derive(Debug)]
 pub(crate) struct Stats {
     emits: AtomicU64,
     deliveries: AtomicU64,
@@ -17,45 +28,86 @@ pub(crate) struct Stats {
     connect_refused: AtomicU64,
     slow_consumers: AtomicU64,
     recoveries: AtomicU64,
+    bytes_out: AtomicU64,
+    frames_out: AtomicU64,
+    flushes: AtomicU64,
+    /// Frames per WebSocket flush or polling response.
+    batch_sizes: Histogram,
+    /// Seconds from a PING to its PONG.
+    ping_rtt: Histogram,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            emits: AtomicU64::new(0),
+            deliveries: AtomicU64::new(0),
+            bytes_queued: AtomicU64::new(0),
+            dropped_full: AtomicU64::new(0),
+            dropped_volatile: AtomicU64::new(0),
+            connects: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
+            connect_refused: AtomicU64::new(0),
+            slow_consumers: AtomicU64::new(0),
+            recoveries: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            batch_sizes: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            ping_rtt: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
+        }
+    }
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 impl Stats {
     pub fn record_emit(&self, report: &EmitReport, packet_bytes: usize) {
-        self.emits.fetch_add(1, Ordering::Relaxed);
+        add(&self.emits, 1);
         if report.delivered > 0 {
-            self.deliveries
-                .fetch_add(report.delivered as u64, Ordering::Relaxed);
-            self.bytes_queued
-                .fetch_add((report.delivered * packet_bytes) as u64, Ordering::Relaxed);
+            add(&self.deliveries, report.delivered as u64);
+            add(&self.bytes_queued, (report.delivered * packet_bytes) as u64);
         }
         if !report.full.is_empty() {
-            self.dropped_full
-                .fetch_add(report.full.len() as u64, Ordering::Relaxed);
+            add(&self.dropped_full, report.full.len() as u64);
         }
         if report.volatile_dropped > 0 {
-            self.dropped_volatile
-                .fetch_add(report.volatile_dropped as u64, Ordering::Relaxed);
+            add(&self.dropped_volatile, report.volatile_dropped as u64);
         }
+    }
+
+    /// One write to a transport: `frames` frames, `bytes` bytes, one flush.
+    pub fn record_write(&self, frames: usize, bytes: usize) {
+        add(&self.frames_out, frames as u64);
+        add(&self.bytes_out, bytes as u64);
+        add(&self.flushes, 1);
+        self.batch_sizes.observe(frames as f64);
+    }
+
+    pub fn record_ping_rtt(&self, seconds: f64) {
+        self.ping_rtt.observe(seconds);
     }
 
     pub fn connect(&self) {
-        self.connects.fetch_add(1, Ordering::Relaxed);
+        add(&self.connects, 1);
     }
 
     pub fn disconnect(&self) {
-        self.disconnects.fetch_add(1, Ordering::Relaxed);
+        add(&self.disconnects, 1);
     }
 
     pub fn refuse(&self) {
-        self.connect_refused.fetch_add(1, Ordering::Relaxed);
+        add(&self.connect_refused, 1);
     }
 
     pub fn slow_consumer(&self) {
-        self.slow_consumers.fetch_add(1, Ordering::Relaxed);
+        add(&self.slow_consumers, 1);
     }
 
     pub fn recovered(&self) {
-        self.recoveries.fetch_add(1, Ordering::Relaxed);
+        add(&self.recoveries, 1);
     }
 
     pub fn snapshot(&self) -> Metrics {
@@ -71,6 +123,9 @@ impl Stats {
             connects_refused: get(&self.connect_refused),
             slow_consumers: get(&self.slow_consumers),
             recoveries: get(&self.recoveries),
+            bytes_out: get(&self.bytes_out),
+            frames_out: get(&self.frames_out),
+            flushes: get(&self.flushes),
         }
     }
 }
@@ -98,4 +153,146 @@ pub struct Metrics {
     pub slow_consumers: u64,
     /// Clients that came back and recovered their session.
     pub recoveries: u64,
+    /// Bytes written to transports (WebSocket frames and polling responses).
+    pub bytes_out: u64,
+    /// Engine.IO packets written to transports.
+    pub frames_out: u64,
+    /// Writes to transports: WebSocket flushes plus polling responses. Frames per flush
+    /// is the write coalescing at work.
+    pub flushes: u64,
+}
+
+/// What only the server knows at scrape time.
+pub(crate) struct Gauges {
+    /// (namespace, transport) -> sockets.
+    pub connections: Vec<(String, &'static str, i64)>,
+    pub sessions: i64,
+    pub queued_frames: i64,
+    pub max_queue_depth: i64,
+}
+
+/// Render the Prometheus text exposition (OpenMetrics flavour, which Prometheus reads).
+pub(crate) fn render(stats: &Stats, gauges: &Gauges) -> String {
+    let m = stats.snapshot();
+    let mut registry = Registry::with_prefix("swarmcast");
+    let counter = |registry: &mut Registry, name: &str, help: &str, v: u64| {
+        registry.register(name, help, ConstCounter::new(v));
+    };
+    counter(
+        &mut registry,
+        "events_emitted",
+        "Emit calls (broadcasts count once)",
+        m.emits,
+    );
+    counter(
+        &mut registry,
+        "events_delivered",
+        "Packets queued to sockets, one per recipient",
+        m.deliveries,
+    );
+    // The registry is built afresh per scrape, so a new counter incremented by the
+    // running total reports that total.
+    let dropped = Family::<Vec<(String, String)>, Counter>::default();
+    for (reason, v) in [
+        ("queue_full", m.dropped_queue_full),
+        ("volatile", m.dropped_volatile),
+    ] {
+        dropped
+            .get_or_create(&vec![("reason".to_string(), reason.to_string())])
+            .inc_by(v);
+    }
+    registry.register("events_dropped", "Deliveries not made, by reason", dropped);
+    counter(
+        &mut registry,
+        "bytes_out",
+        "Bytes written to transports",
+        m.bytes_out,
+    );
+    counter(
+        &mut registry,
+        "frames_out",
+        "Engine.IO packets written to transports",
+        m.frames_out,
+    );
+    counter(
+        &mut registry,
+        "flushes",
+        "Transport writes (WebSocket flushes, polling responses)",
+        m.flushes,
+    );
+    counter(
+        &mut registry,
+        "connects",
+        "Namespace connections accepted",
+        m.connects,
+    );
+    counter(
+        &mut registry,
+        "disconnects",
+        "Namespace connections ended",
+        m.disconnects,
+    );
+    counter(
+        &mut registry,
+        "connects_refused",
+        "Namespace connections refused",
+        m.connects_refused,
+    );
+    counter(
+        &mut registry,
+        "slow_consumers",
+        "Clients disconnected because their queue filled",
+        m.slow_consumers,
+    );
+    counter(
+        &mut registry,
+        "recoveries",
+        "Clients that recovered their session",
+        m.recoveries,
+    );
+
+    let connections = Family::<Vec<(String, String)>, Gauge>::default();
+    for (namespace, transport, n) in &gauges.connections {
+        connections
+            .get_or_create(&vec![
+                ("namespace".to_string(), namespace.clone()),
+                ("transport".to_string(), transport.to_string()),
+            ])
+            .set(*n);
+    }
+    registry.register(
+        "connections",
+        "Connected sockets by namespace and transport",
+        connections,
+    );
+    registry.register(
+        "sessions",
+        "Open Engine.IO sessions",
+        ConstGauge::new(gauges.sessions),
+    );
+    registry.register(
+        "queued_frames",
+        "Frames waiting in outbound queues",
+        ConstGauge::new(gauges.queued_frames),
+    );
+    registry.register(
+        "max_queue_depth",
+        "Frames waiting in the fullest outbound queue",
+        ConstGauge::new(gauges.max_queue_depth),
+    );
+    registry.register(
+        "batch_size",
+        "Frames per transport write",
+        stats.batch_sizes.clone(),
+    );
+    registry.register(
+        "ping_rtt_seconds",
+        "Round-trip time from a server PING to the client's PONG",
+        stats.ping_rtt.clone(),
+    );
+    let mut out = String::new();
+    if encode(&mut out, &registry).is_err() {
+        out.clear();
+    }
+    out
 }

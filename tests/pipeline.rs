@@ -285,3 +285,44 @@ async fn a_dropped_client_recovers_its_sid_rooms_and_missed_packets() {
     assert_ne!(reply["pid"], pid);
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn metrics_count_what_happened() {
+    let handle = serve(Server::new(config())).await;
+    let addr = handle.local_addr();
+    let (mut a, _) = WsClient::connect(addr).await;
+    let (mut b, _) = WsClient::connect(addr).await;
+    for i in 0..5 {
+        handle.emitter().emit("n", &i).expect("emit");
+    }
+    for _ in 0..5 {
+        a.recv_event().await.expect("a");
+        b.recv_event().await.expect("b");
+    }
+    let reply = http(addr, "GET", "/metrics", &[], b"").await;
+    assert_eq!(reply.status, 200);
+    let value = |name: &str| -> f64 {
+        reply
+            .body
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {}", reply.body))
+    };
+    assert_eq!(value("swarmcast_events_emitted_total"), 5.0);
+    assert_eq!(value("swarmcast_events_delivered_total"), 10.0);
+    assert_eq!(value("swarmcast_connects_total"), 2.0);
+    assert_eq!(
+        value(r#"swarmcast_connections{namespace="/",transport="websocket"}"#),
+        2.0
+    );
+    assert!(value("swarmcast_flushes_total") >= 1.0);
+    assert!(
+        value("swarmcast_frames_out_total") >= 12.0,
+        "2 CONNECT replies + 10 events"
+    );
+    assert!(reply.body.contains("swarmcast_batch_size_bucket"));
+    assert!(reply.body.trim_end().ends_with("# EOF"));
+    handle.shutdown().await;
+}

@@ -44,6 +44,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::metrics::Stats;
 use crate::protocol::engineio::{self, Handshake};
 
 pub use queue::Frame;
@@ -186,6 +187,13 @@ pub struct EngineConfig {
     pub allow_websocket: bool,
     /// Whether long-polling is accepted.
     pub allow_polling: bool,
+    /// After a WebSocket write, wait this long before the next one so that more frames
+    /// go out together. Zero (the default) writes as soon as the writer is free, which
+    /// already coalesces everything queued meanwhile. The first packet after a quiet
+    /// period is never delayed.
+    pub batch_window: Duration,
+    /// Most frames in one WebSocket write.
+    pub max_batch: usize,
 }
 
 impl Default for EngineConfig {
@@ -199,6 +207,8 @@ impl Default for EngineConfig {
             queue_bytes: 16 * 1024 * 1024,
             allow_websocket: true,
             allow_polling: true,
+            batch_window: Duration::ZERO,
+            max_batch: 1024,
         }
     }
 }
@@ -210,6 +220,7 @@ pub(crate) struct Engine {
     sessions: RwLock<HashMap<Arc<str>, Arc<Session>>>,
     /// Every task of this endpoint's sessions, joined on shutdown.
     pub tasks: TaskTracker,
+    pub stats: Arc<Stats>,
 }
 
 impl Engine {
@@ -217,13 +228,24 @@ impl Engine {
         config: EngineConfig,
         handler: Arc<dyn EngineHandler>,
         tasks: TaskTracker,
+        stats: Arc<Stats>,
     ) -> Arc<Self> {
         Arc::new(Self {
             config,
             handler,
             sessions: RwLock::new(HashMap::new()),
             tasks,
+            stats,
         })
+    }
+
+    /// (frames queued in all sessions, frames queued in the fullest one).
+    pub fn queue_depths(&self) -> (usize, usize) {
+        self.sessions
+            .read()
+            .values()
+            .map(|s| s.queue.len())
+            .fold((0, 0), |(sum, max), n| (sum + n, max.max(n)))
     }
 
     pub fn session(&self, sid: &str) -> Option<Arc<Session>> {
@@ -278,6 +300,7 @@ impl Engine {
             session.clone(),
             self.config.ping_interval,
             self.config.ping_timeout,
+            self.stats.clone(),
         ));
         (session, open)
     }
@@ -396,7 +419,12 @@ impl Session {
 }
 
 /// PING every `interval`; close when no PONG comes within `timeout`.
-async fn heartbeat(session: Arc<Session>, interval: Duration, timeout: Duration) {
+async fn heartbeat(
+    session: Arc<Session>,
+    interval: Duration,
+    timeout: Duration,
+    stats: Arc<Stats>,
+) {
     loop {
         tokio::select! {
             _ = session.closed.cancelled() => return,
@@ -405,9 +433,10 @@ async fn heartbeat(session: Arc<Session>, interval: Duration, timeout: Duration)
         if session.queue.push_control(Frame::text("2")).is_err() {
             return;
         }
+        let sent = tokio::time::Instant::now();
         tokio::select! {
             _ = session.closed.cancelled() => return,
-            _ = session.pong.notified() => {}
+            _ = session.pong.notified() => stats.record_ping_rtt(sent.elapsed().as_secs_f64()),
             _ = tokio::time::sleep(timeout) => {
                 session.close(CloseReason::PingTimeout);
                 return;

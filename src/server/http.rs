@@ -119,6 +119,9 @@ async fn route(
     if path == "/healthz" {
         return text(StatusCode::OK, "ok");
     }
+    if path == "/metrics" {
+        return metrics(&app);
+    }
     if path == "/api/emit" && app.publish_api {
         return publish(&app, req).await;
     }
@@ -330,6 +333,42 @@ impl Cors {
         let origin_host = origin.split("://").nth(1);
         matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
     }
+}
+
+/// `GET /metrics`: Prometheus text.
+fn metrics(app: &App) -> HttpResponse {
+    let mut connections = Vec::new();
+    for ns in app.core.all() {
+        let (mut ws, mut polling) = (0i64, 0i64);
+        for socket in ns.sockets() {
+            match socket.transport() {
+                Transport::WebSocket => ws += 1,
+                Transport::Polling => polling += 1,
+            }
+        }
+        connections.push((ns.name().to_string(), "websocket", ws));
+        connections.push((ns.name().to_string(), "polling", polling));
+    }
+    let (mut sessions, mut queued, mut max_depth) = (0usize, 0usize, 0usize);
+    for (_, engine) in &app.engines {
+        sessions += engine.session_count();
+        let (sum, max) = engine.queue_depths();
+        queued += sum;
+        max_depth = max_depth.max(max);
+    }
+    let gauges = crate::metrics::Gauges {
+        connections,
+        sessions: sessions as i64,
+        queued_frames: queued as i64,
+        max_queue_depth: max_depth as i64,
+    };
+    let body = crate::metrics::render(&app.core.ctx.stats, &gauges);
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
 }
 
 /// Body of `POST /api/emit`.

@@ -263,7 +263,12 @@ impl Server {
         let engines: Vec<(String, Arc<Engine>)> = routes
             .into_iter()
             .map(|(path, handler)| {
-                let engine = Engine::new(self.config.engine.clone(), handler, tasks.clone());
+                let engine = Engine::new(
+                    self.config.engine.clone(),
+                    handler,
+                    tasks.clone(),
+                    self.core.ctx.stats.clone(),
+                );
                 (path, engine)
             })
             .collect();
@@ -323,6 +328,11 @@ impl ServerHandle {
     /// An emitter for this server.
     pub fn emitter(&self) -> &Emitter {
         &self.emitter
+    }
+
+    /// The server's counters (the same as [`Emitter::metrics`]).
+    pub fn metrics(&self) -> crate::Metrics {
+        self.emitter.metrics()
     }
 
     /// Number of open Engine.IO sessions on all endpoints.

@@ -63,6 +63,7 @@ pub(crate) async fn get(engine: &Engine, session: Arc<Session>) -> HttpResponse 
             if closed && frames.len() < max {
                 engineio::write_payload_frame(&mut body, engineio::Frame::Text("1"));
             }
+            engine.stats.record_write(frames.len(), body.len());
             return payload_response(body);
         }
         if session.upgrading.load(Ordering::Acquire) {

@@ -64,7 +64,7 @@ pub(crate) fn upgrade(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
         match session {
-            Some(session) => run(ws, session, false).await,
+            Some(session) => run(ws, session, engine, false).await,
             None => {
                 let (session, open) = engine.open(Transport::WebSocket, &info);
                 let mut ws = ws;
@@ -72,7 +72,7 @@ pub(crate) fn upgrade(
                     session.close(CloseReason::TransportError);
                     return;
                 }
-                run(ws, session, true).await
+                run(ws, session, engine, true).await
             }
         }
     });
@@ -107,8 +107,12 @@ fn to_message(frame: Frame) -> Message {
 /// Read client packets and write queued frames on one task. `active` is false while a
 /// polling session probes this WebSocket: then only the probe and UPGRADE are expected,
 /// and the queue still belongs to the polling transport.
-async fn run(mut ws: Ws, session: Arc<Session>, mut active: bool) {
+async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active: bool) {
     let mut batch: VecDeque<Frame> = VecDeque::new();
+    let window = engine.config.batch_window;
+    let max_batch = engine.config.max_batch.max(1);
+    let mut last_write: Option<tokio::time::Instant> = None;
+    let mut hold_until: Option<tokio::time::Instant> = None;
     let reason = loop {
         tokio::select! {
             incoming = ws.next() => {
@@ -169,21 +173,27 @@ async fn run(mut ws: Ws, session: Arc<Session>, mut active: bool) {
                     }
                 }
             }
-            _ = session.queue.ready(), if active => {
-                let closed = session.queue.drain_into(&mut batch, usize::MAX);
-                let mut failed = false;
-                for frame in batch.drain(..) {
-                    if ws.feed(to_message(frame)).await.is_err() {
-                        failed = true;
-                        break;
+            _ = session.queue.ready(), if active && hold_until.is_none() => {
+                // Within the batch window of the last write: let more frames gather.
+                if let Some(last) = last_write.filter(|_| !window.is_zero()) {
+                    let until = last + window;
+                    if until > tokio::time::Instant::now() {
+                        hold_until = Some(until);
+                        continue;
                     }
                 }
-                if failed || ws.flush().await.is_err() {
-                    break CloseReason::TransportError;
+                match write_batch(&mut ws, &session, &mut batch, max_batch, &engine).await {
+                    Ok(true) => return,
+                    Ok(false) => last_write = Some(tokio::time::Instant::now()),
+                    Err(()) => break CloseReason::TransportError,
                 }
-                if closed {
-                    let _ = ws.close(None).await;
-                    return;
+            }
+            _ = sleep_until_opt(hold_until), if hold_until.is_some() => {
+                hold_until = None;
+                match write_batch(&mut ws, &session, &mut batch, max_batch, &engine).await {
+                    Ok(true) => return,
+                    Ok(false) => last_write = Some(tokio::time::Instant::now()),
+                    Err(()) => break CloseReason::TransportError,
                 }
             }
             _ = session.closed.cancelled(), if !active => return,
@@ -193,4 +203,40 @@ async fn run(mut ws: Ws, session: Arc<Session>, mut active: bool) {
     if active {
         session.close(reason);
     }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Take up to `max` queued frames, feed them all, flush once. Ok(true) when the session
+/// is closed and the socket was closed after the last frames.
+async fn write_batch(
+    ws: &mut Ws,
+    session: &Session,
+    batch: &mut VecDeque<Frame>,
+    max: usize,
+    engine: &Engine,
+) -> Result<bool, ()> {
+    let closed = session.queue.drain_into(batch, max);
+    let (frames, bytes) = (batch.len(), batch.iter().map(Frame::len).sum::<usize>());
+    for frame in batch.drain(..) {
+        ws.feed(to_message(frame)).await.map_err(|_| ())?;
+    }
+    ws.flush().await.map_err(|_| ())?;
+    if frames > 0 {
+        engine.stats.record_write(frames, bytes);
+    }
+    if session.queue.len() > 0 {
+        // More than one batch was waiting: come back for the rest.
+        session.queue.wake();
+    }
+    if closed && session.queue.len() == 0 {
+        let _ = ws.close(None).await;
+        return Ok(true);
+    }
+    Ok(false)
 }
