@@ -185,6 +185,99 @@ fn install_handlers(ns: &Arc<Namespace>) {
         }
     });
     ns.on("disconnect_me", |socket, _event, _ack| socket.disconnect());
+    // Close the whole connection as a network failure would (the client reconnects).
+    ns.on("drop_me", |socket, _event, _ack| socket.close_connection());
+    ns.on("state_run", |socket, event, ack| {
+        let req = event.payload.args.first().cloned().unwrap_or(Value::Null);
+        let Some(ns) = swarmcast_namespace(socket) else {
+            return;
+        };
+        let map = ns.state(req["map"].as_str().unwrap_or("agents"));
+        let threads = req["threads"].as_u64().unwrap_or(4);
+        let keys = req["keys"].as_u64().unwrap_or(50).max(1);
+        let updates = req["updates"].as_u64().unwrap_or(1000);
+        // Concurrent setters and deleters on OS threads, then the final map in the ack.
+        std::thread::spawn(move || {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let map = map.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..updates {
+                            let key = format!("k{}", rand::random::<u64>() % keys);
+                            if rand::random::<u8>() < 25 {
+                                map.delete(&key);
+                            } else {
+                                let _ = map.set(&key, &json!({"t": t, "i": i}));
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for w in workers {
+                let _ = w.join();
+            }
+            if let Some(ack) = ack {
+                let _ = ack.send(&map.snapshot());
+            }
+        });
+    });
+    ns.on("stream", |socket, event, ack| {
+        let req = event.payload.args.first().cloned().unwrap_or(Value::Null);
+        let Some(ns) = swarmcast_namespace(socket) else {
+            return;
+        };
+        let count = req["count"].as_u64().unwrap_or(100);
+        let interval = Duration::from_millis(req["interval_ms"].as_u64().unwrap_or(5));
+        let name = req["event"].as_str().unwrap_or("seq").to_string();
+        let room = req["room"].as_str().map(str::to_string);
+        let batch = req["batch"].as_u64().unwrap_or(1).max(1);
+        std::thread::spawn(move || {
+            for seq in 0..count {
+                let ts = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64() * 1000.0)
+                    .unwrap_or(0.0);
+                let data = json!({"seq": seq, "ts": ts, "pad": "x".repeat(150)});
+                let _ = match &room {
+                    Some(room) => ns.to(room.as_str()).emit(&name, &data),
+                    None => ns.emit(&name, &data),
+                };
+                if !interval.is_zero() && (seq + 1) % batch == 0 {
+                    std::thread::sleep(interval);
+                }
+            }
+            if let Some(ack) = ack {
+                let _ = ack.send(&count);
+            }
+        });
+    });
+    ns.on("server_stats", |_socket, _event, ack| {
+        let Some(ack) = ack else { return };
+        let m = SERVER.get().map(|e| e.metrics()).unwrap_or_default();
+        let rss_kb = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
+            })
+            .unwrap_or(0);
+        let reasons = DISCONNECTS.lock().map(|r| r.clone()).unwrap_or_default();
+        let _ = ack.send(&json!({
+            "rss_kb": rss_kb,
+            "slow_consumers": m.slow_consumers,
+            "recoveries": m.recoveries,
+            "deliveries": m.deliveries,
+            "disconnect_reasons": reasons,
+        }));
+    });
+    ns.on_disconnect(|_socket, reason| {
+        if let Ok(mut reasons) = DISCONNECTS.lock() {
+            reasons.push(reason.to_string());
+        }
+    });
     ns.on("count_sockets", |socket, _event, ack| {
         if let (Some(ack), Some(ns)) = (ack, swarmcast_namespace(socket)) {
             let _ = ack.send(&ns.len());
@@ -198,6 +291,14 @@ fn swarmcast_namespace(socket: &Socket) -> Option<Arc<Namespace>> {
 }
 
 static SERVER: std::sync::OnceLock<swarmcast::Emitter> = std::sync::OnceLock::new();
+static DISCONNECTS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn args_named(args: &[String], name: &str) -> Vec<String> {
+    args.windows(2)
+        .filter(|w| w[0] == name)
+        .map(|w| w[1].clone())
+        .collect()
+}
 
 fn main() {
     tracing_subscriber::fmt()
@@ -226,6 +327,16 @@ fn main() {
     if let Some(ms) = arg(&args, "--connect-timeout") {
         config.connect_timeout = Duration::from_millis(ms);
     }
+    if let Some(n) = arg(&args, "--queue-packets") {
+        config.engine.queue_packets = n as usize;
+    }
+    if let Some(ms) = arg(&args, "--recovery-ms") {
+        config.recovery = Some(swarmcast::RecoveryConfig {
+            max_disconnection_duration: Duration::from_millis(ms),
+            ..swarmcast::RecoveryConfig::default()
+        });
+    }
+    config.allow_subscribe = args_named(&args, "--allow-subscribe");
 
     let mut server = Server::new(config);
     server.engine_endpoint("/engine.io", Arc::new(Echo));

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use swarmcast::{Server, ServerConfig};
+use swarmcast::{RecoveryConfig, Server, ServerConfig, SlowConsumerPolicy};
 
 /// swarmcast: real-time push over Socket.IO (Engine.IO v4 / Socket.IO v5).
 #[derive(Debug, Parser)]
@@ -64,6 +64,23 @@ struct ServeArgs {
     /// Turn off POST /api/emit.
     #[arg(long)]
     no_publish_api: bool,
+    /// Room pattern clients may join with the built-in `subscribe` event (`*` is a
+    /// wildcard; state map `agents` is `state:agents`); repeat for several. Without it
+    /// the built-in subscribe/unsubscribe events are off.
+    #[arg(long = "allow-subscribe", value_name = "PATTERN")]
+    allow_subscribe: Vec<String>,
+    /// Turn on connection state recovery: clients that reconnect within this many
+    /// seconds get their session and every missed packet (socket.io-client >= 4.6).
+    #[arg(long, value_name = "SECONDS")]
+    recovery: Option<u64>,
+    /// What to do with a client whose outbound queue fills: `disconnect` (it
+    /// reconnects and, with --recovery, catches up) or `report` (skip it).
+    #[arg(long, default_value = "disconnect", value_parser = ["disconnect", "report"])]
+    slow_consumer: String,
+    /// Milliseconds to gather frames after a WebSocket write before the next one
+    /// (0: write as soon as the writer is free).
+    #[arg(long, default_value_t = 0)]
+    batch_window: u64,
     /// Runtime worker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -93,8 +110,19 @@ fn serve(args: ServeArgs) -> std::process::ExitCode {
         publish_api: !args.no_publish_api,
         api_key: args.api_key,
         worker_threads: args.threads,
+        allow_subscribe: args.allow_subscribe,
+        recovery: args.recovery.map(|secs| RecoveryConfig {
+            max_disconnection_duration: Duration::from_secs(secs),
+            ..RecoveryConfig::default()
+        }),
+        slow_consumer: if args.slow_consumer == "report" {
+            SlowConsumerPolicy::Report
+        } else {
+            SlowConsumerPolicy::Disconnect
+        },
         ..ServerConfig::default()
     };
+    config.engine.batch_window = Duration::from_millis(args.batch_window);
     config.engine.ping_interval = Duration::from_millis(args.ping_interval);
     config.engine.ping_timeout = Duration::from_millis(args.ping_timeout);
     config.engine.max_payload = args.max_payload;

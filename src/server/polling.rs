@@ -77,8 +77,9 @@ pub(crate) async fn get(engine: &Engine, session: Arc<Session>) -> HttpResponse 
     }
 }
 
-/// Client packets. Answers `ok`; a body over `max_payload` gets 413, a malformed one
-/// 400, and both close the session.
+/// Client packets. Answers `ok`; a body over `max_payload` gets 413 and is dropped (the
+/// session goes on, as with the reference server); a malformed one gets 400 and closes
+/// the session.
 pub(crate) async fn post(
     engine: &Engine,
     session: Arc<Session>,
@@ -91,15 +92,11 @@ pub(crate) async fn post(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > max) {
-        session.close(CloseReason::ParseError);
         return text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
     }
     let body = match Limited::new(req.into_body(), max).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => {
-            session.close(CloseReason::ParseError);
-            return text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
-        }
+        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large"),
     };
     let Ok(body) = std::str::from_utf8(&body) else {
         session.close(CloseReason::ParseError);

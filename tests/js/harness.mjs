@@ -32,12 +32,6 @@ export function serverCommand() {
   return `${shellQuote(process.execPath)} ${shellQuote(path.join(HERE, "reference-server.mjs"))}`;
 }
 
-/** True when the tests run against the Node reference server. */
-export function isReferenceServer() {
-  const fromEnv = process.env.SWARMCAST_TEST_SERVER;
-  return !fromEnv || fromEnv.trim() === "" || fromEnv.includes("reference-server.mjs");
-}
-
 const running = new Set();
 process.on("exit", () => {
   // Last resort if a test file dies without its `after` hooks: never leak servers.
@@ -50,20 +44,12 @@ process.on("exit", () => {
   }
 });
 
-function groupAlive(pid) {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Starts the server under test with `--port 0` and the given options, and waits
- * (at most 20 s) for its `LISTENING <port>` line.
+ * (at most 20 s) for its `LISTENING <port>` line. `extraArgs` are appended as they
+ * are (flags only the Rust server knows; tests using them skip the reference).
  *
- * @param {{pingInterval?: number, pingTimeout?: number, maxPayload?: number, connectTimeout?: number}} [options]
+ * @param {{pingInterval?: number, pingTimeout?: number, maxPayload?: number, connectTimeout?: number, extraArgs?: string[]}} [options]
  */
 export async function startServer(options = {}) {
   const args = ["--port", "0"];
@@ -71,6 +57,7 @@ export async function startServer(options = {}) {
   if (options.pingTimeout !== undefined) args.push("--ping-timeout", String(options.pingTimeout));
   if (options.maxPayload !== undefined) args.push("--max-payload", String(options.maxPayload));
   if (options.connectTimeout !== undefined) args.push("--connect-timeout", String(options.connectTimeout));
+  if (options.extraArgs) args.push(...options.extraArgs);
   const command = `${serverCommand()} ${args.join(" ")}`;
   const verbose = !!process.env.SWARMCAST_TEST_VERBOSE;
 
@@ -89,6 +76,12 @@ export async function startServer(options = {}) {
     if (verbose) process.stderr.write(chunk);
     stderrTail = (stderrTail + chunk).slice(-8000);
   });
+  // The server is gone once the spawned process has exited and every process
+  // holding its stdout/stderr pipes has closed them (a shell wrapper's child
+  // included). Polling kill(-pgid, 0) instead would also see unreaped zombies.
+  let pipesOpen = 2;
+  child.stdout.on("close", () => pipesOpen--);
+  child.stderr.on("close", () => pipesOpen--);
   let exited = null;
   const exitPromise = new Promise((resolve) => {
     child.on("exit", (code, signal) => {
@@ -116,14 +109,14 @@ export async function startServer(options = {}) {
           // group already gone
         }
       };
+      const gone = () => exited !== null && pipesOpen === 0;
       signalGroup("SIGTERM");
       const deadline = Date.now() + TERM_GRACE_MS;
-      while (Date.now() < deadline && (exited === null || groupAlive(child.pid))) {
-        await sleep(50);
-      }
-      if (exited === null || groupAlive(child.pid)) {
+      while (!gone() && Date.now() < deadline) await sleep(20);
+      if (!gone()) {
         signalGroup("SIGKILL");
-        await Promise.race([exitPromise, sleep(2000)]);
+        const killDeadline = Date.now() + 2000;
+        while (!gone() && Date.now() < killDeadline) await sleep(20);
       }
       child.stdout.destroy();
       child.stderr.destroy();
@@ -376,9 +369,10 @@ export async function pollingHandshake(server, pathName = "/socket.io/", headers
 /**
  * A raw WebSocket (the `ws` package) with a message queue and a close promise.
  * `next(ms)` resolves to the next text message (string) or binary message (Buffer).
+ * `wsOptions` go to the `ws` constructor (for example `{ origin }` or `{ headers }`).
  */
-export function rawWebSocket(url, clients) {
-  const ws = new WebSocket(url);
+export function rawWebSocket(url, clients, wsOptions = {}) {
+  const ws = new WebSocket(url, wsOptions);
   if (clients) clients.track(ws);
   const queue = [];
   const waiters = [];
@@ -402,10 +396,11 @@ export function rawWebSocket(url, clients) {
     ws.once("open", resolve);
     ws.once("close", (code) => reject(new Error(`websocket closed before open (${code})`)));
   });
-  opened.catch(() => {});
+  const openedInTime = withTimeout(opened, 5000, "websocket open");
+  openedInTime.catch(() => {}); // handled by whoever awaits it
   return {
     ws,
-    opened: withTimeout(opened, 5000, "websocket open"),
+    opened: openedInTime,
     closed,
     get closeInfo() {
       return closeInfo;
