@@ -80,3 +80,7 @@ pub use server::{Server, ServerConfig, ServerError, ServerHandle};
 pub use socket::{AckError, AckFuture, AckSender, DisconnectReason, Socket};
 pub use state::{StateMap, DELTA_EVENT, SNAPSHOT_EVENT};
 pub use subscriptions::Subscription;
+
+/// The guide (`docs/guide.md`), compiled here so that its examples stay true.
+#[doc = include_str!("../docs/guide.md")]
+pub mod guide {}
