@@ -336,6 +336,19 @@ impl Namespace {
         self.registry.read().for_each_target(target, None, f);
     }
 
+    /// A connected socket with no client behind it: packets emitted to it wait in its
+    /// queue until [`Socket::drain_detached`]. Benchmarks measure fan-out with these.
+    #[doc(hidden)]
+    pub fn attach_detached_socket(self: &Arc<Self>, queue_packets: usize) -> Socket {
+        let session = crate::engine::detached_session(queue_packets, usize::MAX / 4);
+        let socket = Socket::new(self.clone(), EngineSocket(session), None);
+        self.add_socket(socket.clone());
+        if let Ok(reply) = packet::encode_control(PacketKind::Connect, self.name(), None) {
+            socket.mark_connected(&reply);
+        }
+        socket
+    }
+
     /// Encode an event once and push it to every socket the target reaches. With
     /// recovery on, the packet gets the next offset and a place in the replay buffer,
     /// both under the buffer's lock, which also orders concurrent emits.

@@ -393,6 +393,14 @@ impl Socket {
             .remove_socket(self, DisconnectReason::ServerNamespaceDisconnect);
     }
 
+    /// Take and count what waits in a detached socket's queue (benchmarks).
+    #[doc(hidden)]
+    pub fn drain_detached(&self) -> usize {
+        let mut frames = std::collections::VecDeque::new();
+        self.0.engine.0.queue.drain_into(&mut frames, usize::MAX);
+        frames.len()
+    }
+
     /// Close the whole underlying connection (every namespace).
     pub fn close_connection(&self) {
         self.0.engine.close();

@@ -318,6 +318,27 @@ impl Engine {
     }
 }
 
+/// A session with no transport and no endpoint: its queue fills as a connected
+/// client's would and is drained by hand. For benchmarks of the fan-out path.
+pub(crate) fn detached_session(queue_packets: usize, queue_bytes: usize) -> Arc<Session> {
+    Arc::new(Session {
+        sid: new_id().into(),
+        queue: OutboundQueue::new(QueueLimits {
+            max_packets: queue_packets,
+            max_bytes: queue_bytes,
+        }),
+        transport: AtomicU8::new(Transport::WebSocket as u8),
+        upgrading: AtomicBool::new(false),
+        get_active: AtomicBool::new(false),
+        post_lock: Mutex::new(()),
+        pong: Notify::new(),
+        closed: CancellationToken::new(),
+        close_once: AtomicBool::new(false),
+        handler: OnceLock::new(),
+        engine: Weak::new(),
+    })
+}
+
 /// Random, URL-safe, unguessable identifier (session and socket ids).
 pub(crate) fn new_id() -> String {
     use base64::Engine as _;
