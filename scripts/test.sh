@@ -17,6 +17,9 @@ cargo fmt --all -- --check
 stage "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+stage "cargo doc (warnings are errors)"
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
+
 stage "cargo test --workspace"
 cargo test --workspace
 

@@ -55,6 +55,7 @@
 pub mod engine;
 pub mod protocol;
 
+mod batch;
 mod connection;
 mod dispatch;
 mod emitter;

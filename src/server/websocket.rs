@@ -21,6 +21,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::task::TaskTracker;
 
 use super::http::{EngineError, HttpResponse};
+use crate::batch::{Batcher, Decision};
 use crate::engine::{CloseReason, Engine, Frame, RequestInfo, Session, Transport};
 use crate::protocol::engineio;
 
@@ -109,9 +110,7 @@ fn to_message(frame: Frame) -> Message {
 /// and the queue still belongs to the polling transport.
 async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active: bool) {
     let mut batch: VecDeque<Frame> = VecDeque::new();
-    let window = engine.config.batch_window;
-    let max_batch = engine.config.max_batch.max(1);
-    let mut last_write: Option<tokio::time::Instant> = None;
+    let mut batcher = Batcher::new(engine.config.batch_window, engine.config.max_batch);
     let mut hold_until: Option<tokio::time::Instant> = None;
     let reason = loop {
         tokio::select! {
@@ -174,25 +173,21 @@ async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active:
                 }
             }
             _ = session.queue.ready(), if active && hold_until.is_none() => {
-                // Within the batch window of the last write: let more frames gather.
-                if let Some(last) = last_write.filter(|_| !window.is_zero()) {
-                    let until = last + window;
-                    if until > tokio::time::Instant::now() {
-                        hold_until = Some(until);
-                        continue;
-                    }
+                if let Decision::WaitUntil(until) = batcher.on_ready(tokio::time::Instant::now()) {
+                    hold_until = Some(until);
+                    continue;
                 }
-                match write_batch(&mut ws, &session, &mut batch, max_batch, &engine).await {
+                match write_batch(&mut ws, &session, &mut batch, batcher.max_batch(), &engine).await {
                     Ok(true) => return,
-                    Ok(false) => last_write = Some(tokio::time::Instant::now()),
+                    Ok(false) => batcher.on_write(tokio::time::Instant::now()),
                     Err(()) => break CloseReason::TransportError,
                 }
             }
             _ = sleep_until_opt(hold_until), if hold_until.is_some() => {
                 hold_until = None;
-                match write_batch(&mut ws, &session, &mut batch, max_batch, &engine).await {
+                match write_batch(&mut ws, &session, &mut batch, batcher.max_batch(), &engine).await {
                     Ok(true) => return,
-                    Ok(false) => last_write = Some(tokio::time::Instant::now()),
+                    Ok(false) => batcher.on_write(tokio::time::Instant::now()),
                     Err(()) => break CloseReason::TransportError,
                 }
             }
