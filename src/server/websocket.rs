@@ -89,11 +89,13 @@ pub(crate) fn upgrade(
 }
 
 fn ws_config(max_payload: usize) -> WebSocketConfig {
-    // Small buffers: most connections are idle dashboards, and memory per connection is
-    // what limits how many one box holds. Writes are flushed per batch anyway.
+    // A small read buffer: most connections are idle dashboards, and memory per
+    // connection is what limits how many one box holds. The write buffer must not be 0
+    // (that writes every frame eagerly, one syscall each): frames fed in a batch gather
+    // in it and go out together at the flush. It grows only as far as a batch needs.
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(64 * 1024)
         .max_message_size(Some(max_payload))
         .max_frame_size(Some(max_payload))
 }
