@@ -326,3 +326,29 @@ async fn metrics_count_what_happened() {
     assert!(reply.body.trim_end().ends_with("# EOF"));
     handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_window_gathers_frames_into_few_writes() {
+    let mut cfg = config();
+    cfg.engine.batch_window = Duration::from_millis(300);
+    let handle = serve(Server::new(cfg)).await;
+    let (mut c, _) = WsClient::connect(handle.local_addr()).await;
+    // Quiet for longer than a window (that the first packet after it is not held is
+    // the unit test of batch.rs).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before = handle.metrics();
+    handle.emitter().emit("first", &0).expect("emit");
+    assert_eq!(c.recv_event().await.expect("first").0, "first");
+    for i in 0..100 {
+        handle.emitter().emit("n", &i).expect("emit");
+    }
+    for i in 0..100 {
+        assert_eq!(c.recv_event().await, Some(("n".into(), vec![json!(i)])));
+    }
+    let after = handle.metrics();
+    let flushes = after.flushes - before.flushes;
+    let frames = after.frames_out - before.frames_out;
+    assert_eq!(frames, 101);
+    assert!(flushes <= 4, "101 frames in {flushes} writes");
+    handle.shutdown().await;
+}
