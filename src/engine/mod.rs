@@ -264,22 +264,15 @@ impl Engine {
         request: &RequestInfo,
     ) -> (Arc<Session>, String) {
         let sid: Arc<str> = new_id().into();
-        let session = Arc::new(Session {
-            sid: sid.clone(),
-            queue: OutboundQueue::new(QueueLimits {
+        let session = Session::new(
+            sid.clone(),
+            QueueLimits {
                 max_packets: self.config.queue_packets,
                 max_bytes: self.config.queue_bytes,
-            }),
-            transport: AtomicU8::new(transport as u8),
-            upgrading: AtomicBool::new(false),
-            get_active: AtomicBool::new(false),
-            post_lock: Mutex::new(()),
-            pong: Notify::new(),
-            closed: CancellationToken::new(),
-            close_once: AtomicBool::new(false),
-            handler: OnceLock::new(),
-            engine: Arc::downgrade(self),
-        });
+            },
+            transport,
+            Arc::downgrade(self),
+        );
         let upgrades = if transport == Transport::Polling && self.config.allow_websocket {
             vec!["websocket".to_string()]
         } else {
@@ -321,22 +314,15 @@ impl Engine {
 /// A session with no transport and no endpoint: its queue fills as a connected
 /// client's would and is drained by hand. For benchmarks of the fan-out path.
 pub(crate) fn detached_session(queue_packets: usize, queue_bytes: usize) -> Arc<Session> {
-    Arc::new(Session {
-        sid: new_id().into(),
-        queue: OutboundQueue::new(QueueLimits {
+    Session::new(
+        new_id().into(),
+        QueueLimits {
             max_packets: queue_packets,
             max_bytes: queue_bytes,
-        }),
-        transport: AtomicU8::new(Transport::WebSocket as u8),
-        upgrading: AtomicBool::new(false),
-        get_active: AtomicBool::new(false),
-        post_lock: Mutex::new(()),
-        pong: Notify::new(),
-        closed: CancellationToken::new(),
-        close_once: AtomicBool::new(false),
-        handler: OnceLock::new(),
-        engine: Weak::new(),
-    })
+        },
+        Transport::WebSocket,
+        Weak::new(),
+    )
 }
 
 /// Random, URL-safe, unguessable identifier (session and socket ids).
@@ -365,6 +351,27 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    fn new(
+        sid: Arc<str>,
+        limits: QueueLimits,
+        transport: Transport,
+        engine: Weak<Engine>,
+    ) -> Arc<Self> {
+        Arc::new(Session {
+            sid,
+            queue: OutboundQueue::new(limits),
+            transport: AtomicU8::new(transport as u8),
+            upgrading: AtomicBool::new(false),
+            get_active: AtomicBool::new(false),
+            post_lock: Mutex::new(()),
+            pong: Notify::new(),
+            closed: CancellationToken::new(),
+            close_once: AtomicBool::new(false),
+            handler: OnceLock::new(),
+            engine,
+        })
+    }
+
     pub fn transport(&self) -> Transport {
         if self.transport.load(Ordering::Acquire) == Transport::WebSocket as u8 {
             Transport::WebSocket
