@@ -437,6 +437,7 @@ async fn cors_reflects_allowed_origins_and_websocket_checks_origin() {
 
 #[test]
 fn own_runtime_start_and_stop_close_clients_and_release_the_port() {
+    let _turn = OWN_RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::new(config());
     let handle = server.start().expect("start");
     let addr = handle.local_addr();
@@ -448,5 +449,42 @@ fn own_runtime_start_and_stop_close_clients_and_release_the_port() {
     let stopper = std::thread::spawn(move || handle.stop());
     assert!(rt.block_on(client.closed_within(WAIT)), "clients are told");
     stopper.join().expect("stop joins");
+    std::net::TcpListener::bind(addr).expect("port released");
+}
+
+/// Tests that start servers on their own runtimes take turns, so that counting the
+/// runtime's threads (named "swarmcast") sees only their own.
+static OWN_RUNTIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| t.ok())
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|name| name.trim() == "swarmcast")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn dropping_a_started_server_joins_its_threads_and_frees_its_port() {
+    let _turn = OWN_RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+    let before = thread_count();
+    let mut cfg = config();
+    cfg.worker_threads = 3;
+    let handle = Server::new(cfg).start().expect("start");
+    let addr = handle.local_addr();
+    assert!(thread_count() >= before + 3, "the runtime's workers run");
+    drop(handle);
+    // Worker threads are joined by the runtime's shutdown; allow the OS a moment to reap.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while thread_count() > before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(thread_count() <= before, "no thread left behind");
     std::net::TcpListener::bind(addr).expect("port released");
 }
