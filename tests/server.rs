@@ -478,6 +478,10 @@ fn dropping_a_started_server_joins_its_threads_and_frees_its_port() {
     cfg.worker_threads = 3;
     let handle = Server::new(cfg).start().expect("start");
     let addr = handle.local_addr();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while thread_count() < before + 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(thread_count() >= before + 3, "the runtime's workers run");
     drop(handle);
     // Worker threads are joined by the runtime's shutdown; allow the OS a moment to reap.
