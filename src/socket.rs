@@ -233,15 +233,18 @@ impl Socket {
         self.0.state.store(CONNECTED, Ordering::Release);
     }
 
-    /// Mark disconnected; returns false if it already was. Fails pending acks.
+    /// Mark disconnected; returns whether it was connected, i.e. whether the
+    /// application saw it connect and must now see it leave (a socket whose connect
+    /// decision was pending or refused never connected). Fails pending acks.
     pub(crate) fn mark_disconnected(&self) -> bool {
-        if self.0.state.swap(DISCONNECTED, Ordering::AcqRel) == DISCONNECTED {
+        let previous = self.0.state.swap(DISCONNECTED, Ordering::AcqRel);
+        if previous == DISCONNECTED {
             return false;
         }
         self.0.pending.lock().clear();
         // Dropping the senders wakes the waiters with `Disconnected`.
         self.0.acks.lock().clear();
-        true
+        previous == CONNECTED
     }
 
     fn push(&self, encoded: &Encoded) -> Result<(), EmitError> {

@@ -35,7 +35,7 @@ pub(crate) mod queue;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -288,7 +288,7 @@ impl Engine {
         .encode();
         self.sessions.write().insert(sid, session.clone());
         let handler = self.handler.on_open(EngineSocket(session.clone()), request);
-        let _ = session.handler.set(handler);
+        *session.handler.lock() = Some(handler);
         self.tasks.spawn(heartbeat(
             session.clone(),
             self.config.ping_interval,
@@ -346,7 +346,9 @@ pub(crate) struct Session {
     pong: Notify,
     pub closed: CancellationToken,
     close_once: AtomicBool,
-    handler: OnceLock<Arc<dyn ConnectionHandler>>,
+    /// Taken out on close: the handler holds this session (to send), so keeping it
+    /// past the close would be a reference cycle.
+    handler: Mutex<Option<Arc<dyn ConnectionHandler>>>,
     engine: Weak<Engine>,
 }
 
@@ -367,9 +369,14 @@ impl Session {
             pong: Notify::new(),
             closed: CancellationToken::new(),
             close_once: AtomicBool::new(false),
-            handler: OnceLock::new(),
+            handler: Mutex::new(None),
             engine,
         })
+    }
+
+    /// The handler, cloned out so that no lock is held while it runs.
+    fn handler(&self) -> Option<Arc<dyn ConnectionHandler>> {
+        self.handler.lock().clone()
     }
 
     pub fn transport(&self) -> Transport {
@@ -397,7 +404,7 @@ impl Session {
                 Ok(())
             }
             engineio::Packet::Message(engineio::Message::Text(text)) => {
-                if let Some(h) = self.handler.get() {
+                if let Some(h) = self.handler() {
                     h.on_message(Incoming::Text(text));
                 }
                 Ok(())
@@ -423,7 +430,7 @@ impl Session {
 
     /// A binary message that already is `Bytes` (a WebSocket frame): no copy.
     pub fn receive_binary(&self, bytes: &Bytes) {
-        if let Some(h) = self.handler.get() {
+        if let Some(h) = self.handler() {
             h.on_message(Incoming::Binary(bytes));
         }
     }
@@ -440,7 +447,8 @@ impl Session {
         if let Some(engine) = self.engine.upgrade() {
             engine.remove(&self.sid);
         }
-        if let Some(h) = self.handler.get() {
+        let handler = self.handler.lock().take();
+        if let Some(h) = handler {
             h.on_close(reason);
         }
     }

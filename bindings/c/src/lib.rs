@@ -1,0 +1,29 @@
+//! The C API of swarmcast: `libswarmcast.so` / `libswarmcast.a`, described by the
+//! generated header `include/swarmcast.h` (cbindgen, see `cbindgen.toml`).
+//!
+//! Conventions (the rustls-ffi ones, see `docs/c.md`):
+//! - every fallible function returns a [`swarmcast_result`]; numbers are stable;
+//! - outputs are out-parameters, last, written only on success;
+//! - a buffer pointer is always followed by its length;
+//! - every exported body runs inside a panic boundary ([`panic`]);
+//! - NULL pointer arguments give `SWARMCAST_RESULT_NULL_PARAMETER`; `_free(NULL)` is a no-op;
+//! - objects are opaque and come in `_new` / `_free` pairs.
+//!
+//! The crate holds no logic of its own beyond argument checks and the hand-over of
+//! callbacks to the core's [`sc::Dispatcher`]: everything else is the core's.
+
+#![allow(non_camel_case_types)]
+
+mod callbacks;
+mod config;
+mod ffi;
+mod panic;
+mod result;
+mod server;
+mod version;
+
+pub use callbacks::*;
+pub use config::*;
+pub use result::*;
+pub use server::*;
+pub use version::*;

@@ -1,0 +1,762 @@
+//! `swarmcast_server`: lifecycle, callbacks registration, emits, rooms, keyed state.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::callbacks::{
+    self, swarmcast_connect_callback, swarmcast_disconnect_callback, swarmcast_event_callback,
+    NsCallbacks, Shared,
+};
+use crate::config::swarmcast_config;
+use crate::ffi::{json_arg, out_arg, str_arg};
+use crate::panic::{boundary, boundary_void};
+use crate::result::swarmcast_result;
+
+/// A Socket.IO server. Created with `swarmcast_server_new`, given callbacks with
+/// `swarmcast_server_on_*`, started with `swarmcast_server_start` (it then runs on
+/// threads of its own), stopped with `swarmcast_server_stop` and freed with
+/// `swarmcast_server_free`. A server starts at most once.
+///
+/// Thread safety: the functions taking a `const swarmcast_server *` (emits, rooms,
+/// state, `swarmcast_server_local_port`) may be called from any thread, concurrently
+/// with each other and with `swarmcast_server_start` / `_stop`, and from inside
+/// callbacks. Those taking a `swarmcast_server *` are synchronised too, but
+/// `swarmcast_server_free` must not overlap any other call on the same server.
+pub struct swarmcast_server {
+    phase: Mutex<Phase>,
+    /// Set once the server has stopped (or failed to start): emits are refused.
+    stopped: AtomicBool,
+    emitter: sc::Emitter,
+    shared: Arc<Shared>,
+    handler_threads: usize,
+}
+
+enum Phase {
+    Created {
+        server: Box<sc::Server>,
+        callbacks: HashMap<String, NsCallbacks>,
+    },
+    Running(sc::ServerHandle),
+    Done,
+}
+
+/// A namespace argument: a string starting with '/'.
+///
+/// # Safety
+/// As [`str_arg`].
+pub(crate) unsafe fn namespace_arg<'a>(nsp: *const c_char) -> Result<&'a str, swarmcast_result> {
+    // SAFETY: forwarded from the caller.
+    let nsp = unsafe { str_arg(nsp)? };
+    if nsp.starts_with('/') {
+        Ok(nsp)
+    } else {
+        Err(swarmcast_result::InvalidArgument)
+    }
+}
+
+/// An event name to emit: not one Socket.IO reserves.
+///
+/// # Safety
+/// As [`str_arg`].
+unsafe fn event_arg<'a>(event: *const c_char) -> Result<&'a str, swarmcast_result> {
+    // SAFETY: forwarded from the caller.
+    let event = unsafe { str_arg(event)? };
+    if sc::protocol::socketio::RESERVED_EVENTS.contains(&event) {
+        return Err(swarmcast_result::ReservedEvent);
+    }
+    Ok(event)
+}
+
+impl swarmcast_server {
+    fn live_namespace(&self, nsp: &str) -> Result<Arc<sc::Namespace>, swarmcast_result> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(swarmcast_result::NotRunning);
+        }
+        self.emitter
+            .namespace(nsp)
+            .ok_or(swarmcast_result::UnknownNamespace)
+    }
+
+    fn register(
+        &self,
+        nsp: &str,
+        f: impl FnOnce(&mut NsCallbacks) -> bool,
+    ) -> Result<(), swarmcast_result> {
+        let mut phase = self.phase.lock();
+        let Phase::Created { server, callbacks } = &mut *phase else {
+            return Err(swarmcast_result::AlreadyStarted);
+        };
+        if !f(callbacks.entry(nsp.to_string()).or_default()) {
+            return Err(swarmcast_result::NullParameter);
+        }
+        // Declared now, so that emits to it work from here on.
+        server.namespace(nsp);
+        Ok(())
+    }
+
+    fn start(&self) -> Result<(), swarmcast_result> {
+        let mut phase = self.phase.lock();
+        let (server, callbacks) = match std::mem::replace(&mut *phase, Phase::Done) {
+            Phase::Created { server, callbacks } => (server, callbacks),
+            other => {
+                *phase = other;
+                return Err(swarmcast_result::AlreadyStarted);
+            }
+        };
+        self.shared.start_dispatcher(self.handler_threads);
+        for (nsp, cbs) in callbacks {
+            callbacks::install(&server.namespace(&nsp), cbs, &self.shared);
+        }
+        match server.start() {
+            Ok(handle) => {
+                *phase = Phase::Running(handle);
+                Ok(())
+            }
+            Err(e) => {
+                self.stopped.store(true, Ordering::Release);
+                drop(phase);
+                self.shared.stop_dispatcher();
+                Err(e.into())
+            }
+        }
+    }
+
+    fn stop(&self) -> Result<(), swarmcast_result> {
+        if self.shared.in_own_callback() {
+            return Err(swarmcast_result::InCallback);
+        }
+        let handle = {
+            let mut phase = self.phase.lock();
+            match std::mem::replace(&mut *phase, Phase::Done) {
+                Phase::Running(handle) => handle,
+                other => {
+                    *phase = other;
+                    return Err(swarmcast_result::NotRunning);
+                }
+            }
+        };
+        self.stopped.store(true, Ordering::Release);
+        // Closes every connection (disconnect callbacks are queued), joins the network
+        // threads, then runs what is queued and joins the handler threads.
+        handle.stop();
+        self.shared.stop_dispatcher();
+        Ok(())
+    }
+}
+
+impl Drop for swarmcast_server {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        self.shared.stop_dispatcher();
+    }
+}
+
+/// The server behind a pointer argument.
+///
+/// # Safety
+/// `server` is NULL or a live server from `swarmcast_server_new`. Only shared
+/// references are ever made (everything inside is synchronised), except in
+/// `swarmcast_server_free`, which the API forbids to overlap any other call.
+unsafe fn server_arg<'a>(
+    server: *const swarmcast_server,
+) -> Result<&'a swarmcast_server, swarmcast_result> {
+    // SAFETY: NULL or live, as the caller promises.
+    unsafe { server.as_ref() }.ok_or(swarmcast_result::NullParameter)
+}
+
+/// Create a server from `config` (copied: the config may be freed right after);
+/// `*out_server` receives it. The server does not listen until
+/// `swarmcast_server_start`. Free it with `swarmcast_server_free`.
+///
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `config` is a live config not being changed by another thread; `out_server` points
+/// to a writable `swarmcast_server *`.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_new(
+    config: *const swarmcast_config,
+    out_server: *mut *mut swarmcast_server,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: NULL or live, as the caller promises.
+        let config = unsafe { config.as_ref() }.ok_or(swarmcast_result::NullParameter)?;
+        let out = out_arg(out_server)?;
+        let server = sc::Server::new(config.server.clone());
+        for nsp in &config.namespaces {
+            server.namespace(nsp);
+        }
+        let emitter = server.emitter();
+        let boxed = Box::new(swarmcast_server {
+            phase: Mutex::new(Phase::Created {
+                server: Box::new(server),
+                callbacks: HashMap::new(),
+            }),
+            stopped: AtomicBool::new(false),
+            emitter,
+            shared: Arc::new(Shared::default()),
+            handler_threads: config.handler_threads,
+        });
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { out.write(Box::into_raw(boxed)) };
+        Ok(())
+    })
+}
+
+/// Stop the server if it runs (as `swarmcast_server_stop`), then free it. NULL is a
+/// no-op. Pending `swarmcast_ack` handles stay valid (answering them then gives
+/// `SWARMCAST_RESULT_DISCONNECTED`) and must still be freed.
+///
+/// Thread safety: no other call may use `server` during or after this one. Called from
+/// one of the server's own callbacks, the stop and free happen on a new thread after
+/// this call returns (so the callbacks still queued may run after it).
+///
+/// # Safety
+/// `server` is NULL or from `swarmcast_server_new`, and not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_free(server: *mut swarmcast_server) {
+    boundary_void(|| {
+        if server.is_null() {
+            return;
+        }
+        // SAFETY: from `Box::into_raw` in `swarmcast_server_new`, freed once, with no
+        // other call in progress (API contract).
+        let server = unsafe { Box::from_raw(server) };
+        if server.shared.in_own_callback() {
+            // Stopping waits for the handler threads, this one included: do it on a
+            // thread of its own. (Should spawning fail, the closure, and with it the
+            // server, is dropped here: the dispatcher then skips joining this thread.)
+            let _ = std::thread::Builder::new()
+                .name("swarmcast-free".into())
+                .spawn(move || drop(server));
+        } else {
+            drop(server);
+        }
+    })
+}
+
+/// Register the connect callback of namespace `nsp` (declaring it), replacing any
+/// previous one. Without one, every client is accepted. `userdata` (may be NULL) is
+/// passed back to the callback; it must stay valid until the server is stopped or
+/// freed.
+///
+/// Returns `SWARMCAST_RESULT_NULL_PARAMETER` for a NULL `callback`,
+/// `SWARMCAST_RESULT_ALREADY_STARTED` once the server has started: register every
+/// callback before `swarmcast_server_start`.
+///
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `server` is a live server; `nsp` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_on_connect(
+    server: *mut swarmcast_server,
+    nsp: *const c_char,
+    callback: swarmcast_connect_callback,
+    userdata: *mut c_void,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp) = unsafe { (server_arg(server)?, namespace_arg(nsp)?) };
+        s.register(nsp, |c| c.set_connect(callback, userdata))
+    })
+}
+
+/// Register the disconnect callback of namespace `nsp` (declaring it), replacing any
+/// previous one. `userdata` as for `swarmcast_server_on_connect`.
+///
+/// Returns `SWARMCAST_RESULT_ALREADY_STARTED` once the server has started.
+///
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `server` is a live server; `nsp` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_on_disconnect(
+    server: *mut swarmcast_server,
+    nsp: *const c_char,
+    callback: swarmcast_disconnect_callback,
+    userdata: *mut c_void,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp) = unsafe { (server_arg(server)?, namespace_arg(nsp)?) };
+        s.register(nsp, |c| c.set_disconnect(callback, userdata))
+    })
+}
+
+/// Register the callback for event `event` on namespace `nsp` (declaring it),
+/// replacing any previous one for that name. `userdata` as for
+/// `swarmcast_server_on_connect`.
+///
+/// Returns `SWARMCAST_RESULT_ALREADY_STARTED` once the server has started.
+///
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `server` is a live server; `nsp` and `event` are NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_on_event(
+    server: *mut swarmcast_server,
+    nsp: *const c_char,
+    event: *const c_char,
+    callback: swarmcast_event_callback,
+    userdata: *mut c_void,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp, event) =
+            unsafe { (server_arg(server)?, namespace_arg(nsp)?, str_arg(event)?) };
+        s.register(nsp, |c| c.set_event(Some(event), callback, userdata))
+    })
+}
+
+/// Register the catch-all callback of namespace `nsp` (declaring it): it receives
+/// every event that has no callback of its own. `userdata` as for
+/// `swarmcast_server_on_connect`.
+///
+/// Returns `SWARMCAST_RESULT_ALREADY_STARTED` once the server has started.
+///
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `server` is a live server; `nsp` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_on_any_event(
+    server: *mut swarmcast_server,
+    nsp: *const c_char,
+    callback: swarmcast_event_callback,
+    userdata: *mut c_void,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp) = unsafe { (server_arg(server)?, namespace_arg(nsp)?) };
+        s.register(nsp, |c| c.set_event(None, callback, userdata))
+    })
+}
+
+/// Bind and start serving on threads of the server's own; returns once listening.
+///
+/// Returns `SWARMCAST_RESULT_BIND_FAILED` (port in use...),
+/// `SWARMCAST_RESULT_INVALID_CONFIG`, `SWARMCAST_RESULT_RUNTIME_FAILED`, or
+/// `SWARMCAST_RESULT_ALREADY_STARTED` on a second call (also after a failed start: a
+/// server starts at most once; create a new one to retry).
+///
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `server` is a live server.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_start(server: *mut swarmcast_server) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer argument as documented above.
+        let s = unsafe { server_arg(server)? };
+        s.start()
+    })
+}
+
+/// Stop the server: stop accepting, close every connection (flushing what is queued,
+/// waiting up to 5 s), call the disconnect callbacks, and wait for every callback to
+/// finish. Once it returns, no callback of this server runs any more. Emits after it
+/// return `SWARMCAST_RESULT_NOT_RUNNING`.
+///
+/// Returns `SWARMCAST_RESULT_NOT_RUNNING` if the server is not running (never started,
+/// or already stopped: a second stop is harmless), `SWARMCAST_RESULT_IN_CALLBACK` when
+/// called from one of this server's callbacks (it would wait for itself; stop from
+/// another thread, or call `swarmcast_server_free`).
+///
+/// Thread safety: any thread but this server's callbacks; blocks.
+///
+/// # Safety
+/// `server` is a live server.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_stop(server: *mut swarmcast_server) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer argument as documented above.
+        let s = unsafe { server_arg(server)? };
+        s.stop()
+    })
+}
+
+/// The port the running server listens on (useful after `swarmcast_config_set_port(c,
+/// 0)`); `*out_port` receives it. `SWARMCAST_RESULT_NOT_RUNNING` before the start and
+/// after the stop.
+///
+/// Thread safety: any thread.
+///
+/// # Safety
+/// `server` is a live server; `out_port` points to a writable `uint16_t`.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_local_port(
+    server: *const swarmcast_server,
+    out_port: *mut u16,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer argument as documented above.
+        let s = unsafe { server_arg(server)? };
+        let out = out_arg(out_port)?;
+        let port = match &*s.phase.lock() {
+            Phase::Running(handle) => handle.local_addr().port(),
+            _ => return Err(swarmcast_result::NotRunning),
+        };
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { out.write(port) };
+        Ok(())
+    })
+}
+
+fn broadcast_result(report: Result<sc::EmitReport, sc::EmitError>) -> Result<(), swarmcast_result> {
+    let report = report?;
+    if report.full.is_empty() {
+        Ok(())
+    } else {
+        Err(swarmcast_result::QueueFull)
+    }
+}
+
+/// Emit event `event` with one JSON argument (`json_len` bytes at `json`, for example
+/// `{"agent":7,"status":"busy"}`) to every client of namespace `nsp`. Encoded once,
+/// queued to each client, never blocks on a slow one. Events emitted by one thread
+/// reach each client in the order they were emitted.
+///
+/// Returns `SWARMCAST_RESULT_INVALID_UTF8` / `SWARMCAST_RESULT_INVALID_JSON` for a bad
+/// payload, `SWARMCAST_RESULT_RESERVED_EVENT`, `SWARMCAST_RESULT_UNKNOWN_NAMESPACE`,
+/// `SWARMCAST_RESULT_NOT_RUNNING` after the stop, `SWARMCAST_RESULT_QUEUE_FULL` when
+/// some client's queue was full (every other client got the event). Before the start
+/// it succeeds and reaches nobody.
+///
+/// Thread safety: any thread, concurrently, including callbacks.
+///
+/// # Safety
+/// `server` is a live server; `nsp` and `event` are NUL-terminated strings; `json`
+/// points to `json_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_emit(
+    server: *const swarmcast_server,
+    nsp: *const c_char,
+    event: *const c_char,
+    json: *const c_char,
+    json_len: usize,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp, event, data) = unsafe {
+            (
+                server_arg(server)?,
+                namespace_arg(nsp)?,
+                event_arg(event)?,
+                json_arg(json, json_len)?,
+            )
+        };
+        broadcast_result(s.live_namespace(nsp)?.broadcast().emit(event, data))
+    })
+}
+
+/// Like `swarmcast_server_emit`, to the clients in room `room` of namespace `nsp`
+/// (every socket is also in the room named by its own id).
+///
+/// Thread safety: any thread, concurrently, including callbacks.
+///
+/// # Safety
+/// As `swarmcast_server_emit`; `room` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_emit_to_room(
+    server: *const swarmcast_server,
+    nsp: *const c_char,
+    room: *const c_char,
+    event: *const c_char,
+    json: *const c_char,
+    json_len: usize,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp, room, event, data) = unsafe {
+            (
+                server_arg(server)?,
+                namespace_arg(nsp)?,
+                str_arg(room)?,
+                event_arg(event)?,
+                json_arg(json, json_len)?,
+            )
+        };
+        broadcast_result(s.live_namespace(nsp)?.to(room).emit(event, data))
+    })
+}
+
+/// Like `swarmcast_server_emit`, to the one socket `socket_id` of namespace `nsp`.
+/// Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected,
+/// `SWARMCAST_RESULT_QUEUE_FULL` if its queue is full.
+///
+/// Thread safety: any thread, concurrently, including callbacks.
+///
+/// # Safety
+/// As `swarmcast_server_emit`; `socket_id` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_emit_to_socket(
+    server: *const swarmcast_server,
+    nsp: *const c_char,
+    socket_id: *const c_char,
+    event: *const c_char,
+    json: *const c_char,
+    json_len: usize,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp, sid, event, data) = unsafe {
+            (
+                server_arg(server)?,
+                namespace_arg(nsp)?,
+                str_arg(socket_id)?,
+                event_arg(event)?,
+                json_arg(json, json_len)?,
+            )
+        };
+        let socket = s
+            .live_namespace(nsp)?
+            .socket(sid)
+            .ok_or(swarmcast_result::UnknownSocket)?;
+        socket.emit(event, data).map_err(swarmcast_result::from)
+    })
+}
+
+/// Like `swarmcast_server_emit`, but volatile: clients whose queue is full simply miss
+/// the event (no error, no slow-consumer policy). For frequent samples where only the
+/// latest matters.
+///
+/// Thread safety: any thread, concurrently, including callbacks.
+///
+/// # Safety
+/// As `swarmcast_server_emit`.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_emit_volatile(
+    server: *const swarmcast_server,
+    nsp: *const c_char,
+    event: *const c_char,
+    json: *const c_char,
+    json_len: usize,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp, event, data) = unsafe {
+            (
+                server_arg(server)?,
+                namespace_arg(nsp)?,
+                event_arg(event)?,
+                json_arg(json, json_len)?,
+            )
+        };
+        broadcast_result(
+            s.live_namespace(nsp)?
+                .broadcast()
+                .volatile()
+                .emit(event, data),
+        )
+    })
+}
+
+/// Volatile emit (see `swarmcast_server_emit_volatile`) to room `room`.
+///
+/// Thread safety: any thread, concurrently, including callbacks.
+///
+/// # Safety
+/// As `swarmcast_server_emit_to_room`.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_emit_volatile_to_room(
+    server: *const swarmcast_server,
+    nsp: *const c_char,
+    room: *const c_char,
+    event: *const c_char,
+    json: *const c_char,
+    json_len: usize,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp, room, event, data) = unsafe {
+            (
+                server_arg(server)?,
+                namespace_arg(nsp)?,
+                str_arg(room)?,
+                event_arg(event)?,
+                json_arg(json, json_len)?,
+            )
+        };
+        broadcast_result(s.live_namespace(nsp)?.to(room).volatile().emit(event, data))
+    })
+}
+
+/// Put socket `socket_id` of namespace `nsp` in room `room`. Returns
+/// `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
+///
+/// Thread safety: any thread, concurrently, including callbacks (a connect callback
+/// may already put the new socket in rooms).
+///
+/// # Safety
+/// `server` is a live server; `nsp`, `socket_id`, `room` are NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_join(
+    server: *const swarmcast_server,
+    nsp: *const c_char,
+    socket_id: *const c_char,
+    room: *const c_char,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp, sid, room) = unsafe {
+            (
+                server_arg(server)?,
+                namespace_arg(nsp)?,
+                str_arg(socket_id)?,
+                str_arg(room)?,
+            )
+        };
+        if s.live_namespace(nsp)?.join_room(sid, room) {
+            Ok(())
+        } else {
+            Err(swarmcast_result::UnknownSocket)
+        }
+    })
+}
+
+/// Take socket `socket_id` of namespace `nsp` out of room `room` (no error if it was
+/// not in it). Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
+///
+/// Thread safety: any thread, concurrently, including callbacks.
+///
+/// # Safety
+/// `server` is a live server; `nsp`, `socket_id`, `room` are NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_leave(
+    server: *const swarmcast_server,
+    nsp: *const c_char,
+    socket_id: *const c_char,
+    room: *const c_char,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp, sid, room) = unsafe {
+            (
+                server_arg(server)?,
+                namespace_arg(nsp)?,
+                str_arg(socket_id)?,
+                str_arg(room)?,
+            )
+        };
+        let ns = s.live_namespace(nsp)?;
+        if ns.socket(sid).is_none() {
+            return Err(swarmcast_result::UnknownSocket);
+        }
+        ns.leave_room(sid, room);
+        Ok(())
+    })
+}
+
+/// Disconnect socket `socket_id` from namespace `nsp` (the client sees "io server
+/// disconnect"; the disconnect callback runs with "server namespace disconnect").
+/// Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
+///
+/// Thread safety: any thread, concurrently, including callbacks.
+///
+/// # Safety
+/// `server` is a live server; `nsp` and `socket_id` are NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_disconnect_socket(
+    server: *const swarmcast_server,
+    nsp: *const c_char,
+    socket_id: *const c_char,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp, sid) = unsafe {
+            (
+                server_arg(server)?,
+                namespace_arg(nsp)?,
+                str_arg(socket_id)?,
+            )
+        };
+        if s.live_namespace(nsp)?.disconnect(sid) {
+            Ok(())
+        } else {
+            Err(swarmcast_result::UnknownSocket)
+        }
+    })
+}
+
+/// Set `key` of the keyed live state map `map` (namespace `nsp`) to one JSON value
+/// (`json_len` bytes at `json`). Clients subscribed to the map (built-in `subscribe`
+/// event with `{"state": map}`, see `swarmcast_config_add_subscribe_pattern`) first get
+/// the whole map as a `swarmcast:snapshot` event, then one `swarmcast:delta` per
+/// change; a slow client's pending deltas of one key collapse to the latest. Works
+/// before the start too (the map is kept for later subscribers).
+///
+/// Thread safety: any thread, concurrently, including callbacks.
+///
+/// # Safety
+/// `server` is a live server; `nsp`, `map`, `key` are NUL-terminated strings; `json`
+/// points to `json_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_state_set(
+    server: *const swarmcast_server,
+    nsp: *const c_char,
+    map: *const c_char,
+    key: *const c_char,
+    json: *const c_char,
+    json_len: usize,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp, map, key, data) = unsafe {
+            (
+                server_arg(server)?,
+                namespace_arg(nsp)?,
+                str_arg(map)?,
+                str_arg(key)?,
+                json_arg(json, json_len)?,
+            )
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(data.get()).map_err(|_| swarmcast_result::InvalidJson)?;
+        s.live_namespace(nsp)?
+            .state(map)
+            .set_value(key, value)
+            .map_err(swarmcast_result::from)
+    })
+}
+
+/// Remove `key` from the keyed live state map `map` (namespace `nsp`); subscribers get
+/// a `swarmcast:delta` with `"deleted": true`. `*out_deleted` receives whether the key
+/// was there.
+///
+/// Thread safety: any thread, concurrently, including callbacks.
+///
+/// # Safety
+/// `server` is a live server; `nsp`, `map`, `key` are NUL-terminated strings;
+/// `out_deleted` points to a writable `bool`.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_state_delete(
+    server: *const swarmcast_server,
+    nsp: *const c_char,
+    map: *const c_char,
+    key: *const c_char,
+    out_deleted: *mut bool,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as documented above.
+        let (s, nsp, map, key) = unsafe {
+            (
+                server_arg(server)?,
+                namespace_arg(nsp)?,
+                str_arg(map)?,
+                str_arg(key)?,
+            )
+        };
+        let out = out_arg(out_deleted)?;
+        let deleted = s.live_namespace(nsp)?.state(map).delete(key);
+        // SAFETY: checked non-NULL; the caller promises it is writable.
+        unsafe { out.write(deleted) };
+        Ok(())
+    })
+}
