@@ -1,0 +1,186 @@
+"""Type stubs of the swarmcast._native extension module (checked by mypy.stubtest).
+
+Import from `swarmcast`, never from `swarmcast._native`.
+"""
+
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, TypeVar, final
+
+__version__: str
+__all__ = [
+    "ConnectionRefusedError",
+    "DisconnectedError",
+    "EmitError",
+    "HandlerDecorator",
+    "NotRunningError",
+    "QueueFullError",
+    "Server",
+    "ServerStartError",
+    "StateMap",
+    "SwarmcastError",
+    "__version__",
+    "_stop_all",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+class SwarmcastError(Exception):
+    """Base class of every error swarmcast raises."""
+
+class EmitError(SwarmcastError):
+    """An emit failed: unknown namespace, unencodable payload, server not running."""
+
+class QueueFullError(EmitError):
+    """A client's bounded outbound queue is full.
+
+    `sids` lists the sockets that did not get the event (the others did); `delivered`
+    counts those that did.
+    """
+
+    sids: list[str]
+    delivered: int
+
+class DisconnectedError(EmitError):
+    """The addressed socket is not connected (or disconnected before acknowledging)."""
+
+class NotRunningError(EmitError):
+    """The call needs the running server (acks wait on its runtime)."""
+
+class ServerStartError(SwarmcastError):
+    """The server could not start (address in use, invalid configuration, started twice)."""
+
+class ConnectionRefusedError(SwarmcastError):
+    """Raise it in a connect handler to refuse the client.
+
+    `ConnectionRefusedError(message, data)` reaches the client as CONNECT_ERROR with that
+    message and data.
+    """
+
+@final
+class HandlerDecorator:
+    """Returned by `Server.on(event)` without a handler: registers what it decorates."""
+
+    def __call__(self, handler: _F) -> _F: ...
+
+@final
+class StateMap:
+    """A keyed live state map. Subscribers (clients that emit `subscribe` with
+    `{"state": name}`) get `swarmcast:snapshot` then one `swarmcast:delta` per change."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    def set(self, key: str, value: Any) -> None: ...
+    def delete(self, key: str) -> bool: ...
+    def get(self, key: str, default: Any | None = None) -> Any: ...
+    def snapshot(self) -> dict[str, Any]: ...
+    def keys(self) -> list[str]: ...
+    def __getitem__(self, key: str, /) -> Any: ...
+    def __setitem__(self, key: str, value: Any, /) -> None: ...
+    def __delitem__(self, key: str, /) -> None: ...
+    def __contains__(self, key: str, /) -> bool: ...
+    def __len__(self) -> int: ...
+
+@final
+class Server:
+    """A Socket.IO (v5, Engine.IO v4) server running on threads of its own.
+
+    Durations are in seconds (floats). `cors_allowed_origins`: `None` allows same-origin
+    pages only, `"*"` any origin, or a list of origins.
+    """
+
+    def __new__(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 5000,
+        path: str = "/socket.io",
+        cors_allowed_origins: str | Iterable[str] | None = None,
+        ping_interval: float = 25.0,
+        ping_timeout: float = 20.0,
+        max_payload: int = 1000000,
+        connect_timeout: float = 45.0,
+        queue_packets: int = 4096,
+        queue_bytes: int = 16777216,
+        max_polling_packets: int = 16,
+        handler_threads: int = 4,
+        worker_threads: int = 2,
+        transports: Iterable[str] | None = None,
+        max_attachments: int = 64,
+        slow_consumer: str = "disconnect",
+        recovery: bool = False,
+        allow_subscribe: str | Iterable[str] | None = None,
+        publish_api: bool = False,
+        api_key: str | None = None,
+        shutdown_timeout: float = 5.0,
+    ) -> Server: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def __enter__(self) -> Server: ...
+    def __exit__(
+        self,
+        *_exc: type[BaseException] | BaseException | TracebackType | None,
+    ) -> bool: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def running(self) -> bool: ...
+    def on(
+        self,
+        event: str,
+        handler: Callable[..., Any] | None = None,
+        namespace: str | None = None,
+    ) -> Any: ...
+    def event(
+        self,
+        handler: Callable[..., Any] | None = None,
+        namespace: str | None = None,
+    ) -> Any: ...
+    def emit(
+        self,
+        event: str,
+        data: Any = None,
+        to: str | Iterable[str] | None = None,
+        room: str | Iterable[str] | None = None,
+        skip_sid: str | Iterable[str] | None = None,
+        namespace: str | None = None,
+        volatile: bool = False,
+        callback: Callable[..., Any] | None = None,
+        timeout: float = 60.0,
+    ) -> int: ...
+    def send(
+        self,
+        data: Any = None,
+        to: str | Iterable[str] | None = None,
+        room: str | Iterable[str] | None = None,
+        skip_sid: str | Iterable[str] | None = None,
+        namespace: str | None = None,
+        volatile: bool = False,
+        callback: Callable[..., Any] | None = None,
+        timeout: float = 60.0,
+    ) -> int: ...
+    def call(
+        self,
+        event: str,
+        data: Any = None,
+        to: str | None = None,
+        namespace: str | None = None,
+        timeout: float = 60.0,
+    ) -> Any: ...
+    def enter_room(self, sid: str, room: str, namespace: str | None = None) -> None: ...
+    def leave_room(self, sid: str, room: str, namespace: str | None = None) -> None: ...
+    def close_room(self, room: str, namespace: str | None = None) -> None: ...
+    def rooms(self, sid: str, namespace: str | None = None) -> list[str]: ...
+    def disconnect(self, sid: str, namespace: str | None = None) -> bool: ...
+    def sids(self, namespace: str | None = None) -> list[str]: ...
+    def state(self, name: str, namespace: str | None = None) -> StateMap: ...
+    def metrics(self) -> dict[str, int]: ...
+
+def _stop_all() -> None: ...
