@@ -6,17 +6,45 @@
 //! same thread, so one socket's events are handled in wire order while different
 //! sockets proceed in parallel. The Python and C bindings both use it.
 
-use std::hash::{BuildHasher, Hash};
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Sender, TrySendError};
+use parking_lot::{Condvar, Mutex};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// Jobs waiting per thread before `run` pushes back on the caller.
-const QUEUE_PER_THREAD: usize = 16_384;
+/// Jobs waiting in all, before `run` pushes back on callers outside the pool.
+const MAX_PENDING: usize = 65_536;
+
+thread_local! {
+    /// Set on dispatcher threads: a handler that queues more work must never wait for
+    /// room, since the room can only be made by threads like itself.
+    static ON_DISPATCHER: Cell<bool> = const { Cell::new(false) };
+}
+
+#[derive(Default)]
+struct State {
+    /// Jobs per key. A key is here while it has jobs queued or one running.
+    keys: HashMap<String, VecDeque<Job>>,
+    /// Keys with jobs and no job running, in the order they became ready.
+    runnable: VecDeque<String>,
+    pending: usize,
+    closed: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    work: Condvar,
+    room: Condvar,
+}
 
 /// A pool of handler threads with per-key ordering.
+///
+/// Jobs with the same key (a socket id) run one at a time, in the order they were
+/// queued; jobs of different keys run on any free thread. A slow handler holds up only
+/// its own socket, never the others that happen to share a thread.
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
@@ -30,9 +58,8 @@ const QUEUE_PER_THREAD: usize = 16_384;
 /// assert_eq!(*seen.lock().unwrap(), (0..10).collect::<Vec<_>>());
 /// ```
 pub struct Dispatcher {
-    senders: Vec<Sender<Job>>,
+    shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
-    hasher: std::collections::hash_map::RandomState,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -46,65 +73,63 @@ impl std::fmt::Debug for Dispatcher {
 impl Dispatcher {
     /// Start `threads` (at least one) threads named `name-N`.
     pub fn new(threads: usize, name: &str) -> Self {
-        let threads = threads.max(1);
-        let mut senders = Vec::with_capacity(threads);
-        let mut handles = Vec::with_capacity(threads);
-        for i in 0..threads {
-            let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE_PER_THREAD);
-            senders.push(tx);
-            let spawned = std::thread::Builder::new()
-                .name(format!("{name}-{i}"))
-                .spawn(move || {
-                    for job in rx {
-                        // A panicking job must not take the thread, and with it every
-                        // socket that hashes here, down.
-                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
-                            tracing::error!("a handler panicked; the dispatcher thread goes on");
-                        }
-                    }
-                });
-            match spawned {
-                Ok(h) => handles.push(h),
-                Err(e) => tracing::error!(error = %e, "cannot spawn a dispatcher thread"),
-            }
-        }
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            room: Condvar::new(),
+        });
+        let handles = (0..threads.max(1))
+            .filter_map(|i| {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("{name}-{i}"))
+                    .spawn(move || worker(&shared))
+                    .map_err(|e| tracing::error!(error = %e, "cannot spawn a dispatcher thread"))
+                    .ok()
+            })
+            .collect();
         Self {
-            senders,
+            shared,
             threads: handles,
-            hasher: Default::default(),
         }
     }
 
-    /// Run `job` on the thread that owns `key`. Never drops a job: when that thread is
-    /// far behind, the caller waits (backpressure reaches the client's reader instead of
-    /// memory growing without bound).
+    /// Run `job` after every job queued before it with the same `key`. Never drops a
+    /// job. When very many are waiting, a caller outside the pool waits for room
+    /// (backpressure reaches the client's reader instead of memory growing without
+    /// bound); a handler queuing more work never waits.
     pub fn run(&self, key: &str, job: impl FnOnce() + Send + 'static) {
-        let index = self.index(key);
-        let Some(tx) = self.senders.get(index) else {
-            return;
-        };
-        match tx.try_send(Box::new(job)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job)) => {
-                let send = || {
-                    let _ = tx.send(job);
-                };
-                // Blocking a runtime worker is allowed only through block_in_place.
-                match tokio::runtime::Handle::try_current() {
-                    Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                        tokio::task::block_in_place(send)
-                    }
-                    _ => send(),
+        let mut state = self.shared.state.lock();
+        if state.pending >= MAX_PENDING && !ON_DISPATCHER.with(Cell::get) {
+            let shared = &self.shared;
+            let wait = |state: &mut parking_lot::MutexGuard<'_, State>| {
+                while state.pending >= MAX_PENDING && !state.closed {
+                    shared.room.wait(state);
                 }
+            };
+            // Blocking a runtime worker is allowed only through block_in_place.
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(|| wait(&mut state))
+                }
+                _ => wait(&mut state),
             }
-            Err(TrySendError::Disconnected(_)) => {}
         }
-    }
-
-    fn index(&self, key: &str) -> usize {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        (std::hash::Hasher::finish(&h) % self.senders.len().max(1) as u64) as usize
+        if state.closed {
+            return;
+        }
+        state.pending += 1;
+        match state.keys.get_mut(key) {
+            // Queued or running: it is picked up after what is ahead of it.
+            Some(queue) => queue.push_back(Box::new(job)),
+            None => {
+                state
+                    .keys
+                    .insert(key.to_string(), VecDeque::from([Box::new(job) as Job]));
+                state.runnable.push_back(key.to_string());
+                self.shared.work.notify_one();
+            }
+        }
     }
 
     /// Number of threads.
@@ -113,10 +138,45 @@ impl Dispatcher {
     }
 }
 
+fn worker(shared: &Shared) {
+    ON_DISPATCHER.with(|d| d.set(true));
+    let mut state = shared.state.lock();
+    loop {
+        let Some(key) = state.runnable.pop_front() else {
+            if state.closed {
+                return;
+            }
+            shared.work.wait(&mut state);
+            continue;
+        };
+        let Some(job) = state.keys.get_mut(&key).and_then(VecDeque::pop_front) else {
+            state.keys.remove(&key);
+            continue;
+        };
+        drop(state);
+        // A panicking job must not take the thread down with it.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+            tracing::error!("a handler panicked; the dispatcher goes on");
+        }
+        state = shared.state.lock();
+        state.pending -= 1;
+        shared.room.notify_one();
+        if state.keys.get(&key).is_some_and(|q| !q.is_empty()) {
+            // Behind the other ready keys: one busy socket cannot starve the rest.
+            state.runnable.push_back(key);
+            shared.work.notify_one();
+        } else {
+            state.keys.remove(&key);
+        }
+    }
+}
+
 impl Drop for Dispatcher {
     fn drop(&mut self) {
-        // Closing the channels ends each thread after the jobs already queued.
-        self.senders.clear();
+        // The threads finish the jobs already queued, then leave.
+        self.shared.state.lock().closed = true;
+        self.shared.work.notify_all();
+        self.shared.room.notify_all();
         let current = std::thread::current().id();
         for handle in self.threads.drain(..) {
             // A handler that drops the last reference from its own thread cannot join itself.
@@ -131,6 +191,51 @@ impl Drop for Dispatcher {
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn a_slow_key_does_not_hold_up_the_others() {
+        let pool = Dispatcher::new(2, "t");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let held = gate.clone();
+        // "slow" blocks one thread until the end of the test.
+        pool.run("slow", move || {
+            held.wait();
+        });
+        for i in 0..100 {
+            let tx = tx.clone();
+            pool.run(&format!("k{i}"), move || {
+                let _ = tx.send(i);
+            });
+        }
+        for _ in 0..100 {
+            rx.recv_timeout(std::time::Duration::from_secs(10))
+                .expect("other keys run on the free thread");
+        }
+        gate.wait();
+    }
+
+    #[test]
+    fn a_handler_may_queue_more_work_for_its_own_key() {
+        let pool = Arc::new(Dispatcher::new(1, "t"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let inner = pool.clone();
+        pool.run("a", move || {
+            for i in 0..10 {
+                let tx = tx.clone();
+                inner.run("a", move || {
+                    let _ = tx.send(i);
+                });
+            }
+        });
+        let got: Vec<i32> = (0..10)
+            .map(|_| {
+                rx.recv_timeout(std::time::Duration::from_secs(10))
+                    .expect("ran")
+            })
+            .collect();
+        assert_eq!(got, (0..10).collect::<Vec<_>>());
+    }
 
     #[test]
     fn same_key_keeps_order_and_panics_do_not_kill_threads() {
