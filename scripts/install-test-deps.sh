@@ -78,3 +78,49 @@ CBINDGEN_VERSION=0.29.4
 if [ "$(cbindgen --version 2>/dev/null || true)" != "cbindgen ${CBINDGEN_VERSION}" ]; then
     quiet cargo install cbindgen --version "=${CBINDGEN_VERSION}" --locked
 fi
+
+# --- redis-server (cluster tests) ---------------------------------------------
+# The cluster tests (tests/cluster.rs, tests/js/cluster.test.mjs) start their own
+# redis-server on a free loopback port and stop it afterwards; they only need the
+# binary. apt-get update runs only when the package is not known yet.
+if ! command -v redis-server >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        install_redis() {
+            env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
+        }
+        # Update the package lists only when the package is unknown, or when installing
+        # from the lists we have fails (they may be stale).
+        if ! apt-cache show redis-server >/dev/null 2>&1 || ! quiet install_redis; then
+            quiet apt-get update
+            quiet install_redis
+        fi
+    else
+        say "redis-server is required for the cluster tests and there is no apt-get to install it"
+        exit 1
+    fi
+fi
+
+# --- headless chromium and playwright-core (tests/e2e, the browser tests) -------------
+# Debian's chromium, driven by playwright-core from npm with executablePath: no browser
+# download (never `npx playwright install`). apt-get update only when needed.
+if [ ! -x /usr/bin/chromium ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        install_chromium() {
+            env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+        }
+        if ! apt-cache show chromium >/dev/null 2>&1 || ! quiet install_chromium; then
+            quiet apt-get update
+            quiet install_chromium
+        fi
+    else
+        say "chromium (/usr/bin/chromium) is required for tests/e2e and there is no apt-get to install it"
+        exit 1
+    fi
+fi
+E2E_DIR="$ROOT/tests/e2e"
+E2E_STAMP="$E2E_DIR/node_modules/.swarmcast-lock-sha256"
+e2e_lock_hash="$(sha256sum "$E2E_DIR/package-lock.json" | cut -d' ' -f1)"
+if [ ! -d "$E2E_DIR/node_modules" ] || [ "$(cat "$E2E_STAMP" 2>/dev/null || true)" != "$e2e_lock_hash" ]; then
+    (cd "$E2E_DIR" && quiet npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "$e2e_lock_hash" >"$E2E_STAMP"
+fi

@@ -17,14 +17,21 @@ cargo fmt --all -- --check
 stage "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-stage "cargo doc (warnings are errors)"
-RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet
+# The cluster adapter (feature `redis`) is built and tested in the same profile as
+# everything else: the stages below enable it once, so nothing is built twice.
+stage "cargo clippy --workspace --all-targets --features swarmcast/redis,swarmcast-python/redis -- -D warnings"
+cargo clippy --workspace --all-targets --features swarmcast/redis,swarmcast-python/redis -- -D warnings
 
-stage "cargo test --workspace"
-cargo test --workspace
+stage "cargo doc (warnings are errors)"
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet --features swarmcast/redis
+
+# Includes tests/cluster.rs (each test starts and stops its own redis-server) and
+# builds target/debug/swarmcast with `--redis` for tests/js/cluster.test.mjs.
+stage "cargo test --workspace --features swarmcast/redis"
+cargo test --workspace --features swarmcast/redis
 
 stage "cargo build --example e2e_server"
-cargo build --example e2e_server
+cargo build --example e2e_server --features swarmcast/redis
 
 stage "node end-to-end tests against target/debug/examples/e2e_server"
 SWARMCAST_TEST_SERVER=target/debug/examples/e2e_server \
@@ -44,5 +51,8 @@ MATURIN_PEP517_ARGS="--profile dev" python3 -m pip install --disable-pip-version
 stage "Python tests (pytest + official python-socketio client) and stubtest"
 python3 -m pytest tests/python -q
 python3 -m mypy.stubtest swarmcast._native
+
+stage "browser end-to-end tests (tests/e2e: SwarmBot demo in headless chromium)"
+bash scripts/test-e2e.sh
 
 stage "all stages passed"

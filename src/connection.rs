@@ -207,13 +207,63 @@ impl Connection {
         }
         let (auth, recovery) = split_recovery_auth(auth);
         if let Some((pid, offset)) = recovery {
-            if let Some(socket) = ns.recover(&self.engine, &pid, &offset, auth.clone()) {
+            // With a cluster adapter the session and the missed packets are in the
+            // shared log: recover asynchronously, then connect afresh if that fails.
+            if let Some(fut) = ns.recover_clustered(&self.engine, &pid, &offset, auth.clone()) {
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let weak = self.weak.clone();
+                    rt.spawn(async move {
+                        let recovered = fut.await;
+                        if let Some(conn) = weak.upgrade() {
+                            conn.finish_recovery(ns, namespace, auth, recovered);
+                        } else if let Some(socket) = recovered {
+                            socket.0.ns.remove_socket(
+                                &socket,
+                                DisconnectReason::Transport(CloseReason::TransportClose),
+                            );
+                        }
+                    });
+                    return;
+                }
+            } else if let Some(socket) = ns.recover(&self.engine, &pid, &offset, auth.clone()) {
                 self.ever_connected.store(true, Ordering::Release);
                 ns.ctx.stats.connect();
                 self.state.lock().sockets.insert(namespace, socket);
                 return;
             }
         }
+        self.connect_fresh(ns, namespace, auth);
+    }
+
+    /// The end of an asynchronous (cluster) recovery: keep the recovered socket, or
+    /// connect afresh.
+    fn finish_recovery(
+        &self,
+        ns: Arc<crate::Namespace>,
+        namespace: String,
+        auth: Option<Value>,
+        recovered: Option<Socket>,
+    ) {
+        match recovered {
+            Some(socket) => {
+                self.ever_connected.store(true, Ordering::Release);
+                ns.ctx.stats.connect();
+                self.state.lock().sockets.insert(namespace, socket.clone());
+                if self.engine.is_closed() {
+                    // Closed while recovering: on_close may have run already.
+                    self.state.lock().sockets.remove(ns.name());
+                    ns.remove_socket(
+                        &socket,
+                        DisconnectReason::Transport(CloseReason::TransportClose),
+                    );
+                }
+            }
+            None if !self.engine.is_closed() => self.connect_fresh(ns, namespace, auth),
+            None => {}
+        }
+    }
+
+    fn connect_fresh(&self, ns: Arc<crate::Namespace>, namespace: String, auth: Option<Value>) {
         let socket = Socket::new(ns.clone(), self.engine.clone(), auth);
         ns.add_socket(socket.clone());
         self.state.lock().sockets.insert(namespace, socket.clone());

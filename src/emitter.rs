@@ -6,11 +6,13 @@
 //! in the order they were made.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use serde::Serialize;
 
+use crate::adapter::{ClusterMetrics, ClusterNode, SocketInfo};
 use crate::metrics::{Metrics, Stats};
 use crate::namespace::{Namespace, Outgoing};
 use crate::packet::{self, EncodeError, Payload};
@@ -85,6 +87,8 @@ pub(crate) struct Context {
     pub slow_consumer: SlowConsumerPolicy,
     pub recovery: Option<RecoveryConfig>,
     pub subscribe: SubscribePolicy,
+    /// The cluster link, when a cluster adapter is set (empty: everything is local).
+    pub cluster: OnceLock<Arc<dyn ClusterNode>>,
 }
 
 impl Context {
@@ -206,6 +210,11 @@ impl Emitter {
     pub fn metrics(&self) -> Metrics {
         self.core.ctx.stats.snapshot()
     }
+
+    /// The counters of the cluster link (all zero with the local adapter).
+    pub fn cluster_metrics(&self) -> ClusterMetrics {
+        self.core.ctx.stats.cluster_snapshot()
+    }
 }
 
 enum NsRef<'a> {
@@ -315,11 +324,64 @@ impl<'a> Broadcast<'a> {
         )
     }
 
-    /// The sockets this broadcast would reach now.
+    /// The sockets of this node this broadcast would reach now.
     pub fn sockets(&self) -> Result<Vec<Socket>, EmitError> {
         let ns = self.namespace()?;
         let mut out = Vec::new();
         ns.for_each_target(&self.target, |s| out.push(s.clone()));
         Ok(out)
+    }
+
+    /// The sockets this broadcast would reach now on every node of the cluster (this
+    /// node's first). With the local adapter, the same as [`Broadcast::sockets`].
+    /// Nodes that do not answer within the adapter's request timeout are left out.
+    pub fn fetch_sockets(
+        &self,
+    ) -> impl Future<Output = Result<Vec<SocketInfo>, EmitError>> + Send + 'static {
+        let found = self.namespace().map(|ns| {
+            let mut local = Vec::new();
+            ns.for_each_target(&self.target, |s| local.push(ns.socket_info(s)));
+            (local, ns.cluster().map(|c| c.fetch_sockets(&self.target)))
+        });
+        async move {
+            let (mut sockets, remote) = found?;
+            if let Some(remote) = remote {
+                sockets.extend(remote.await);
+            }
+            Ok(sockets)
+        }
+    }
+
+    /// Make every socket this broadcast reaches, on every node, join `room`.
+    pub fn sockets_join(&self, room: impl Into<Room>) -> Result<(), EmitError> {
+        let ns = self.namespace()?;
+        let room = room.into();
+        ns.local_sockets_join(&self.target, std::slice::from_ref(&room));
+        if let Some(cluster) = ns.cluster() {
+            cluster.sockets_join(&self.target, &[room]);
+        }
+        Ok(())
+    }
+
+    /// Make every socket this broadcast reaches, on every node, leave `room`.
+    pub fn sockets_leave(&self, room: impl Into<Room>) -> Result<(), EmitError> {
+        let ns = self.namespace()?;
+        let room = room.into();
+        ns.local_sockets_leave(&self.target, std::slice::from_ref(&room));
+        if let Some(cluster) = ns.cluster() {
+            cluster.sockets_leave(&self.target, &[room]);
+        }
+        Ok(())
+    }
+
+    /// Disconnect every socket this broadcast reaches, on every node (`close`: close
+    /// their whole connection, not only this namespace).
+    pub fn disconnect_sockets(&self, close: bool) -> Result<(), EmitError> {
+        let ns = self.namespace()?;
+        ns.local_disconnect(&self.target, close);
+        if let Some(cluster) = ns.cluster() {
+            cluster.disconnect_sockets(&self.target, close);
+        }
+        Ok(())
     }
 }

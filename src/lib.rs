@@ -44,6 +44,16 @@
 //!
 //! Inside an existing tokio runtime, use [`Server::serve`] instead of [`Server::start`].
 //!
+//! ## Several nodes
+//!
+//! With the cargo feature `redis`, servers join a cluster through Redis:
+//! `server.set_adapter(RedisAdapter::new(RedisConfig::new("redis://127.0.0.1:6379"))?)`
+//! before starting, and broadcasts, rooms, socket listings
+//! ([`Broadcast::fetch_sockets`]), disconnects, connection state recovery and keyed
+//! state work across nodes; `RedisEmitter` publishes from processes without a server.
+//! The default [`LocalAdapter`] keeps everything in-process. See `docs/cluster.md` and
+//! `docs/deployment.md`.
+//!
 //! ## Layers
 //! - [`protocol`]: the sans-IO codecs (Engine.IO and Socket.IO packets), no IO at all.
 //! - [`engine`]: Engine.IO sessions, usable on their own ([`Server::engine_endpoint`]).
@@ -55,6 +65,7 @@
 pub mod engine;
 pub mod protocol;
 
+mod adapter;
 mod batch;
 mod connection;
 mod dispatch;
@@ -69,6 +80,9 @@ mod socket;
 mod state;
 mod subscriptions;
 
+pub use adapter::{Adapter, ClusterMetrics, LocalAdapter, SocketInfo};
+#[cfg(feature = "redis")]
+pub use adapter::{RedisAdapter, RedisBroadcast, RedisConfig, RedisEmitter, RedisEmitterError};
 pub use dispatch::Dispatcher;
 pub use emitter::{Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy};
 pub use engine::{CloseReason, EngineConfig, Transport};

@@ -31,6 +31,12 @@ pub(crate) struct Stats {
     bytes_out: AtomicU64,
     frames_out: AtomicU64,
     flushes: AtomicU64,
+    /// Cluster link (adapter): see `ClusterMetrics`.
+    cluster_publish_failures: AtomicU64,
+    cluster_reconnects: AtomicU64,
+    cluster_remote: AtomicU64,
+    cluster_late: AtomicU64,
+    cluster_malformed: AtomicU64,
     /// Frames per WebSocket flush or polling response.
     batch_sizes: Histogram,
     /// Seconds from a PING to its PONG.
@@ -53,6 +59,11 @@ impl Default for Stats {
             bytes_out: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
+            cluster_publish_failures: AtomicU64::new(0),
+            cluster_reconnects: AtomicU64::new(0),
+            cluster_remote: AtomicU64::new(0),
+            cluster_late: AtomicU64::new(0),
+            cluster_malformed: AtomicU64::new(0),
             batch_sizes: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             ping_rtt: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
         }
@@ -108,6 +119,47 @@ impl Stats {
 
     pub fn recovered(&self) {
         add(&self.recoveries, 1);
+    }
+
+    /// Messages that could not be handed to the cluster.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn cluster_publish_failed(&self, n: u64) {
+        add(&self.cluster_publish_failures, n);
+    }
+
+    /// A cluster connection came back.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn cluster_reconnected(&self) {
+        add(&self.cluster_reconnects, 1);
+    }
+
+    /// A broadcast from another node was delivered here.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn cluster_remote_delivery(&self) {
+        add(&self.cluster_remote, 1);
+    }
+
+    /// An ordered broadcast of this node was delivered without the log.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn cluster_late_delivery(&self, n: u64) {
+        add(&self.cluster_late, n);
+    }
+
+    /// A malformed cluster message was dropped.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn cluster_malformed(&self) {
+        add(&self.cluster_malformed, 1);
+    }
+
+    pub fn cluster_snapshot(&self) -> crate::adapter::ClusterMetrics {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::adapter::ClusterMetrics {
+            publish_failures: get(&self.cluster_publish_failures),
+            reconnects: get(&self.cluster_reconnects),
+            remote_deliveries: get(&self.cluster_remote),
+            late_deliveries: get(&self.cluster_late),
+            malformed: get(&self.cluster_malformed),
+        }
     }
 
     pub fn snapshot(&self) -> Metrics {
@@ -250,6 +302,37 @@ pub(crate) fn render(stats: &Stats, gauges: &Gauges) -> String {
         "Clients that recovered their session",
         m.recoveries,
     );
+
+    let c = stats.cluster_snapshot();
+    for (name, help, v) in [
+        (
+            "cluster_publish_failures",
+            "Cluster messages that could not be handed to Redis (local delivery went on)",
+            c.publish_failures,
+        ),
+        (
+            "cluster_reconnects",
+            "Redis connections lost and established again",
+            c.reconnects,
+        ),
+        (
+            "cluster_remote_deliveries",
+            "Broadcasts from other nodes delivered to this node's sockets",
+            c.remote_deliveries,
+        ),
+        (
+            "cluster_late_deliveries",
+            "Ordered broadcasts of this node delivered without the Redis log (outage)",
+            c.late_deliveries,
+        ),
+        (
+            "cluster_malformed",
+            "Malformed cluster messages dropped",
+            c.malformed,
+        ),
+    ] {
+        counter(&mut registry, name, help, v);
+    }
 
     let connections = Family::<Vec<(String, String)>, Gauge>::default();
     for (namespace, transport, n) in &gauges.connections {

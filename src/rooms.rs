@@ -163,6 +163,23 @@ impl RoomRegistry {
         self.filters.remove(room);
     }
 
+    /// The rooms a socket joined (not its own id room) and its filters there.
+    pub fn memberships(&self, sid: &str) -> (Vec<Room>, Vec<(Room, Filter)>) {
+        let rooms: Vec<Room> = self
+            .memberships
+            .get(sid)
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default();
+        let filters = rooms
+            .iter()
+            .filter_map(|room| {
+                let filter = self.filters.get(room)?.get(sid)?;
+                Some((room.clone(), filter.clone()))
+            })
+            .collect();
+        (rooms, filters)
+    }
+
     /// The socket's own id room first, then the rooms it joined, sorted.
     pub fn rooms_of(&self, sid: &str) -> Vec<String> {
         let mut joined: Vec<String> = self

@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::adapter::{ClusterBroadcast, StateChange};
 use crate::emitter::EmitError;
 use crate::namespace::{Namespace, Outgoing};
 use crate::packet::EncodeError;
@@ -38,6 +39,91 @@ pub(crate) struct StateShared {
 }
 
 impl StateShared {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    /// Apply a delta that came through the cluster log and deliver it to this node's
+    /// subscribers, both under the map's lock (so that a subscriber's snapshot and its
+    /// first delta neither overlap nor leave a gap). Deltas the map already includes
+    /// (version not newer) are skipped. Returns true when versions were skipped: this
+    /// node's copy missed changes and should be reloaded.
+    pub(crate) fn apply_cluster_delta(
+        &self,
+        ns: &Namespace,
+        version: u64,
+        key: &str,
+        value: Option<Value>,
+        msg: &ClusterBroadcast,
+        offset: Option<&str>,
+    ) -> bool {
+        let mut data = self.data.lock();
+        if version <= data.version {
+            return false;
+        }
+        let gap = version > data.version + 1;
+        match value {
+            Some(value) => {
+                data.entries.insert(key.to_string(), value);
+            }
+            None => {
+                data.entries.remove(key);
+            }
+        }
+        data.version = version;
+        if let Err(e) = ns.deliver_cluster(msg, offset) {
+            tracing::warn!(error = %e, map = %self.name, "state delta not delivered");
+        }
+        gap
+    }
+
+    /// A change that could not reach the shared store (Redis down): this node's
+    /// subscribers still get it, at the map's current version, without an offset.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn deliver_local_change(&self, ns: &Namespace, key: &str, value: Option<Value>) {
+        let mut data = self.data.lock();
+        let delta = Delta {
+            map: &self.name,
+            version: data.version,
+            key,
+            value: value.as_ref(),
+            deleted: value.is_none(),
+        };
+        let mut tail = Vec::new();
+        if crate::packet::write_one(&delta)(&mut tail).is_ok() {
+            let msg = ClusterBroadcast {
+                event: DELTA_EVENT.to_string(),
+                tail,
+                attachments: Vec::new(),
+                target: Target::room(self.room.clone()),
+                volatile: false,
+                keyed: Some(delta_queue_key(&self.name, key)),
+                filter_key: key.to_string(),
+            };
+            if let Err(e) = ns.deliver_cluster(&msg, None) {
+                tracing::warn!(error = %e, map = %self.name, "state delta not delivered");
+            }
+        }
+        match value {
+            Some(v) => {
+                data.entries.insert(key.to_string(), v);
+            }
+            None => {
+                data.entries.remove(key);
+            }
+        }
+    }
+
+    /// Replace this node's copy with what the shared store holds, unless the copy is
+    /// already newer.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn load_cluster_snapshot(&self, version: u64, entries: Map<String, Value>) {
+        let mut data = self.data.lock();
+        if version >= data.version {
+            data.entries = entries;
+            data.version = version;
+        }
+    }
+}
+
+impl StateShared {
     pub fn new(name: &str) -> Self {
         Self {
             name: name.into(),
@@ -45,6 +131,11 @@ impl StateShared {
             data: Mutex::new(StateData::default()),
         }
     }
+}
+
+/// The queue key under which deltas of one map key coalesce.
+pub(crate) fn delta_queue_key(map: &str, key: &str) -> Arc<str> {
+    format!("{map}\0{key}").into()
 }
 
 /// The room a state map's subscribers are in.
@@ -115,6 +206,22 @@ impl StateMap {
 
     /// Set `key` to an already built JSON value.
     pub fn set_value(&self, key: &str, value: Value) -> Result<(), EmitError> {
+        if let Some(cluster) = self.ns.cluster() {
+            // The shared store orders the change and gives it its version; the delta
+            // comes back through the log to every node, this one included. Until then
+            // this node already reads its own write.
+            self.shared
+                .data
+                .lock()
+                .entries
+                .insert(key.to_string(), value.clone());
+            cluster.state_change(StateChange {
+                map: self.shared.name.to_string(),
+                key: key.to_string(),
+                value: Some(value),
+            });
+            return Ok(());
+        }
         let mut data = self.shared.data.lock();
         data.version += 1;
         let delta = Delta {
@@ -132,6 +239,15 @@ impl StateMap {
     /// Remove `key`; returns whether it was there. Subscribers get a delta with
     /// `"deleted": true`.
     pub fn delete(&self, key: &str) -> bool {
+        if let Some(cluster) = self.ns.cluster() {
+            let had = self.shared.data.lock().entries.remove(key).is_some();
+            cluster.state_change(StateChange {
+                map: self.shared.name.to_string(),
+                key: key.to_string(),
+                value: None,
+            });
+            return had;
+        }
         let mut data = self.shared.data.lock();
         if data.entries.remove(key).is_none() {
             return false;
@@ -151,7 +267,7 @@ impl StateMap {
     }
 
     fn publish_delta(&self, delta: &Delta<'_>) -> Result<(), EmitError> {
-        let queue_key: Arc<str> = format!("{}\0{}", self.shared.name, delta.key).into();
+        let queue_key = delta_queue_key(&self.shared.name, delta.key);
         let target = Target {
             rooms: vec![self.shared.room.clone()],
             except: Vec::new(),
@@ -222,17 +338,22 @@ impl StateMap {
             entries,
         };
         let to_socket = Target::room(socket.id_arc());
-        self.ns.publish(
-            &Outgoing {
-                event: SNAPSHOT_EVENT,
-                attachments: &[],
-                target: &to_socket,
-                volatile: false,
-                keyed: None,
-                filter_key: SNAPSHOT_EVENT,
-            },
-            crate::packet::write_one(&snapshot),
-        )?;
+        let out = Outgoing {
+            event: SNAPSHOT_EVENT,
+            attachments: &[],
+            target: &to_socket,
+            volatile: false,
+            keyed: None,
+            filter_key: SNAPSHOT_EVENT,
+        };
+        if self.ns.cluster().is_some() {
+            // Straight to the socket: through the log it could come after deltas this
+            // node delivers meanwhile.
+            self.ns
+                .send_local(socket, &out, crate::packet::write_one(&snapshot))?;
+        } else {
+            self.ns.publish(&out, crate::packet::write_one(&snapshot))?;
+        }
         self.ns.subscribe_room(
             socket.id(),
             &self.shared.room,

@@ -15,6 +15,7 @@ __all__ = [
     "HandlerDecorator",
     "NotRunningError",
     "QueueFullError",
+    "RedisEmitter",
     "Server",
     "ServerStartError",
     "StateMap",
@@ -184,3 +185,26 @@ class Server:
     def metrics(self) -> dict[str, int]: ...
 
 def _stop_all() -> None: ...
+
+@final
+class RedisEmitter:
+    """Publishes into a cluster of swarmcast nodes (or socket.io servers using
+    `@socket.io/redis-streams-adapter`) through Redis, without a server: every node
+    delivers what it emits. See docs/cluster.md."""
+
+    def __new__(cls, url: str, stream: str = "socket.io") -> RedisEmitter: ...
+    def emit(
+        self,
+        event: str,
+        data: Any = None,
+        to: str | Iterable[str] | None = None,
+        skip_sid: str | Iterable[str] | None = None,
+        namespace: str | None = None,
+        volatile: bool = False,
+    ) -> str:
+        """Emit to every client of `namespace` on every node, or to rooms/sids `to`,
+        minus `skip_sid`; returns the id of the entry in the Redis stream."""
+    def set_state(self, name: str, key: str, value: Any, namespace: str | None = None) -> None:
+        """Set `key` of keyed state map `name` on every node."""
+    def delete_state(self, name: str, key: str, namespace: str | None = None) -> None:
+        """Delete `key` of keyed state map `name` on every node."""

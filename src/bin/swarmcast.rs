@@ -19,6 +19,38 @@ enum Command {
     /// publish with `POST /api/emit` ({"event": "...", "data": ..., "namespace": "/",
     /// "rooms": [...], "except": [...]}), which answers {"delivered": N}.
     Serve(ServeArgs),
+    /// Publish one event into a cluster through Redis, without a server: every node
+    /// (swarmcast, or socket.io with @socket.io/redis-streams-adapter) delivers it.
+    /// Prints the log id of the entry.
+    #[cfg(feature = "redis")]
+    Emit(EmitArgs),
+}
+
+#[cfg(feature = "redis")]
+#[derive(Debug, Args)]
+struct EmitArgs {
+    /// Redis URL (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS).
+    #[arg(long, env = "SWARMCAST_REDIS")]
+    redis: String,
+    /// Namespace to emit on.
+    #[arg(long, default_value = "/")]
+    namespace: String,
+    /// Room to reach (or socket id); repeat for several. Without it: every client.
+    #[arg(long = "room", value_name = "ROOM")]
+    rooms: Vec<String>,
+    /// Room (or socket id) to leave out; repeat for several.
+    #[arg(long = "except", value_name = "ROOM")]
+    except: Vec<String>,
+    /// Not kept for recovery; dropped for clients that cannot take it now.
+    #[arg(long)]
+    volatile: bool,
+    /// Redis stream of the cluster (the nodes' `--redis-stream`).
+    #[arg(long, default_value = "socket.io")]
+    redis_stream: String,
+    /// Event name.
+    event: String,
+    /// Event argument, as JSON (a string needs its quotes: '"hi"').
+    json: String,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +116,21 @@ struct ServeArgs {
     /// Runtime worker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Join a cluster through Redis (`redis://[user:password@]host:port[/db]`, or
+    /// `rediss://` for TLS): broadcasts, rooms, recovery and keyed state are shared
+    /// with the other nodes.
+    #[cfg(feature = "redis")]
+    #[arg(long, env = "SWARMCAST_REDIS", value_name = "URL")]
+    redis: Option<String>,
+    /// Redis stream holding the broadcast log.
+    #[cfg(feature = "redis")]
+    #[arg(long, default_value = "socket.io")]
+    redis_stream: String,
+    /// `MAXLEN ~` bound of the stream: size it for the recovery window
+    /// (docs/deployment.md).
+    #[cfg(feature = "redis")]
+    #[arg(long, default_value_t = 10_000)]
+    redis_maxlen: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -97,7 +144,70 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        #[cfg(feature = "redis")]
+        Command::Emit(args) => emit(args),
     }
+}
+
+#[cfg(feature = "redis")]
+fn emit(args: EmitArgs) -> std::process::ExitCode {
+    let data: serde_json::Value = match serde_json::from_str(&args.json) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("swarmcast: the argument is not JSON: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("swarmcast: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let mut config = swarmcast::RedisConfig::new(args.redis);
+        config.stream_name = args.redis_stream;
+        let emitter = match tokio::time::timeout(
+            Duration::from_secs(10),
+            swarmcast::RedisEmitter::with_config(config),
+        )
+        .await
+        {
+            Ok(Ok(e)) => e,
+            Ok(Err(e)) => {
+                eprintln!("swarmcast: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            Err(_) => {
+                eprintln!("swarmcast: redis did not answer within 10 s");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        let mut op = emitter.of(&args.namespace);
+        for room in args.rooms {
+            op = op.to(room);
+        }
+        for room in args.except {
+            op = op.except(room);
+        }
+        if args.volatile {
+            op = op.volatile();
+        }
+        match op.emit(&args.event, &data).await {
+            Ok(id) => {
+                println!("{id}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("swarmcast: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn serve(args: ServeArgs) -> std::process::ExitCode {
@@ -141,9 +251,27 @@ fn serve(args: ServeArgs) -> std::process::ExitCode {
         }
     };
     runtime.block_on(async move {
-        let server = Server::new(config);
+        #[allow(unused_mut)]
+        let mut server = Server::new(config);
         for ns in &args.namespaces {
             server.namespace(ns);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(url) = args.redis {
+            let mut redis = swarmcast::RedisConfig::new(url);
+            redis.stream_name = args.redis_stream;
+            redis.max_len = args.redis_maxlen;
+            let adapter = match swarmcast::RedisAdapter::new(redis) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("swarmcast: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            if let Err(e) = server.set_adapter(adapter) {
+                eprintln!("swarmcast: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
         }
         let handle = match server.serve().await {
             Ok(h) => h,

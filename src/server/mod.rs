@@ -157,6 +157,25 @@ impl Server {
         self
     }
 
+    /// Join other nodes through a cluster adapter (see [`crate::Adapter`]); the default
+    /// is the [`crate::LocalAdapter`]. Set it before the server starts; it can be set
+    /// once (a second call fails with [`ServerError::Config`]).
+    pub fn set_adapter(
+        &mut self,
+        adapter: impl Into<crate::Adapter>,
+    ) -> Result<&mut Self, ServerError> {
+        let Some(node) = adapter.into().node else {
+            return Ok(self);
+        };
+        if self.core.ctx.cluster.set(node.clone()).is_err() {
+            return Err(ServerError::Config("the adapter is already set".into()));
+        }
+        for ns in self.core.all() {
+            ns.attach_cluster(node.namespace(ns.name(), &self.core.ctx.stats));
+        }
+        Ok(self)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.config
@@ -228,6 +247,14 @@ impl Server {
     /// Bind and serve on the current tokio runtime; returns once listening.
     pub async fn serve(self) -> Result<ServerHandle, ServerError> {
         self.validate()?;
+        if let Some(node) = self.core.ctx.cluster.get() {
+            // Load the shared state this node serves before the first client comes.
+            node.start(
+                Arc::downgrade(&self.core),
+                tokio::runtime::Handle::current(),
+            );
+            node.ready().await;
+        }
         let addr = format!("{}:{}", self.config.host, self.config.port);
         let listener = TcpListener::bind(&addr)
             .await
@@ -247,6 +274,13 @@ impl Server {
         self.core
             .ctx
             .set_runtime(Some(tokio::runtime::Handle::current()));
+        if let Some(node) = self.core.ctx.cluster.get() {
+            // Idempotent: `serve` started it already.
+            node.start(
+                Arc::downgrade(&self.core),
+                tokio::runtime::Handle::current(),
+            );
+        }
 
         let socketio = Arc::new(SocketIoHandler {
             core: self.core.clone(),
@@ -344,6 +378,10 @@ impl ServerHandle {
         self.shutdown.cancel();
         for engine in &self.engines {
             engine.close_all(CloseReason::ServerShutdown);
+        }
+        if let Some(node) = self.emitter.core.ctx.cluster.get() {
+            // After the sessions close, so that their recovery sessions are kept.
+            node.stop();
         }
         self.tasks.close();
     }

@@ -8,6 +8,8 @@
 mod convert;
 mod errors;
 mod handlers;
+#[cfg(feature = "redis")]
+mod redis;
 mod server;
 mod state;
 
@@ -20,6 +22,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::PyServer>()?;
     m.add_class::<server::HandlerDecorator>()?;
     m.add_class::<state::PyStateMap>()?;
+    #[cfg(feature = "redis")]
+    m.add_class::<redis::PyRedisEmitter>()?;
     m.add_function(wrap_pyfunction!(server::_stop_all, m)?)?;
     errors::register(m)?;
     Ok(())

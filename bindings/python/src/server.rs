@@ -112,7 +112,7 @@ fn positive(name: &str, value: usize) -> PyResult<usize> {
 }
 
 /// `str`, or a list/tuple of `str` (rooms, sids, origins).
-fn names(arg: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Vec<String>> {
+pub(crate) fn names(arg: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Vec<String>> {
     let Some(arg) = arg else {
         return Ok(Vec::new());
     };

@@ -1,0 +1,587 @@
+"""Dash integration: swarmcast pushes events and keyed live state into `dcc.Store`s.
+
+    import swarmcast
+    from dash import Dash, html, Input, Output
+    from swarmcast.dash import Bridge, Realtime
+
+    server = swarmcast.Server(port=5000, cors_allowed_origins=["http://127.0.0.1:8050"],
+                              allow_subscribe="state:*")
+    app = Dash(__name__)
+    bridge = Bridge(server, app)          # ping answers, snapshot endpoint, event ids
+    rt = Realtime("rt", events=["log"], states=["agents"], url=server.url)
+    app.layout = html.Div([rt, rt.indicator(), html.Pre(id="agents")])
+
+    app.clientside_callback(
+        "function (agents) { return JSON.stringify(agents, null, 1); }",
+        Output("agents", "children"), Input(rt.state_store("agents"), "data"))
+
+    server.start()
+    bridge.state("agents").set("a1", {"status": "thinking"})   # any thread
+    bridge.emit("log", {"text": "hello"})
+
+The browser side is a plain script served from this package (`_js_dist`): it connects
+with the vendored socket.io-client and writes each store with
+`dash_clientside.set_props`. No React build step; Dash >= 2.16 with the Flask backend.
+See docs/dash.md for the store formats, the fallback and the deployment shapes.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+import uuid
+from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import dash
+from dash import MATCH, ClientsideFunction, Input, Output, State, dcc, html
+
+import swarmcast as _swarmcast
+
+__all__ = [
+    "Bridge",
+    "BridgeState",
+    "ConnectionIndicator",
+    "Realtime",
+    "new_events",
+]
+
+# Dash serves the scripts of every package that defines components, from that package's
+# top-level `_js_dist` (the component classes below register `swarmcast`).
+_swarmcast._js_dist = [  # type: ignore[attr-defined]
+    {"relative_package_path": "dash_assets/socket.io-client.js", "namespace": "swarmcast"},
+    {"relative_package_path": "dash_assets/swarmcast-dash.js", "namespace": "swarmcast"},
+]
+
+DEFAULT_SNAPSHOT_ROUTE = "_swarmcast/snapshot"
+_DEFAULT = object()
+
+
+def _id(kind: str, rt: Any, name: Optional[str] = None) -> Dict[str, Any]:
+    ident: Dict[str, Any] = {"swarmcast": kind, "rt": rt}
+    if name is not None:
+        ident["name"] = name
+    return ident
+
+
+def _ms(seconds: float, what: str) -> int:
+    if seconds is None or seconds <= 0:
+        raise ValueError(f"{what} must be a positive number of seconds, not {seconds!r}")
+    return int(round(seconds * 1000))
+
+
+def _per_name(value: Union[int, Mapping[str, int]], names: Sequence[str], what: str) -> Dict[str, int]:
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(names)
+        if unknown:
+            raise ValueError(f"{what}: not among the events: {sorted(unknown)}")
+        return {n: int(value.get(n, 0)) for n in names}
+    return {n: int(value) for n in names}
+
+
+class Realtime(html.Div):
+    """The stores a swarmcast connection writes, as one hidden `html.Div` to put in a layout.
+
+    - `rt.config_store`: the connection settings (a `dcc.Store`); a callback may write
+      `enabled: False` into its data to close the connection (and `True` to reopen it).
+    - `rt.status_store`: `{"state": "connecting" | "connected" | "reconnecting" |
+      "fallback" | "offline" | "paused", "transport", "attempt", "next_retry_in",
+      "rtt_ms", "recovered", "error", ...}`.
+    - `rt.event_store(name)`: `{"seq": n, "events": [{"seq", "id", "ts", "t", "data"}]}`,
+      the last `buffer` events of `name` in arrival order; `seq` counts every event the
+      page received, so a consumer takes the entries with `seq` above the last it took
+      (`new_events`). Identical payloads are separate entries.
+    - `rt.state_store(name)`: the keyed live state map `name`, the full current map.
+    - `rt.indicator()`: a ready-made connection status component.
+
+    `url`: the swarmcast server (`None`: this page's origin, behind a reverse proxy);
+    `path`: its Socket.IO path. `transports`: socket.io-client's (default: long-polling
+    first, then upgrade to WebSocket when it passes). `fallback_url`: the snapshot
+    endpoint polled on a `dcc.Interval` when push cannot connect for `fallback_after`
+    seconds (default: the one `Bridge.init_app` serves; `None` disables the fallback).
+    `flush_interval`: the stores are written at most this often (leading edge: a lone
+    event is written at once), so a burst costs Dash one re-render per interval.
+    """
+
+    def __init__(
+        self,
+        id: str,
+        events: Iterable[str] = (),
+        states: Iterable[str] = (),
+        url: Optional[str] = None,
+        path: str = "/socket.io",
+        auth: Optional[Mapping[str, Any]] = None,
+        *,
+        namespace: str = "/",
+        transports: Optional[Sequence[str]] = None,
+        buffer: Union[int, Mapping[str, int]] = 200,
+        history: Union[int, Mapping[str, int]] = 0,
+        fallback_url: Any = _DEFAULT,
+        fallback_after: float = 3.0,
+        fallback_interval: float = 1.0,
+        reconnection_delay: float = 1.0,
+        reconnection_delay_max: float = 5.0,
+        randomization_factor: float = 0.5,
+        ping_interval: float = 5.0,
+        connect_timeout: float = 10.0,
+        flush_interval: float = 0.016,
+        enabled: bool = True,
+    ) -> None:
+        if not isinstance(id, str) or not id:
+            raise ValueError("Realtime needs a non-empty str id")
+        events = list(events)
+        states = list(states)
+        for name in events + states:
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"event and state names must be non-empty str, not {name!r}")
+        if transports is not None:
+            transports = list(transports)
+            bad = [t for t in transports if t not in ("polling", "websocket", "webtransport")]
+            if bad or not transports:
+                raise ValueError(f"unknown transports: {bad or transports}")
+        if not 0 <= randomization_factor <= 1:
+            raise ValueError("randomization_factor must be within [0, 1]")
+        if fallback_url is _DEFAULT:
+            fallback_url = DEFAULT_SNAPSHOT_ROUTE
+        buffers = _per_name(buffer, events, "buffer")
+        if any(b < 1 for b in buffers.values()):
+            raise ValueError("buffer must be >= 1")
+        config: Dict[str, Any] = {
+            "id": id,
+            "url": url,
+            "path": path,
+            "namespace": namespace,
+            "auth": dict(auth) if auth is not None else None,
+            "transports": transports,
+            "events": events,
+            "states": states,
+            "buffer": buffers,
+            "history": _per_name(history, events, "history"),
+            "reconnection": {
+                "delay": _ms(reconnection_delay, "reconnection_delay"),
+                "delay_max": _ms(reconnection_delay_max, "reconnection_delay_max"),
+                "jitter": randomization_factor,
+            },
+            "fallback": {
+                "url": fallback_url,
+                "after": _ms(fallback_after, "fallback_after"),
+                "interval": _ms(fallback_interval, "fallback_interval"),
+            },
+            "ping_interval": _ms(ping_interval, "ping_interval"),
+            "connect_timeout": _ms(connect_timeout, "connect_timeout"),
+            "flush_interval": max(0, int(round(flush_interval * 1000))),
+            "enabled": bool(enabled),
+        }
+        children: List[Any] = [
+            dcc.Store(id=_id("config", id), data=config),
+            dcc.Store(id=_id("status", id), data={"state": "connecting" if enabled else "paused"}),
+            dcc.Store(id=_id("poll", id)),
+            # Ticks once after the page rendered: starts the connection even when the
+            # config store's initial callback is skipped (Dash drops it when another
+            # callback writes the config at load and answers no_update).
+            dcc.Interval(id=_id("boot", id), interval=10, max_intervals=1),
+            dcc.Interval(
+                id=_id("interval", id),
+                interval=config["fallback"]["interval"],
+                disabled=True,
+            ),
+        ]
+        children += [dcc.Store(id=_id("event", id, n), data={"seq": 0, "events": []}) for n in events]
+        children += [dcc.Store(id=_id("state", id, n), data={}) for n in states]
+        super().__init__(children=children, id=_id("root", id), style={"display": "none"})
+        self._rt = id
+        self._events = events
+        self._states = states
+
+    @property
+    def rt_id(self) -> str:
+        return self._rt
+
+    @property
+    def config_store(self) -> Dict[str, Any]:
+        return _id("config", self._rt)
+
+    @property
+    def status_store(self) -> Dict[str, Any]:
+        return _id("status", self._rt)
+
+    @property
+    def interval(self) -> Dict[str, Any]:
+        """The fallback `dcc.Interval` (enabled only while push is unreachable)."""
+        return _id("interval", self._rt)
+
+    def event_store(self, name: str) -> Dict[str, Any]:
+        if name not in self._events:
+            raise KeyError(f"{name!r} is not among this Realtime's events {self._events}")
+        return _id("event", self._rt, name)
+
+    def state_store(self, name: str) -> Dict[str, Any]:
+        if name not in self._states:
+            raise KeyError(f"{name!r} is not among this Realtime's states {self._states}")
+        return _id("state", self._rt, name)
+
+    def indicator(self, **props: Any) -> "ConnectionIndicator":
+        """The connection status component of this Realtime (props go to its `html.Div`)."""
+        return ConnectionIndicator(self._rt, **props)
+
+
+class ConnectionIndicator(html.Div):
+    """Connected / reconnecting (attempt n, next retry) / polling fallback / offline, with
+    the transport in use and the ping round trip. Rendered in the browser from the status
+    store (no request to Dash), by updating the props of fixed elements: the inner span
+    (class `swarmcast-indicator swarmcast-<state>`) carries `data-state` and
+    `data-transport`. `props` go to the outer `html.Div`.
+    """
+
+    def __init__(self, rt: str, **props: Any) -> None:
+        props.setdefault("className", "swarmcast-indicator-box")
+        super().__init__(
+            children=html.Span(
+                id=_id("indicator", rt),
+                className="swarmcast-indicator swarmcast-connecting",
+                style={"display": "inline-flex", "alignItems": "center", "gap": "0.4em"},
+                title="",
+                children=[
+                    html.Span(
+                        id=_id("indicator-dot", rt),
+                        style={
+                            "width": "0.7em",
+                            "height": "0.7em",
+                            "borderRadius": "50%",
+                            "display": "inline-block",
+                            "background": "#9ca3af",
+                        },
+                    ),
+                    html.Strong("Connecting…", id=_id("indicator-label", rt)),
+                    html.Span("", id=_id("indicator-detail", rt), style={"opacity": 0.75}),
+                ],
+                **{"data-state": "connecting", "data-transport": ""},  # type: ignore[arg-type]
+            ),
+            **props,
+        )
+
+
+def new_events(data: Optional[Mapping[str, Any]], since: int = 0) -> Tuple[List[Dict[str, Any]], int, int]:
+    """The entries of an event store newer than `since` (a `seq`).
+
+    Returns `(events, seq, missed)`: pass `seq` as `since` next time; `missed` counts
+    entries that fell out of the store's buffer before this consumer saw them.
+    """
+    if not data or not data.get("events"):
+        return [], int(data.get("seq", since)) if data else since, 0
+    events = [e for e in data["events"] if e["seq"] > since]
+    first = events[0]["seq"] if events else data["seq"] + 1
+    return events, int(data["seq"]), max(0, first - since - 1)
+
+
+# The browser side of every Realtime on the page: pattern-matching clientside callbacks,
+# registered once for all apps of this process (as Dash's all-in-one components do).
+dash.clientside_callback(
+    ClientsideFunction("swarmcastDash", "configure"),
+    Output(_id("status", MATCH), "data"),
+    Input(_id("config", MATCH), "data"),
+    Input(_id("boot", MATCH), "n_intervals"),
+)
+dash.clientside_callback(
+    ClientsideFunction("swarmcastDash", "poll"),
+    Output(_id("poll", MATCH), "data"),
+    Input(_id("interval", MATCH), "n_intervals"),
+    State(_id("config", MATCH), "data"),
+    prevent_initial_call=True,
+)
+dash.clientside_callback(
+    ClientsideFunction("swarmcastDash", "indicator"),
+    Output(_id("indicator", MATCH), "className"),
+    Output(_id("indicator", MATCH), "data-state"),
+    Output(_id("indicator", MATCH), "data-transport"),
+    Output(_id("indicator", MATCH), "title"),
+    Output(_id("indicator-dot", MATCH), "style"),
+    Output(_id("indicator-label", MATCH), "children"),
+    Output(_id("indicator-detail", MATCH), "children"),
+    Input(_id("status", MATCH), "data"),
+)
+
+
+# --------------------------------------------------------------------------------------
+# Server side
+# --------------------------------------------------------------------------------------
+
+
+class BridgeState:
+    """A keyed live state map written through a `Bridge`: the swarmcast server's map
+    plus a copy the snapshot endpoint serves (and a restarted server is seeded from).
+    Values are kept as given: do not mutate them after `set`."""
+
+    def __init__(self, bridge: "Bridge", name: str) -> None:
+        self._bridge = bridge
+        self.name = name
+
+    def set(self, key: str, value: Any) -> None:
+        self._bridge._set(self.name, key, value)
+
+    def delete(self, key: str) -> bool:
+        return self._bridge._delete(self.name, key)
+
+    def update(self, entries: Mapping[str, Any]) -> None:
+        for key, value in entries.items():
+            self._bridge._set(self.name, key, value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with self._bridge._lock:
+            return self._bridge._states.get(self.name, {}).get(key, default)
+
+    def snapshot(self) -> Dict[str, Any]:
+        with self._bridge._lock:
+            return dict(self._bridge._states.get(self.name, {}))
+
+    @property
+    def version(self) -> int:
+        with self._bridge._lock:
+            return self._bridge._versions.get(self.name, 0)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set(key, value)
+
+    def __getitem__(self, key: str) -> Any:
+        with self._bridge._lock:
+            return self._bridge._states[self.name][key]
+
+    def __delitem__(self, key: str) -> None:
+        if not self.delete(key):
+            raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        with self._bridge._lock:
+            return key in self._bridge._states.get(self.name, {})
+
+    def __len__(self) -> int:
+        with self._bridge._lock:
+            return len(self._bridge._states.get(self.name, {}))
+
+
+class Bridge:
+    """The server side of `Realtime`: publish through it and Dash pages lose nothing.
+
+    - `emit(event, data)` broadcasts `data` with a second argument `{"id", "ts", "epoch"}`
+      (a per-event sequence number, the emit time in epoch ms, this Bridge's identity)
+      and keeps the last `keep` events of each name for the snapshot endpoint, so that a
+      page that was away (reconnecting, or polling while the realtime server was down)
+      fetches exactly what it missed, in order. Plain `server.emit` works too, without
+      that guarantee.
+    - `state(name)` writes a keyed state map (swarmcast's, plus a copy for the endpoint).
+    - answers `swarmcast:ping` (the status indicator's round trip);
+    - `init_app(app)` serves the snapshot endpoint on the Dash app's Flask server.
+    - `attach(server)` moves to a new swarmcast server (after a restart: a stopped
+      server cannot start again), re-seeding its state maps.
+
+    Works while the swarmcast server is stopped or absent: emits are recorded only.
+    """
+
+    def __init__(
+        self,
+        server: Optional[Any] = None,
+        app: Optional[Any] = None,
+        *,
+        keep: int = 1000,
+        namespace: str = "/",
+        route: str = DEFAULT_SNAPSHOT_ROUTE,
+    ) -> None:
+        if keep < 1:
+            raise ValueError("keep must be >= 1")
+        self.keep = keep
+        self.namespace = namespace
+        self.route = route
+        self.epoch = uuid.uuid4().hex[:8]
+        self._lock = threading.Lock()
+        self._events: Dict[str, Deque[Tuple[int, float, Any]]] = {}
+        self._last: Dict[str, int] = {}
+        self._states: Dict[str, Dict[str, Any]] = {}
+        self._versions: Dict[str, int] = {}
+        self._maps: Dict[str, Any] = {}
+        self.server: Optional[Any] = None
+        if server is not None:
+            self.attach(server)
+        if app is not None:
+            self.init_app(app)
+
+    # -- the swarmcast server ------------------------------------------------------
+
+    def attach(self, server: Any) -> None:
+        """Publish through `server` from now on; its state maps get the current entries."""
+        server.on("swarmcast:ping", _pong, namespace=self.namespace)
+        with self._lock:
+            self.server = server
+            self._maps = {}
+            for name, entries in self._states.items():
+                smap = self._map(name)
+                if smap is None:
+                    continue
+                for key, value in entries.items():
+                    _quiet(smap.set, key, value)
+
+    def detach(self) -> None:
+        """Stop publishing (emits and state changes are only recorded)."""
+        with self._lock:
+            self.server = None
+            self._maps = {}
+
+    def _map(self, name: str) -> Any:
+        smap = self._maps.get(name)
+        if smap is None and self.server is not None:
+            try:
+                smap = self.server.state(name, namespace=self.namespace)
+            except Exception:  # noqa: BLE001 - a stopped server: the copy still serves
+                return None
+            self._maps[name] = smap
+        return smap
+
+    # -- publishing ------------------------------------------------------------------
+
+    def emit(self, event: str, data: Any = None, *, volatile: bool = False) -> int:
+        """Broadcast `event` and record it; returns its id (per event name, from 1)."""
+        with self._lock:
+            n = self._last.get(event, 0) + 1
+            ts = time.time() * 1000.0
+            server = self.server
+            if server is not None:
+                # Under the lock: ids go out in the order they were given. A payload that
+                # cannot be encoded raises here (TypeError) and is not recorded.
+                _quiet(
+                    server.emit,
+                    event,
+                    (data, {"id": n, "ts": ts, "epoch": self.epoch}),
+                    namespace=self.namespace,
+                    volatile=volatile,
+                )
+            self._last[event] = n
+            ring = self._events.get(event)
+            if ring is None:
+                ring = self._events[event] = collections.deque(maxlen=self.keep)
+            ring.append((n, ts, data))
+        return n
+
+    def state(self, name: str) -> BridgeState:
+        with self._lock:
+            self._states.setdefault(name, {})
+            self._versions.setdefault(name, 0)
+        return BridgeState(self, name)
+
+    def _set(self, name: str, key: str, value: Any) -> None:
+        with self._lock:
+            self._states.setdefault(name, {})[key] = value
+            self._versions[name] = self._versions.get(name, 0) + 1
+            smap = self._map(name)
+            if smap is not None:
+                _quiet(smap.set, key, value)
+
+    def _delete(self, name: str, key: str) -> bool:
+        with self._lock:
+            entries = self._states.setdefault(name, {})
+            if key not in entries:
+                return False
+            del entries[key]
+            self._versions[name] = self._versions.get(name, 0) + 1
+            smap = self._map(name)
+            if smap is not None:
+                _quiet(smap.delete, key)
+            return True
+
+    # -- the snapshot endpoint -------------------------------------------------------
+
+    def snapshot(
+        self,
+        states: Iterable[Tuple[str, Optional[int]]] = (),
+        events: Iterable[Tuple[str, Optional[int]]] = (),
+    ) -> Dict[str, Any]:
+        """What the snapshot endpoint answers.
+
+        `states`: `(name, version)`; a map is included unless its version is `version`.
+        `events`: `(name, since)`; `since >= 0` gives the events with a greater id,
+        `since < 0` the last `-since` ones, `None` none (only the last id).
+        """
+        with self._lock:
+            out_states: Dict[str, Any] = {}
+            for name, version in states:
+                if name not in self._states:
+                    continue
+                current = self._versions.get(name, 0)
+                if version is not None and version == current:
+                    continue
+                out_states[name] = {"version": current, "entries": dict(self._states[name])}
+            out_events: Dict[str, Any] = {}
+            for name, since in events:
+                if name not in self._last:
+                    out_events[name] = {"last": 0, "events": []}
+                    continue
+                ring = self._events[name]
+                if since is None:
+                    picked = []
+                elif since >= 0:
+                    picked = [e for e in ring if e[0] > since] if since < self._last[name] else []
+                else:
+                    picked = list(ring)[since:]
+                out_events[name] = {
+                    "last": self._last[name],
+                    "events": [{"id": i, "ts": ts, "data": d} for i, ts, d in picked],
+                }
+        return {"epoch": self.epoch, "time": time.time() * 1000.0, "states": out_states, "events": out_events}
+
+    def init_app(self, app: Any) -> None:
+        """Serve the snapshot endpoint at `route` on a Dash app (or a Flask app)."""
+        flask_app = getattr(app, "server", app)
+        if not hasattr(flask_app, "add_url_rule"):
+            raise TypeError(
+                "swarmcast.dash.Bridge serves its endpoint on Flask: Dash's default backend "
+                f"(got {type(flask_app).__name__})"
+            )
+        prefix = "/"
+        config = getattr(app, "config", None)
+        if config is not None and hasattr(app, "server"):
+            prefix = getattr(config, "routes_pathname_prefix", None) or "/"
+        rule = prefix.rstrip("/") + "/" + self.route.lstrip("/")
+        flask_app.add_url_rule(rule, f"swarmcast_snapshot_{self.epoch}", self._serve, methods=["GET"])
+
+    def _serve(self) -> Any:
+        import flask
+
+        args = flask.request.args
+        try:
+            states = [_parse_state(s) for s in args.getlist("state")]
+            events = [_parse_event(e) for e in args.getlist("event")]
+        except ValueError as e:
+            return flask.Response(json.dumps({"error": str(e)}), status=400, mimetype="application/json")
+        body = json.dumps(self.snapshot(states, events), separators=(",", ":"), allow_nan=False, default=str)
+        response = flask.Response(body, mimetype="application/json")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def _parse_state(arg: str) -> Tuple[str, Optional[int]]:
+    name, sep, version = arg.rpartition(":")
+    if sep and version.lstrip("-").isdigit():
+        return name, int(version)
+    return arg, None
+
+
+def _parse_event(arg: str) -> Tuple[str, Optional[int]]:
+    name, sep, since = arg.rpartition(":")
+    if sep and since == "latest":
+        return name, None
+    if not sep or not since.lstrip("-").isdigit():
+        raise ValueError(f"event parameter must be NAME:SINCE or NAME:latest, not {arg!r}")
+    return name, int(since)
+
+
+def _pong(sid: str, data: Any = None, *rest: Any) -> Dict[str, Any]:
+    t = data.get("t") if isinstance(data, dict) else None
+    return {"t": t, "server": time.time() * 1000.0}
+
+
+def _quiet(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Publishing must not fail the caller when the server is stopped: the copy kept by
+    the Bridge is what pages catch up from."""
+    try:
+        return func(*args, **kwargs)
+    except _swarmcast.SwarmcastError:
+        return None

@@ -1,0 +1,534 @@
+//! Several swarmcast nodes joined through Redis (feature `redis`): broadcasts, rooms,
+//! listings, disconnects and keyed state across nodes, publishing without a server,
+//! recovery on another node, and a Redis restart mid-stream. Each test starts its own
+//! `redis-server` on a free loopback port and stops it.
+#![cfg(feature = "redis")]
+
+mod fixture;
+
+use std::net::TcpListener as StdListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fixture::WsClient;
+use serde_json::{json, Value};
+use swarmcast::{
+    RecoveryConfig, RedisAdapter, RedisConfig, RedisEmitter, Server, ServerConfig, ServerHandle,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A redis-server of this test, on a free loopback port, without persistence.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Self {
+        let port = StdListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Redis { child: None, port };
+        redis.spawn();
+        redis
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/install-test-deps.sh)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut buf = [0u8; 16];
+                if s.write_all(b"PING\r\n").is_ok()
+                    && s.read(&mut buf)
+                        .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+                {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn config(&self) -> RedisConfig {
+        let mut config = RedisConfig::new(self.url());
+        config.heartbeat_interval = Duration::from_millis(500);
+        config.block_time = Duration::from_millis(1000);
+        config.request_timeout = Duration::from_secs(2);
+        config
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn node_config(recovery: bool) -> ServerConfig {
+    let mut config = fixture::config();
+    config.allow_subscribe = vec!["*".into()];
+    if recovery {
+        config.recovery = Some(RecoveryConfig::default());
+    }
+    config
+}
+
+async fn node(redis: &Redis, recovery: bool) -> ServerHandle {
+    let mut server = Server::new(node_config(recovery));
+    server.namespace("/chat");
+    server
+        .set_adapter(RedisAdapter::new(redis.config()).expect("valid URL"))
+        .expect("adapter set once");
+    fixture::serve(server).await
+}
+
+/// The next event (name, args) on `/`, skipping nothing.
+async fn next_event(c: &mut WsClient) -> Option<(String, Vec<Value>)> {
+    c.recv_event().await
+}
+
+/// Whether nothing more arrives within `within`.
+async fn quiet(c: &mut WsClient, within: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(within, c.recv_text()).await,
+        Err(_) | Ok(None)
+    )
+}
+
+/// Poll until `f` holds (bounded).
+async fn eventually<F: FnMut() -> bool>(mut f: F, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_from_either_node_reaches_every_client_once() {
+    for recovery in [false, true] {
+        let redis = Redis::start();
+        let a = node(&redis, recovery).await;
+        let b = node(&redis, recovery).await;
+        let (mut a1, _) = WsClient::connect(a.local_addr()).await;
+        let (mut b1, _) = WsClient::connect(b.local_addr()).await;
+        let (mut b2, _) = WsClient::connect(b.local_addr()).await;
+
+        a.emitter().emit("from_a", &json!({"n": 1})).expect("emit");
+        b.emitter().emit("from_b", &json!({"n": 2})).expect("emit");
+        for c in [&mut a1, &mut b1, &mut b2] {
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                let (name, args) = next_event(c).await.expect("an event");
+                if recovery {
+                    // The offset is the log id, appended as the last argument.
+                    let offset = args.last().and_then(Value::as_str).expect("an offset");
+                    assert!(offset.contains('-'), "a stream id: {offset}");
+                }
+                got.push((name, args[0].clone()));
+            }
+            got.sort_by(|x, y| x.0.cmp(&y.0));
+            assert_eq!(
+                got,
+                vec![
+                    ("from_a".to_string(), json!({"n": 1})),
+                    ("from_b".to_string(), json!({"n": 2}))
+                ],
+                "recovery {recovery}"
+            );
+            assert!(quiet(c, Duration::from_millis(300)).await, "exactly once");
+        }
+        assert!(b.emitter().cluster_metrics().remote_deliveries >= 1);
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_and_exceptions_work_across_nodes() {
+    let redis = Redis::start();
+    let a = node(&redis, false).await;
+    let b = node(&redis, false).await;
+    let (mut a1, a1_sid) = WsClient::connect(a.local_addr()).await;
+    let (mut b1, b1_sid) = WsClient::connect(b.local_addr()).await;
+    let (mut b2, _) = WsClient::connect(b.local_addr()).await;
+    let na = a.emitter().namespace("/").expect("root");
+    let nb = b.emitter().namespace("/").expect("root");
+    assert!(na.join_room(&a1_sid, "r"));
+    assert!(nb.join_room(&b1_sid, "r"));
+
+    // To a room on both nodes.
+    a.emitter().to("r").emit("room", &1).expect("emit");
+    assert_eq!(next_event(&mut a1).await.expect("a1").0, "room");
+    assert_eq!(next_event(&mut b1).await.expect("b1").0, "room");
+    assert!(quiet(&mut b2, Duration::from_millis(300)).await);
+
+    // Except a socket of the other node.
+    a.emitter()
+        .to("r")
+        .except(b1_sid.as_str())
+        .emit("room_but_b1", &2)
+        .expect("emit");
+    assert_eq!(next_event(&mut a1).await.expect("a1").0, "room_but_b1");
+    assert!(quiet(&mut b1, Duration::from_millis(300)).await);
+
+    // To one socket by id, from the node that does not hold it.
+    a.emitter()
+        .to(b1_sid.as_str())
+        .emit("direct", &3)
+        .expect("emit");
+    assert_eq!(next_event(&mut b1).await.expect("b1").0, "direct");
+    assert!(quiet(&mut a1, Duration::from_millis(300)).await);
+    assert!(quiet(&mut b2, Duration::from_millis(100)).await);
+
+    // Everyone except a room.
+    b.emitter()
+        .of("/")
+        .except("r")
+        .emit("not_r", &4)
+        .expect("emit");
+    assert_eq!(next_event(&mut b2).await.expect("b2").0, "not_r");
+    assert!(quiet(&mut a1, Duration::from_millis(300)).await);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_listing_and_disconnect_work_across_nodes() {
+    let redis = Redis::start();
+    let a = node(&redis, false).await;
+    let b = node(&redis, false).await;
+    let (_a1, a1_sid) = WsClient::connect(a.local_addr()).await;
+    let (mut b1, b1_sid) = WsClient::connect(b.local_addr()).await;
+    let na = a.emitter().namespace("/").expect("root");
+    let nb = b.emitter().namespace("/").expect("root");
+    na.join_room(&a1_sid, "r");
+    nb.join_room(&b1_sid, "r");
+
+    // Every socket of the room, from node A.
+    let mut found = a
+        .emitter()
+        .of("/")
+        .to("r")
+        .fetch_sockets()
+        .await
+        .expect("listing");
+    found.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut ids: Vec<(String, bool)> = found.iter().map(|s| (s.id.clone(), s.local)).collect();
+    ids.sort();
+    let mut expected = vec![(a1_sid.clone(), true), (b1_sid.clone(), false)];
+    expected.sort();
+    assert_eq!(ids, expected);
+    let remote = found.iter().find(|s| !s.local).expect("b1");
+    assert_eq!(remote.rooms, vec![b1_sid.clone(), "r".to_string()]);
+
+    // The rooms of a socket of the other node.
+    assert_eq!(
+        na.fetch_rooms(&b1_sid).await,
+        vec![b1_sid.clone(), "r".to_string()]
+    );
+    // Join and leave by id, from the node that does not hold the socket.
+    assert!(!na.join_room(&b1_sid, "z"), "not local");
+    let sid = b1_sid.clone();
+    eventually(|| nb.rooms(&sid).contains(&"z".to_string()), "b1 in z").await;
+    na.leave_room(&b1_sid, "z");
+    eventually(|| !nb.rooms(&sid).contains(&"z".to_string()), "b1 out of z").await;
+    // Operations on whole targets.
+    a.emitter()
+        .of("/")
+        .to("r")
+        .sockets_join("both")
+        .expect("join");
+    eventually(
+        || nb.rooms(&sid).contains(&"both".to_string()),
+        "b1 in both",
+    )
+    .await;
+    assert!(na.rooms(&a1_sid).contains(&"both".to_string()));
+
+    // Disconnect by id across nodes: the client gets DISCONNECT.
+    assert!(!na.disconnect(&b1_sid));
+    let text = b1.recv_text().await.expect("disconnect packet");
+    assert_eq!(text, "41");
+    eventually(|| nb.socket(&sid).is_none(), "b1 gone").await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_snapshot_is_served_by_the_node_that_did_not_write_it() {
+    let redis = Redis::start();
+    let a = node(&redis, false).await;
+    let b = node(&redis, false).await;
+    let agents = a.emitter().state("agents");
+    for i in 0..20 {
+        agents.set(&format!("a{i}"), &json!({"n": i})).expect("set");
+    }
+    agents.delete("a0");
+    // B's copy converges through the log.
+    let b_agents = b.emitter().state("agents");
+    eventually(|| b_agents.len() == 19, "B has the map").await;
+
+    // A client of B subscribes: snapshot from B, then deltas written on A.
+    let (mut b1, _) = WsClient::connect(b.local_addr()).await;
+    b1.send(r#"42["subscribe",{"state":"agents"}]"#).await;
+    let (name, args) = next_event(&mut b1).await.expect("snapshot");
+    assert_eq!(name, "swarmcast:snapshot");
+    let entries = args[0]["entries"].as_object().expect("entries").clone();
+    assert_eq!(entries.len(), 19);
+    assert_eq!(entries["a7"], json!({"n": 7}));
+    assert_eq!(args[0]["version"], json!(21));
+    agents.set("a1", &json!({"n": 100})).expect("set");
+    let (name, args) = next_event(&mut b1).await.expect("delta");
+    assert_eq!(name, "swarmcast:delta");
+    assert_eq!(args[0]["key"], "a1");
+    assert_eq!(args[0]["value"], json!({"n": 100}));
+    assert_eq!(args[0]["version"], json!(22));
+
+    // A node started later serves the same snapshot, loaded from Redis.
+    let c = node(&redis, false).await;
+    let c_agents = c.emitter().state("agents");
+    assert_eq!(c_agents.len(), 19);
+    assert_eq!(c_agents.get("a1"), Some(json!({"n": 100})));
+    assert_eq!(c_agents.version(), 22);
+    a.shutdown().await;
+    b.shutdown().await;
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_emitter_publishes_without_a_server() {
+    let redis = Redis::start();
+    let a = node(&redis, true).await;
+    let b = node(&redis, false).await;
+    let (mut a1, a1_sid) = WsClient::connect(a.local_addr()).await;
+    let (mut b1, b1_sid) = WsClient::connect(b.local_addr()).await;
+    let (mut b2, _) = WsClient::connect(b.local_addr()).await;
+    a.emitter()
+        .namespace("/")
+        .expect("root")
+        .join_room(&a1_sid, "news");
+    b.emitter()
+        .namespace("/")
+        .expect("root")
+        .join_room(&b1_sid, "news");
+
+    let emitter = RedisEmitter::with_config(redis.config())
+        .await
+        .expect("connects");
+    let id = emitter
+        .to("news")
+        .emit("headline", &json!({"t": "hi"}))
+        .await
+        .expect("published");
+    let (name, args) = next_event(&mut a1).await.expect("a1");
+    assert_eq!(name, "headline");
+    // Node A recovers: the offset is the entry's log id.
+    assert_eq!(args.last(), Some(&json!(id)));
+    let (name, args) = next_event(&mut b1).await.expect("b1");
+    assert_eq!((name.as_str(), &args[0]), ("headline", &json!({"t": "hi"})));
+    assert!(quiet(&mut b2, Duration::from_millis(300)).await);
+    assert!(emitter.emit("connect", &1).await.is_err(), "reserved name");
+
+    // Keyed state from the emitter reaches the nodes' copies.
+    emitter
+        .set_state("/", "jobs", "j1", &json!("queued"))
+        .await
+        .expect("state");
+    let jobs = b.emitter().state("jobs");
+    eventually(|| jobs.get("j1") == Some(json!("queued")), "B sees j1").await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A raw client that reconnects with `pid` and `offset` as socket.io-client does.
+async fn connect_with(addr: std::net::SocketAddr, auth: Value) -> (WsClient, Value) {
+    let mut c = WsClient::open(addr, "/socket.io").await;
+    c.send(&format!("40{auth}")).await;
+    let reply = c.recv_text().await.expect("connect reply");
+    let body: Value =
+        serde_json::from_str(reply.strip_prefix("40").expect("CONNECT")).expect("json");
+    (c, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_recovers_on_another_node_with_every_missed_packet() {
+    let redis = Redis::start();
+    let a = node(&redis, true).await;
+    let b = node(&redis, true).await;
+    let (mut c, hello) = connect_with(a.local_addr(), json!({})).await;
+    let pid = hello["pid"].as_str().expect("pid").to_string();
+    let sid = hello["sid"].as_str().expect("sid").to_string();
+    a.emitter()
+        .namespace("/")
+        .expect("root")
+        .join_room(&sid, "team");
+    let mut last = String::new();
+    for seq in 0..5 {
+        b.emitter().to("team").emit("n", &seq).expect("emit");
+        let (_, args) = next_event(&mut c).await.expect("event");
+        assert_eq!(args[0], json!(seq));
+        last = args[1].as_str().expect("offset").to_string();
+    }
+    // The client drops (its node stays up: the session was written while it lived).
+    drop(c);
+    eventually(
+        || {
+            a.emitter()
+                .namespace("/")
+                .expect("root")
+                .socket(&sid)
+                .is_none()
+        },
+        "A noticed",
+    )
+    .await;
+    for seq in 5..10 {
+        b.emitter().to("team").emit("n", &seq).expect("emit");
+    }
+    b.emitter().to("other").emit("n", &-1).expect("emit");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut c, hello) = connect_with(b.local_addr(), json!({"pid": pid, "offset": last})).await;
+    assert_eq!(hello["sid"], json!(sid), "same socket id on node B");
+    for seq in 5..10 {
+        let (_, args) = next_event(&mut c).await.expect("missed event");
+        assert_eq!(args[0], json!(seq));
+    }
+    b.emitter().to("team").emit("n", &10).expect("emit");
+    let (_, args) = next_event(&mut c).await.expect("live event");
+    assert_eq!(args[0], json!(10), "rooms kept, no duplicate");
+    assert_eq!(b.emitter().metrics().recoveries, 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_keeps_local_delivery_and_heals() {
+    let mut redis = Redis::start();
+    let a = node(&redis, false).await;
+    let b = node(&redis, false).await;
+    let (mut a1, _) = WsClient::connect(a.local_addr()).await;
+    let (mut b1, _) = WsClient::connect(b.local_addr()).await;
+    a1.send(r#"42["subscribe",{"state":"s"}]"#).await;
+    assert_eq!(
+        next_event(&mut a1).await.expect("snapshot").0,
+        "swarmcast:snapshot"
+    );
+    a.emitter().emit("before", &0).expect("emit");
+    assert_eq!(next_event(&mut b1).await.expect("b1").0, "before");
+    assert_eq!(next_event(&mut a1).await.expect("a1").0, "before");
+
+    redis.kill();
+    // Local delivery goes on; nothing crosses, and that is counted.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut n = 0;
+    loop {
+        a.emitter().emit("during", &n).expect("emit never fails");
+        assert_eq!(next_event(&mut a1).await.expect("local").1[0], json!(n));
+        n += 1;
+        if a.emitter().cluster_metrics().publish_failures > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "failures are counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Keyed state: this node's subscribers still get the change.
+    a.emitter().state("s").set("k", &7).expect("set");
+    let (name, args) = next_event(&mut a1).await.expect("local delta");
+    assert_eq!(name, "swarmcast:delta");
+    assert_eq!(
+        (&args[0]["key"], &args[0]["value"]),
+        (&json!("k"), &json!(7))
+    );
+    assert_eq!(a.emitter().state("s").get("k"), Some(json!(7)));
+    redis.spawn();
+    // The cluster heals: a broadcast from A reaches B again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        a.emitter().emit("after", &1).expect("emit");
+        assert_eq!(next_event(&mut a1).await.expect("local").0, "after");
+        let got = tokio::time::timeout(Duration::from_millis(500), async {
+            loop {
+                match next_event(&mut b1).await {
+                    Some((name, _)) if name == "after" => return true,
+                    Some(_) => continue,
+                    None => return false,
+                }
+            }
+        })
+        .await;
+        if got == Ok(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cluster heals");
+    }
+    let m = a.emitter().cluster_metrics();
+    assert!(m.publish_failures > 0);
+    assert!(m.reconnects > 0, "{m:?}");
+    // And /metrics shows it.
+    let reply = fixture::http(a.local_addr(), "GET", "/metrics", &[], b"").await;
+    assert!(reply
+        .body
+        .contains("swarmcast_cluster_publish_failures_total"));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_cluster_messages_are_dropped() {
+    let redis = Redis::start();
+    let a = node(&redis, true).await;
+    let (mut a1, _) = WsClient::connect(a.local_addr()).await;
+    // Raw garbage in the stream and on the channels.
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", redis.port))
+        .await
+        .expect("redis");
+    for cmd in [
+        &b"XADD socket.io * uid x nsp / type 3 data {broken\r\n"[..],
+        b"XADD socket.io * uid x nsp / type zz\r\n",
+        b"XADD socket.io * nothing here\r\n",
+        b"PUBLISH socket.io#/# garbage\r\n",
+        b"PUBLISH socket.io#/#room# \xc1\xc1\r\n",
+    ] {
+        raw.write_all(cmd).await.expect("write");
+    }
+    let mut buf = [0u8; 512];
+    let _ = tokio::time::timeout(Duration::from_millis(200), raw.read(&mut buf)).await;
+    a.emitter().emit("still", &1).expect("emit");
+    assert_eq!(next_event(&mut a1).await.expect("alive").0, "still");
+    eventually(|| a.emitter().cluster_metrics().malformed >= 2, "counted").await;
+    a.shutdown().await;
+}

@@ -1,0 +1,81 @@
+"""Unit checks of swarmcast.dash without a browser (run by scripts/test-e2e.sh with the
+demo's interpreter, which has Dash): Bridge ids, copies, snapshot queries, restarts;
+Realtime's layout pieces; new_events."""
+
+import json
+import sys
+
+import dash
+import swarmcast
+from swarmcast.dash import Bridge, Realtime, new_events
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+    print(f"ok - {what}")
+
+
+# Realtime: the pieces and their ids.
+rt = Realtime("rt", events=["log"], states=["agents"], url="http://127.0.0.1:5000", buffer={"log": 5})
+layout = json.loads(json.dumps(rt, default=lambda c: c.to_plotly_json()))
+ids = [c["props"]["id"] for c in layout["props"]["children"]]
+check({"swarmcast": "event", "rt": "rt", "name": "log"} in ids, "an event store per event name")
+check({"swarmcast": "state", "rt": "rt", "name": "agents"} in ids, "a state store per state map")
+check(rt.event_store("log") == {"swarmcast": "event", "rt": "rt", "name": "log"}, "event_store() gives its id")
+config = next(c for c in layout["props"]["children"] if c["props"]["id"] == rt.config_store)["props"]["data"]
+check(config["buffer"] == {"log": 5} and config["url"] == "http://127.0.0.1:5000", "the config carries the options")
+try:
+    rt.state_store("nope")
+    check(False, "unknown names raise")
+except KeyError:
+    check(True, "unknown names raise")
+check(hasattr(swarmcast, "_js_dist") and len(swarmcast._js_dist) == 2, "the package declares its two scripts to Dash")
+
+# new_events: consumption by seq, identical payloads count, misses are counted.
+data = {"seq": 7, "events": [{"seq": s, "data": "same"} for s in (5, 6, 7)]}
+events, seq, missed = new_events(data, 5)
+check([e["seq"] for e in events] == [6, 7] and seq == 7 and missed == 0, "new_events takes what is newer")
+events, seq, missed = new_events(data, 2)
+check(len(events) == 3 and missed == 2, "new_events counts what fell out of the window")
+
+# Bridge without a server: records, ids per event name, snapshot queries.
+bridge = Bridge(keep=3)
+for i in range(5):
+    bridge.emit("log", {"i": i})
+bridge.emit("other", 1)
+snap = bridge.snapshot(events=[("log", 2), ("other", None)])
+check([e["id"] for e in snap["events"]["log"]["events"]] == [3, 4, 5], "events after an id, within keep")
+check(snap["events"]["other"] == {"last": 1, "events": []}, "latest: only the last id")
+check([e["id"] for e in bridge.snapshot(events=[("log", -2)])["events"]["log"]["events"]] == [4, 5], "the last n")
+agents = bridge.state("agents")
+agents.set("a1", {"s": 1})
+agents.set("a2", {"s": 2})
+check(agents.delete("a2") and not agents.delete("a2"), "delete says whether the key was there")
+v = agents.version
+check(bridge.snapshot(states=[("agents", v)])["states"] == {}, "an unchanged map is left out")
+check(bridge.snapshot(states=[("agents", None)])["states"]["agents"]["entries"] == {"a1": {"s": 1}}, "the map's copy")
+
+# With a server: the copy seeds it, emits carry (data, meta), ping answers, restart.
+server = swarmcast.Server(port=0)
+bridge.attach(server)
+server.start()
+try:
+    check(server.state("agents").snapshot() == {"a1": {"s": 1}}, "attach seeds the server's state maps")
+    n = bridge.emit("log", {"i": 5})
+    check(n == 6, "ids go on across attach")
+    app = dash.Dash(__name__)
+    app.layout = dash.html.Div([rt])
+    bridge.init_app(app)
+    client = app.server.test_client()
+    body = client.get("/_swarmcast/snapshot?state=agents&event=log:4").get_json()
+    check([e["id"] for e in body["events"]["log"]["events"]] == [5, 6], "the endpoint answers by id")
+    check(body["states"]["agents"]["entries"] == {"a1": {"s": 1}}, "the endpoint serves the maps")
+    check(client.get("/_swarmcast/snapshot?event=log").status_code == 400, "a malformed query is refused")
+finally:
+    server.stop()
+bridge.detach()
+bridge.emit("log", "while stopped")
+check(bridge.snapshot(events=[("log", 6)])["events"]["log"]["events"][0]["data"] == "while stopped", "emits are recorded without a server")
+print("check_dash: all passed")
+sys.exit(0)

@@ -1,0 +1,261 @@
+// Browser end-to-end test of swarmcast.dash with the SwarmBot demo, in Debian's headless
+// chromium driven by playwright-core. Run: bash scripts/test-e2e.sh (installs first), or
+// SWARMBOT_PYTHON=.venv/bin/python node --test tests/e2e/dashboard.test.mjs
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { ROOT, launchBrowser, percentile, sleep, startDemo, until, watchErrors } from "./lib.mjs";
+
+// Generous bounds: they catch a broken path, not a slow machine. The numbers themselves
+// are printed (and recorded in docs/dash.md).
+const DOM_DELAY_P99_BOUND_MS = 1000;
+const PROBES = 250;
+
+let demo;
+let browser;
+let page;
+let errors;
+
+const indicatorState = () => page.locator(".swarmcast-indicator").first().getAttribute("data-state");
+const indicatorText = () => page.locator(".swarmcast-indicator").first().innerText();
+
+async function waitState(state, timeout = 15000) {
+  await until(async () => (await indicatorState()) === state, { timeout, what: `indicator ${state}` });
+}
+
+/** The activity log's entries of one burst tag, oldest first, as burst indexes. */
+async function burstIndexes(p, tag) {
+  return p.evaluate((tag) => {
+    const text = document.getElementById("activity-lines")?.textContent || "";
+    const re = new RegExp(`\\b${tag} (\\d+)/\\d+$`);
+    return text
+      .split("\n")
+      .map((line) => re.exec(line))
+      .filter(Boolean)
+      .map((m) => Number(m[1]) - 1)
+      .reverse(); // the log shows the newest first
+  }, tag);
+}
+
+async function expectBurst(p, tag, n, timeout = 15000) {
+  const got = await until(
+    async () => {
+      const idx = await burstIndexes(p, tag);
+      return idx.length >= n ? idx : false;
+    },
+    { timeout, what: `${n} entries of ${tag} in the activity log` },
+  );
+  assert.deepEqual(got, [...Array(n).keys()], `${tag}: every event, once, in order`);
+}
+
+async function agentRow(p, agent) {
+  return p.evaluate((agent) => {
+    const row = document.querySelector(`#agents-table [data-agent="${agent}"]`);
+    return row ? { status: row.getAttribute("data-status"), text: row.innerText } : null;
+  }, agent);
+}
+
+before(async () => {
+  demo = await startDemo();
+  browser = await launchBrowser();
+  page = await browser.newPage();
+  errors = watchErrors(page);
+  await page.goto(demo.base + "/");
+});
+
+after(async () => {
+  await browser?.close();
+  await demo?.stop();
+});
+
+test("the dashboard loads, connects over WebSocket, with no console errors", async () => {
+  await waitState("connected");
+  await until(async () => (await page.locator("#agents-table [data-agent]").count()) === 8, { what: "8 agent rows" });
+  await until(async () => (await page.locator("#activity-lines").textContent()).length > 0, { what: "activity" });
+  await until(async () => (await page.locator("#task-board [data-task]").count()) > 0, { what: "cards on the task board" });
+  assert.equal(await page.locator(".swarmcast-indicator").first().getAttribute("data-transport"), "websocket");
+  assert.equal(await page.evaluate(() => typeof window.io), "undefined", "the glue must not leak window.io");
+  assert.equal(await page.evaluate(() => typeof window.swarmcastDash.io), "function");
+  assert.match(await indicatorText(), /Connected/);
+  assert.deepEqual(errors, []);
+});
+
+test("an agent state change made in Python reaches the DOM (delay from the emit timestamp)", async () => {
+  const paused = await demo.control("pause");
+  assert.ok(paused.idle, "agents went idle");
+  await page.evaluate(() => {
+    const samples = new Map();
+    window.__probe = samples;
+    const table = document.getElementById("agents-table");
+    const observer = new MutationObserver(() => {
+      const row = table.querySelector('[data-agent="researcher-1"]');
+      const probe = row && row.getAttribute("data-probe");
+      if (probe === null || probe === undefined || samples.has(probe)) return;
+      // Epoch ms in the page minus the server's emit timestamp (same machine clock).
+      samples.set(probe, performance.timeOrigin + performance.now() - Number(row.getAttribute("data-ts")));
+    });
+    observer.observe(table, { subtree: true, childList: true, attributes: true, characterData: true });
+    window.__probeObserver = observer;
+  });
+  await demo.control("probe", { n: PROBES, interval_ms: 50, agent: "researcher-1" });
+  // Until the agent is back to its own state (the probe's end), then what was seen.
+  await sleep(PROBES * 50);
+  await until(async () => !/probe/.test((await agentRow(page, "researcher-1"))?.text || "probe"), {
+    timeout: 30000,
+    what: "the end of the probe",
+  });
+  const delays = await page.evaluate(() => {
+    window.__probeObserver.disconnect();
+    return [...window.__probe.values()];
+  });
+  delays.sort((a, b) => a - b);
+  const p50 = percentile(delays, 50);
+  const p99 = percentile(delays, 99);
+  console.log(
+    `DOM delay (server emit -> DOM mutation) over ${delays.length} updates: ` +
+      `p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${delays[delays.length - 1].toFixed(2)} ms`,
+  );
+  assert.ok(delays.length >= 200, `at least 200 of ${PROBES} updates observed (got ${delays.length})`);
+  assert.ok(p99 < DOM_DELAY_P99_BOUND_MS, `p99 ${p99} ms under ${DOM_DELAY_P99_BOUND_MS} ms`);
+  await until(async () => (await agentRow(page, "researcher-1"))?.status === "idle", { what: "researcher-1 back to idle" });
+});
+
+test("a burst of 200 events reaches the activity log, none lost, in order", async () => {
+  await demo.control("burst", { n: 200, tag: "b1" });
+  await expectBurst(page, "b1", 200);
+});
+
+test("the server drops the connection: reconnecting, then connected, nothing lost", async () => {
+  // 1. The server closes the session ("io server disconnect"): the glue comes back.
+  const kicked = await demo.control("realtime/kick");
+  assert.ok(kicked.kicked >= 1);
+  await until(async () => (await indicatorState()) !== "connected", { timeout: 5000, every: 10, what: "not connected" });
+  await waitState("connected");
+
+  // 2. The server goes away (restart): reconnecting (attempt n, next retry), then
+  // connected; what was published meanwhile arrives, in order.
+  await demo.control("realtime/stop");
+  await waitState("reconnecting", 5000);
+  await demo.control("burst", { n: 50, tag: "b2" });
+  await demo.control("set-agent", { agent: "coder-2", status: "blocked", note: "while-away" });
+  const seen = await until(
+    async () => {
+      const text = await indicatorText();
+      return /attempt \d+/.test(text) && /next retry in/.test(text) ? text : false;
+    },
+    { timeout: 3000, every: 20, what: "attempt and next retry shown" },
+  );
+  console.log(`indicator while the server was down: ${seen.replace(/\s+/g, " ")}`);
+  await demo.control("realtime/start");
+  await waitState("connected", 15000);
+  await expectBurst(page, "b2", 50);
+  await until(async () => {
+    const row = await agentRow(page, "coder-2");
+    return row?.status === "blocked" && row.text.includes("while-away");
+  }, { what: "the state set while away" });
+  await demo.control("burst", { n: 20, tag: "b3" });
+  await expectBurst(page, "b3", 20);
+  assert.deepEqual(errors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|socket\.io/.test(e)), []);
+});
+
+test("with the realtime server down, the page falls back to HTTP polling and recovers", async () => {
+  const snapshotRequests = [];
+  page.on("request", (r) => {
+    if (r.url().includes("/_swarmcast/snapshot")) snapshotRequests.push(Date.now());
+  });
+  await demo.control("realtime/stop");
+  await waitState("fallback", 10000);
+  assert.match(await indicatorText(), /Polling fallback/);
+  await demo.control("set-agent", { agent: "tester-1", status: "blocked", note: "fallback-1" });
+  await until(async () => {
+    const row = await agentRow(page, "tester-1");
+    return row?.status === "blocked" && row.text.includes("fallback-1");
+  }, { timeout: 5000, what: "a state change over the fallback" });
+  await demo.control("burst", { n: 30, tag: "b4" });
+  await expectBurst(page, "b4", 30, 5000);
+  assert.ok(snapshotRequests.length >= 2, "the snapshot endpoint was polled");
+
+  await demo.control("realtime/start");
+  await waitState("connected", 15000);
+  await sleep(300);
+  const atRecovery = snapshotRequests.length;
+  await demo.control("set-agent", { agent: "tester-1", status: "working", note: "push-again" });
+  await until(async () => (await agentRow(page, "tester-1"))?.text.includes("push-again"), { what: "push again" });
+  await sleep(2500);
+  assert.equal(snapshotRequests.length, atRecovery, "interval polling stopped once push returned");
+  assert.equal(
+    await page.evaluate(() => window.swarmcastDash.client("rt").status.fallback),
+    false,
+  );
+});
+
+test("with WebSocket blocked, the page updates over Socket.IO long-polling", async () => {
+  const p2 = await browser.newPage();
+  const errors2 = watchErrors(p2);
+  // Every WebSocket to the realtime server is refused: the upgrade fails, polling stays.
+  await p2.routeWebSocket(/\/socket\.io\//, (ws) => ws.close({ code: 1011, reason: "blocked by the test" }));
+  await p2.goto(demo.base + "/");
+  await until(async () => (await p2.locator(".swarmcast-indicator").first().getAttribute("data-state")) === "connected", {
+    timeout: 15000,
+    what: "connected over polling",
+  });
+  await sleep(1500); // give the failed upgrade time to be final
+  assert.equal(await p2.locator(".swarmcast-indicator").first().getAttribute("data-transport"), "polling");
+  await demo.control("set-agent", { agent: "reviewer-2", status: "blocked", note: "over-polling" });
+  await until(async () => (await agentRow(p2, "reviewer-2"))?.text.includes("over-polling"), {
+    what: "a state change over long-polling",
+  });
+  await demo.control("burst", { n: 100, tag: "b5" });
+  await expectBurst(p2, "b5", 100);
+  assert.equal(await p2.locator(".swarmcast-indicator").first().getAttribute("data-transport"), "polling");
+  assert.deepEqual(errors2.filter((e) => !/WebSocket/.test(e)), []);
+  await p2.close();
+});
+
+test("the switch puts the same page into 1-second polling and back", async () => {
+  const updates = [];
+  const onRequest = (r) => {
+    if (r.url().includes("/_dash-update-component")) updates.push(Date.now());
+  };
+  page.on("request", onRequest);
+  await page.locator("#mode label", { hasText: "Polling" }).click();
+  await waitState("paused", 5000);
+  // The polling callback renders the coordinator's own view: its activity log.
+  await demo.control("burst", { n: 5, tag: "p1" });
+  await expectBurst(page, "p1", 5, 5000);
+  const since = Date.now();
+  await sleep(3000);
+  const recent = updates.filter((t) => t >= since).length;
+  assert.ok(recent >= 2 && recent <= 5, `about one callback request a second (${recent} in 3 s)`);
+  await page.locator("#mode label", { hasText: "Push" }).click();
+  await waitState("connected", 10000);
+  await sleep(500);
+  const pushSince = Date.now();
+  await demo.control("set-agent", { agent: "tester-2", status: "working", note: "seen-by-push" });
+  await until(async () => (await agentRow(page, "tester-2"))?.text.includes("seen-by-push"), { what: "push again" });
+  await sleep(2000);
+  assert.equal(updates.filter((t) => t >= pushSince).length, 0, "no callback requests in push mode");
+  page.off("request", onRequest);
+});
+
+test("screenshot of the dashboard (a fresh demo, 25 s of agent activity)", async () => {
+  const fresh = await startDemo();
+  try {
+    const p3 = await browser.newPage();
+    const errors3 = watchErrors(p3);
+    await p3.goto(fresh.base + "/");
+    await until(async () => (await p3.locator(".swarmcast-indicator").first().getAttribute("data-state")) === "connected", {
+      what: "connected",
+    });
+    await sleep(25000);
+    const dir = join(ROOT, "docs/images");
+    mkdirSync(dir, { recursive: true });
+    await p3.screenshot({ path: join(dir, "dashboard.png"), fullPage: true });
+    assert.deepEqual(errors3, []);
+    await p3.close();
+  } finally {
+    await fresh.stop();
+  }
+  assert.deepEqual(errors.filter((e) => !/WebSocket|ERR_CONNECTION_REFUSED|socket\.io/.test(e)), []);
+});

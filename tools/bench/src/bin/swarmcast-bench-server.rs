@@ -1,0 +1,244 @@
+//! `swarmcast-bench-server`: the swarmcast server under test of the benchmarks
+//! (`benches/run.sh`), with the producer every peer server has.
+//!
+//! Namespace `/` has no handlers: clients connect and receive `tick` broadcasts.
+//! Namespace `/bench` drives the producer: event `start` with
+//! `{"rate": <broadcasts/s, 0 = as fast as the server accepts>, "duration_ms", "pad"}`
+//! starts a thread that emits `tick` `{"seq": n, "ts": <µs since the epoch>, "pad": "x.."}`
+//! to everyone; event `stats` answers `{"sent", "done", "metrics"}`. Runs until SIGINT or
+//! SIGTERM.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde::Serialize;
+use serde_json::{json, Value};
+use swarmcast::{EngineConfig, Server, ServerConfig};
+
+#[derive(Parser, Debug)]
+#[command(about = "swarmcast server under test, with the benchmark producer")]
+struct Args {
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, default_value_t = 5000)]
+    port: u16,
+    /// Runtime worker threads (default: the CPUs this process may run on).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// EngineConfig::batch_window in microseconds (0 = write as soon as the writer is free).
+    #[arg(long, default_value_t = 0)]
+    batch_window_us: u64,
+    /// EngineConfig::max_batch: most frames per WebSocket write (1 = no coalescing).
+    #[arg(long, default_value_t = 1024)]
+    max_batch: usize,
+    /// EngineConfig::queue_packets: outbound queue bound per connection.
+    #[arg(long, default_value_t = 4096)]
+    queue_packets: usize,
+    /// As fast as the server accepts: pause while more than this many packets per client
+    /// are queued and not yet written.
+    #[arg(long, default_value_t = 16)]
+    backlog_per_client: u64,
+}
+
+#[derive(Default)]
+struct Producer {
+    running: AtomicBool,
+    done: AtomicBool,
+    sent: AtomicU64,
+}
+
+#[derive(Serialize)]
+struct Tick<'a> {
+    seq: u64,
+    ts: u64,
+    pad: &'a str,
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+fn produce(
+    emitter: swarmcast::Emitter,
+    state: &Producer,
+    rate: f64,
+    duration: Duration,
+    pad: &str,
+    backlog_per_client: u64,
+) {
+    let start = Instant::now();
+    let end = start + duration;
+    let mut seq = 0u64;
+    let emit = |seq: u64| {
+        let tick = Tick {
+            seq,
+            ts: now_us(),
+            pad,
+        };
+        if let Err(e) = emitter.emit("tick", &tick) {
+            eprintln!("emit failed: {e}");
+        }
+        state.sent.store(seq + 1, Ordering::Release);
+    };
+    if rate > 0.0 {
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        loop {
+            let due = start + interval.mul_f64(seq as f64);
+            if due >= end {
+                break;
+            }
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            emit(seq);
+            seq += 1;
+        }
+    } else {
+        // As fast as the server accepts: the emit never blocks, so keep the packets
+        // queued and not yet written (deliveries - frames written, from the server's
+        // counters) under a bound instead of letting queues fill.
+        let clients = emitter
+            .namespace("/")
+            .map(|ns| ns.len())
+            .unwrap_or(0)
+            .max(1) as u64;
+        let limit = clients * backlog_per_client;
+        let m = emitter.metrics();
+        let offset = i128::from(m.frames_out) - i128::from(m.deliveries);
+        while Instant::now() < end {
+            let m = emitter.metrics();
+            let backlog = i128::from(m.deliveries) + offset - i128::from(m.frames_out);
+            if backlog > i128::from(limit) {
+                std::thread::sleep(Duration::from_micros(50));
+                continue;
+            }
+            emit(seq);
+            seq += 1;
+        }
+    }
+    state.sent.store(seq, Ordering::Release);
+    state.done.store(true, Ordering::Release);
+    state.running.store(false, Ordering::Release);
+}
+
+fn metrics_json(emitter: &swarmcast::Emitter) -> Value {
+    let m = emitter.metrics();
+    json!({
+        "emits": m.emits,
+        "deliveries": m.deliveries,
+        "dropped_queue_full": m.dropped_queue_full,
+        "slow_consumers": m.slow_consumers,
+        "bytes_out": m.bytes_out,
+        "frames_out": m.frames_out,
+        "flushes": m.flushes,
+    })
+}
+
+fn main() {
+    let args = Args::parse();
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let workers = args.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let config = ServerConfig {
+        host: args.host.clone(),
+        port: args.port,
+        worker_threads: workers,
+        engine: EngineConfig {
+            batch_window: Duration::from_micros(args.batch_window_us),
+            max_batch: args.max_batch.max(1),
+            queue_packets: args.queue_packets.max(1),
+            ..EngineConfig::default()
+        },
+        ..ServerConfig::default()
+    };
+    let server = Server::new(config);
+    let producer = Arc::new(Producer::default());
+    let bench = server.namespace("/bench");
+    {
+        let emitter = server.emitter();
+        let producer = producer.clone();
+        let backlog = args.backlog_per_client;
+        bench.on("start", move |_socket, event, ack| {
+            let arg = event.payload.args.first().cloned().unwrap_or(Value::Null);
+            let rate = arg["rate"].as_f64().unwrap_or(0.0);
+            let duration = Duration::from_millis(arg["duration_ms"].as_u64().unwrap_or(10_000));
+            let pad = "x".repeat(arg["pad"].as_u64().unwrap_or(150) as usize);
+            let reply = if producer.running.swap(true, Ordering::AcqRel) {
+                json!({"ok": false, "error": "already running"})
+            } else {
+                producer.done.store(false, Ordering::Release);
+                producer.sent.store(0, Ordering::Release);
+                let emitter = emitter.clone();
+                let producer = producer.clone();
+                std::thread::Builder::new()
+                    .name("producer".into())
+                    .spawn(move || produce(emitter, &producer, rate, duration, &pad, backlog))
+                    .map(|_| json!({"ok": true}))
+                    .unwrap_or_else(|e| json!({"ok": false, "error": e.to_string()}))
+            };
+            if let Some(ack) = ack {
+                let _ = ack.send(&reply);
+            }
+        });
+    }
+    {
+        let emitter = server.emitter();
+        let producer = producer.clone();
+        bench.on("stats", move |_socket, _event, ack| {
+            let reply = json!({
+                "sent": producer.sent.load(Ordering::Acquire),
+                "done": producer.done.load(Ordering::Acquire),
+                "metrics": metrics_json(&emitter),
+            });
+            if let Some(ack) = ack {
+                let _ = ack.send(&reply);
+            }
+        });
+    }
+    let handle = match server.start() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("swarmcast-bench-server: {e}");
+            std::process::exit(1);
+        }
+    };
+    eprintln!(
+        "swarmcast-bench-server listening on {} ({workers} workers)",
+        handle.local_addr()
+    );
+    wait_for_signal();
+    handle.stop();
+}
+
+/// Block until SIGINT or SIGTERM.
+fn wait_for_signal() {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    });
+}
