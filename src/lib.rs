@@ -55,10 +55,20 @@
 //! `docs/deployment.md`.
 //!
 //! ## Layers
+//! Each layer uses only the ones above it in this list (`scripts/check-layers.py`
+//! checks it in CI):
 //! - [`protocol`]: the sans-IO codecs (Engine.IO and Socket.IO packets), no IO at all.
-//! - [`engine`]: Engine.IO sessions, usable on their own ([`Server::engine_endpoint`]).
-//! - [`Namespace`], [`Socket`], [`Emitter`]: the Socket.IO API.
-//! - [`Server`]: hyper + tokio-tungstenite transports, CORS, `/healthz`, `/api/emit`.
+//! - [`engine`]: Engine.IO sessions, their bounded queues, heartbeat and the
+//!   polling -> WebSocket upgrade; usable on their own ([`Server::engine_endpoint`]).
+//! - the Socket.IO layer: [`Namespace`], [`Socket`], [`Emitter`], [`StateMap`], and the
+//!   adapter seam ([`LocalAdapter`] by default) through which every broadcast leaves a
+//!   namespace.
+//! - cluster adapters (`RedisAdapter`, feature `redis`).
+//! - [`Server`]: hyper + tokio-tungstenite transports, CORS, `/healthz`, `/metrics`,
+//!   `/api/emit`.
+//! - the host layer for language bindings ([`Dispatcher`]).
+//!
+//! Counters ([`Metrics`]) are a leaf every layer may use.
 
 #![warn(missing_docs)]
 
@@ -67,34 +77,26 @@ pub mod protocol;
 
 mod adapter;
 mod batch;
-mod connection;
 mod dispatch;
-mod emitter;
 mod metrics;
-mod namespace;
-mod packet;
-mod recovery;
-mod rooms;
 mod server;
-mod socket;
-mod state;
-mod subscriptions;
+mod socketio;
 
-pub use adapter::{Adapter, ClusterMetrics, LocalAdapter, SocketInfo};
 #[cfg(feature = "redis")]
 pub use adapter::{RedisAdapter, RedisBroadcast, RedisConfig, RedisEmitter, RedisEmitterError};
 pub use dispatch::Dispatcher;
-pub use emitter::{Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy};
 pub use engine::{CloseReason, EngineConfig, Transport};
-pub use metrics::Metrics;
-pub use namespace::{ConnectError, ConnectFuture, Event, EventHandler, Namespace};
-pub use packet::{EncodeError, Payload};
-pub use recovery::RecoveryConfig;
-pub use rooms::{Room, Target};
+pub use metrics::{ClusterMetrics, Metrics};
 pub use server::{Server, ServerConfig, ServerError, ServerHandle};
-pub use socket::{AckError, AckFuture, AckSender, DisconnectReason, Socket};
-pub use state::{StateMap, DELTA_EVENT, SNAPSHOT_EVENT};
-pub use subscriptions::Subscription;
+pub use socketio::adapter::{Adapter, LocalAdapter, SocketInfo};
+pub use socketio::emitter::{Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy};
+pub use socketio::namespace::{ConnectError, ConnectFuture, Event, EventHandler, Namespace};
+pub use socketio::packet::{EncodeError, Payload};
+pub use socketio::recovery::RecoveryConfig;
+pub use socketio::rooms::{Room, Target};
+pub use socketio::socket::{AckError, AckFuture, AckSender, DisconnectReason, Socket};
+pub use socketio::state::{StateMap, DELTA_EVENT, SNAPSHOT_EVENT};
+pub use socketio::subscriptions::Subscription;
 
 /// The guide (`docs/guide.md`), compiled here so that its examples stay true.
 #[doc = include_str!("../docs/guide.md")]

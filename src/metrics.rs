@@ -13,8 +13,6 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::emitter::EmitReport;
-
 /// Live counters.
 #[derive(Debug)]
 pub(crate) struct Stats {
@@ -75,17 +73,25 @@ fn add(counter: &AtomicU64, n: u64) {
 }
 
 impl Stats {
-    pub fn record_emit(&self, report: &EmitReport, packet_bytes: usize) {
+    /// One emit: `delivered` recipients got `packet_bytes` each, `full` could not take
+    /// it, `volatile_dropped` volatile deliveries were dropped.
+    pub fn record_emit(
+        &self,
+        delivered: usize,
+        full: usize,
+        volatile_dropped: usize,
+        packet_bytes: usize,
+    ) {
         add(&self.emits, 1);
-        if report.delivered > 0 {
-            add(&self.deliveries, report.delivered as u64);
-            add(&self.bytes_queued, (report.delivered * packet_bytes) as u64);
+        if delivered > 0 {
+            add(&self.deliveries, delivered as u64);
+            add(&self.bytes_queued, (delivered * packet_bytes) as u64);
         }
-        if !report.full.is_empty() {
-            add(&self.dropped_full, report.full.len() as u64);
+        if full > 0 {
+            add(&self.dropped_full, full as u64);
         }
-        if report.volatile_dropped > 0 {
-            add(&self.dropped_volatile, report.volatile_dropped as u64);
+        if volatile_dropped > 0 {
+            add(&self.dropped_volatile, volatile_dropped as u64);
         }
     }
 
@@ -151,9 +157,9 @@ impl Stats {
         add(&self.cluster_malformed, 1);
     }
 
-    pub fn cluster_snapshot(&self) -> crate::adapter::ClusterMetrics {
+    pub fn cluster_snapshot(&self) -> ClusterMetrics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        crate::adapter::ClusterMetrics {
+        ClusterMetrics {
             publish_failures: get(&self.cluster_publish_failures),
             reconnects: get(&self.cluster_reconnects),
             remote_deliveries: get(&self.cluster_remote),
@@ -212,6 +218,24 @@ pub struct Metrics {
     /// Writes to transports: WebSocket flushes plus polling responses. Frames per flush
     /// is the write coalescing at work.
     pub flushes: u64,
+}
+
+/// Counters of the cluster link (all zero with the local adapter). Also in
+/// `GET /metrics` as `swarmcast_cluster_*`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClusterMetrics {
+    /// Messages (broadcasts, room operations, sessions, state changes) that could not
+    /// be handed to Redis: they reached this node's sockets only, or nobody.
+    pub publish_failures: u64,
+    /// Times a Redis connection was lost and established again.
+    pub reconnects: u64,
+    /// Broadcasts from other nodes delivered to this node's sockets.
+    pub remote_deliveries: u64,
+    /// This node's ordered broadcasts delivered late or without a log offset because the
+    /// log did not return them in time (Redis outage).
+    pub late_deliveries: u64,
+    /// Malformed cluster messages that were logged and dropped.
+    pub malformed: u64,
 }
 
 /// What only the server knows at scrape time.

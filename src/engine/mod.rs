@@ -31,24 +31,26 @@
 //! server.engine_endpoint("/engine.io", Arc::new(Echo));
 //! ```
 
-pub(crate) mod queue;
+mod queue;
+mod session;
+mod socket;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use parking_lot::RwLock;
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Stats;
-use crate::protocol::engineio::{self, Handshake};
+use crate::protocol::engineio::Handshake;
 
 pub use queue::Frame;
-use queue::{OutboundQueue, PushError, QueueLimits};
+pub(crate) use queue::FrameData;
+use queue::{PushError, QueueLimits};
+pub(crate) use session::Session;
+pub use socket::EngineSocket;
 
 /// A message received from a client.
 #[derive(Debug, Clone, Copy)]
@@ -244,7 +246,7 @@ impl Engine {
         self.sessions
             .read()
             .values()
-            .map(|s| s.queue.len())
+            .map(|s| s.queued())
             .fold((0, 0), |(sum, max), n| (sum + n, max.max(n)))
     }
 
@@ -287,9 +289,11 @@ impl Engine {
         }
         .encode();
         self.sessions.write().insert(sid, session.clone());
-        let handler = self.handler.on_open(EngineSocket(session.clone()), request);
-        *session.handler.lock() = Some(handler);
-        self.tasks.spawn(heartbeat(
+        let handler = self
+            .handler
+            .on_open(EngineSocket::new(session.clone()), request);
+        session.set_handler(handler);
+        self.tasks.spawn(session::heartbeat(
             session.clone(),
             self.config.ping_interval,
             self.config.ping_timeout,
@@ -306,15 +310,15 @@ impl Engine {
         }
     }
 
-    fn remove(&self, sid: &str) {
+    pub(crate) fn remove(&self, sid: &str) {
         self.sessions.write().remove(sid);
     }
 }
 
 /// A session with no transport and no endpoint: its queue fills as a connected
 /// client's would and is drained by hand. For benchmarks of the fan-out path.
-pub(crate) fn detached_session(queue_packets: usize, queue_bytes: usize) -> Arc<Session> {
-    Session::new(
+pub(crate) fn detached_session(queue_packets: usize, queue_bytes: usize) -> EngineSocket {
+    EngineSocket::new(Session::new(
         new_id().into(),
         QueueLimits {
             max_packets: queue_packets,
@@ -322,7 +326,7 @@ pub(crate) fn detached_session(queue_packets: usize, queue_bytes: usize) -> Arc<
         },
         Transport::WebSocket,
         Weak::new(),
-    )
+    ))
 }
 
 /// Random, URL-safe, unguessable identifier (session and socket ids).
@@ -330,216 +334,4 @@ pub(crate) fn new_id() -> String {
     use base64::Engine as _;
     let bytes: [u8; 15] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// One client connection at the Engine.IO level.
-pub(crate) struct Session {
-    pub sid: Arc<str>,
-    pub queue: OutboundQueue,
-    transport: AtomicU8,
-    /// A WebSocket probe succeeded and the client may send UPGRADE.
-    pub upgrading: AtomicBool,
-    /// A long-poll GET is pending: a second one is a protocol violation.
-    pub get_active: AtomicBool,
-    /// Serialises POST bodies so messages reach the handler in order, one at a time.
-    pub post_lock: Mutex<()>,
-    pong: Notify,
-    pub closed: CancellationToken,
-    close_once: AtomicBool,
-    /// Taken out on close: the handler holds this session (to send), so keeping it
-    /// past the close would be a reference cycle.
-    handler: Mutex<Option<Arc<dyn ConnectionHandler>>>,
-    engine: Weak<Engine>,
-}
-
-impl Session {
-    fn new(
-        sid: Arc<str>,
-        limits: QueueLimits,
-        transport: Transport,
-        engine: Weak<Engine>,
-    ) -> Arc<Self> {
-        Arc::new(Session {
-            sid,
-            queue: OutboundQueue::new(limits),
-            transport: AtomicU8::new(transport as u8),
-            upgrading: AtomicBool::new(false),
-            get_active: AtomicBool::new(false),
-            post_lock: Mutex::new(()),
-            pong: Notify::new(),
-            closed: CancellationToken::new(),
-            close_once: AtomicBool::new(false),
-            handler: Mutex::new(None),
-            engine,
-        })
-    }
-
-    /// The handler, cloned out so that no lock is held while it runs.
-    fn handler(&self) -> Option<Arc<dyn ConnectionHandler>> {
-        self.handler.lock().clone()
-    }
-
-    pub fn transport(&self) -> Transport {
-        if self.transport.load(Ordering::Acquire) == Transport::WebSocket as u8 {
-            Transport::WebSocket
-        } else {
-            Transport::Polling
-        }
-    }
-
-    pub fn set_transport(&self, transport: Transport) {
-        self.transport.store(transport as u8, Ordering::Release);
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.closed.is_cancelled()
-    }
-
-    /// Handle one decoded packet from the client (either transport). Returns an error
-    /// reason when the packet breaks the protocol; the caller then closes the session.
-    pub fn receive(&self, packet: engineio::Packet<'_>) -> Result<(), CloseReason> {
-        match packet {
-            engineio::Packet::Pong(_) => {
-                self.pong.notify_one();
-                Ok(())
-            }
-            engineio::Packet::Message(engineio::Message::Text(text)) => {
-                if let Some(h) = self.handler() {
-                    h.on_message(Incoming::Text(text));
-                }
-                Ok(())
-            }
-            engineio::Packet::Message(engineio::Message::Binary(data)) => {
-                let bytes = Bytes::from(data.into_owned());
-                self.receive_binary(&bytes);
-                Ok(())
-            }
-            engineio::Packet::Close => {
-                self.close(CloseReason::TransportClose);
-                Ok(())
-            }
-            engineio::Packet::Noop => Ok(()),
-            // v4 clients do not ping, but answering is harmless and helps old tools.
-            engineio::Packet::Ping(payload) => {
-                let _ = self.queue.push_control(Frame::text(format!("3{payload}")));
-                Ok(())
-            }
-            engineio::Packet::Open(_) | engineio::Packet::Upgrade => Err(CloseReason::ParseError),
-        }
-    }
-
-    /// A binary message that already is `Bytes` (a WebSocket frame): no copy.
-    pub fn receive_binary(&self, bytes: &Bytes) {
-        if let Some(h) = self.handler() {
-            h.on_message(Incoming::Binary(bytes));
-        }
-    }
-
-    /// End the session: refuse new frames, let the writer flush what is queued, drop it
-    /// from the endpoint and tell the handler (once).
-    pub fn close(&self, reason: CloseReason) {
-        if self.close_once.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        tracing::debug!(sid = %self.sid, %reason, "engine.io session closed");
-        self.queue.close();
-        self.closed.cancel();
-        if let Some(engine) = self.engine.upgrade() {
-            engine.remove(&self.sid);
-        }
-        let handler = self.handler.lock().take();
-        if let Some(h) = handler {
-            h.on_close(reason);
-        }
-    }
-}
-
-/// PING every `interval`; close when no PONG comes within `timeout`.
-async fn heartbeat(
-    session: Arc<Session>,
-    interval: Duration,
-    timeout: Duration,
-    stats: Arc<Stats>,
-) {
-    loop {
-        tokio::select! {
-            _ = session.closed.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        if session.queue.push_control(Frame::text("2")).is_err() {
-            return;
-        }
-        let sent = tokio::time::Instant::now();
-        tokio::select! {
-            _ = session.closed.cancelled() => return,
-            _ = session.pong.notified() => stats.record_ping_rtt(sent.elapsed().as_secs_f64()),
-            _ = tokio::time::sleep(timeout) => {
-                session.close(CloseReason::PingTimeout);
-                return;
-            }
-        }
-    }
-}
-
-/// A handle on one Engine.IO session: send messages, close it. Cheap to clone, usable
-/// from any thread.
-#[derive(Clone)]
-pub struct EngineSocket(pub(crate) Arc<Session>);
-
-impl std::fmt::Debug for EngineSocket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineSocket")
-            .field("sid", &self.0.sid)
-            .finish()
-    }
-}
-
-impl EngineSocket {
-    /// The session id.
-    pub fn sid(&self) -> &str {
-        &self.0.sid
-    }
-
-    /// The transport currently in use.
-    pub fn transport(&self) -> Transport {
-        self.0.transport()
-    }
-
-    /// Queue a text message.
-    pub fn send_text(&self, text: &str) -> Result<(), SendError> {
-        let mut packet = String::with_capacity(text.len() + 1);
-        packet.push('4');
-        packet.push_str(text);
-        self.send_frames(&[Frame::text(packet)])
-    }
-
-    /// Queue a binary message.
-    pub fn send_binary(&self, data: &Bytes) -> Result<(), SendError> {
-        self.send_frames(&[Frame::Binary(data.clone())])
-    }
-
-    /// Queue already encoded frames as one group (all or none).
-    pub fn send_frames(&self, frames: &[Frame]) -> Result<(), SendError> {
-        Ok(self.0.queue.push(frames)?)
-    }
-
-    /// Frames waiting to be written.
-    pub fn queued(&self) -> usize {
-        self.0.queue.len()
-    }
-
-    /// Close the session after what is queued has been written.
-    pub fn close(&self) {
-        self.0.close(CloseReason::ServerClose);
-    }
-
-    /// Close with a given reason.
-    pub fn close_with(&self, reason: CloseReason) {
-        self.0.close(reason);
-    }
-
-    /// Whether the session has ended.
-    pub fn is_closed(&self) -> bool {
-        self.0.is_closed()
-    }
 }

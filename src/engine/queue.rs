@@ -15,28 +15,53 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// One encoded Engine.IO packet, ready for the wire.
 ///
-/// Text frames hold the whole Engine.IO packet (`"4..."` for a message, `"2"` for a ping);
-/// binary frames hold a binary message's raw bytes (WebSocket sends them as they are,
-/// long-polling as `b` + base64).
+/// A text frame holds the whole Engine.IO packet (`"4..."` for a message, `"2"` for a
+/// ping); a binary frame holds a binary message's raw bytes (WebSocket sends them as
+/// they are, long-polling as `b` + base64). Cloning shares the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
-    /// A text packet, type digit included.
+pub struct Frame(pub(crate) FrameData);
+
+/// What a [`Frame`] holds. Crate-internal: the text is kept in the WebSocket crate's
+/// UTF-8 buffer type so that writing it needs neither a copy nor a second validation,
+/// and that type stays out of the public API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FrameData {
     Text(Utf8Bytes),
-    /// A binary message.
     Binary(Bytes),
 }
 
 impl Frame {
-    /// A text frame from an already encoded Engine.IO packet.
-    pub fn text(packet: impl Into<Utf8Bytes>) -> Self {
-        Frame::Text(packet.into())
+    /// A text frame from an already encoded Engine.IO packet (type digit included).
+    pub fn text(packet: impl Into<String>) -> Self {
+        Frame(FrameData::Text(packet.into().into()))
+    }
+
+    /// A binary frame (a binary message's bytes).
+    pub fn binary(data: Bytes) -> Self {
+        Frame(FrameData::Binary(data))
+    }
+
+    /// The encoded packet of a text frame.
+    pub fn as_text(&self) -> Option<&str> {
+        match &self.0 {
+            FrameData::Text(t) => Some(t.as_str()),
+            FrameData::Binary(_) => None,
+        }
+    }
+
+    /// The bytes of a binary frame.
+    pub fn as_binary(&self) -> Option<&Bytes> {
+        match &self.0 {
+            FrameData::Text(_) => None,
+            FrameData::Binary(b) => Some(b),
+        }
     }
 
     /// Payload size in bytes, as counted against queue limits.
     pub fn len(&self) -> usize {
-        match self {
-            Frame::Text(t) => t.len(),
-            Frame::Binary(b) => b.len(),
+        match &self.0 {
+            FrameData::Text(t) => t.len(),
+            FrameData::Binary(b) => b.len(),
         }
     }
 

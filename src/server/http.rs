@@ -18,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{polling, websocket, ServerConfig};
-use crate::emitter::IoCore;
 use crate::engine::{Engine, RequestInfo, Transport};
-use crate::rooms::Target;
+use crate::socketio::context::IoCore;
+use crate::socketio::rooms::Target;
 
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
 

@@ -12,14 +12,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connection::{IoConfig, SocketIoHandler};
-use crate::emitter::{Context, Emitter, IoCore, SlowConsumerPolicy};
 use crate::engine::{CloseReason, Engine, EngineConfig, EngineHandler};
-use crate::namespace::Namespace;
-use crate::recovery::RecoveryConfig;
-use crate::socket::Socket;
-use crate::state::StateMap;
-use crate::subscriptions::{SubscribePolicy, Subscription};
+use crate::socketio::adapter::Namespaces;
+use crate::socketio::connection::{IoConfig, SocketIoHandler};
+use crate::socketio::context::{Context, IoCore};
+use crate::socketio::emitter::{Emitter, SlowConsumerPolicy};
+use crate::socketio::namespace::Namespace;
+use crate::socketio::recovery::RecoveryConfig;
+use crate::socketio::socket::Socket;
+use crate::socketio::state::StateMap;
+use crate::socketio::subscriptions::{SubscribePolicy, Subscription};
 
 /// Everything a server can be told. `Default` gives the Socket.IO defaults on
 /// 127.0.0.1:5000.
@@ -129,12 +131,11 @@ pub struct Server {
 impl Server {
     /// A server with the main namespace `/` declared.
     pub fn new(config: ServerConfig) -> Self {
-        let ctx = Context {
-            slow_consumer: config.slow_consumer,
-            recovery: config.recovery.clone(),
-            subscribe: SubscribePolicy::new(config.allow_subscribe.clone()),
-            ..Context::default()
-        };
+        let ctx = Context::new(
+            config.slow_consumer,
+            config.recovery.clone(),
+            SubscribePolicy::new(config.allow_subscribe.clone()),
+        );
         Self {
             config,
             core: IoCore::new(ctx),
@@ -164,14 +165,8 @@ impl Server {
         &mut self,
         adapter: impl Into<crate::Adapter>,
     ) -> Result<&mut Self, ServerError> {
-        let Some(node) = adapter.into().node else {
-            return Ok(self);
-        };
-        if self.core.ctx.cluster.set(node.clone()).is_err() {
+        if !self.core.set_adapter(adapter.into().node) {
             return Err(ServerError::Config("the adapter is already set".into()));
-        }
-        for ns in self.core.all() {
-            ns.attach_cluster(node.namespace(ns.name(), &self.core.ctx.stats));
         }
         Ok(self)
     }
@@ -198,6 +193,12 @@ impl Server {
     pub fn engine_endpoint(&mut self, path: &str, handler: Arc<dyn EngineHandler>) -> &mut Self {
         self.endpoints.push((normalize_path(path), handler));
         self
+    }
+
+    /// The namespaces as the adapter sees them.
+    fn namespaces(&self) -> std::sync::Weak<dyn Namespaces> {
+        let core: Arc<dyn Namespaces> = self.core.clone();
+        Arc::downgrade(&core)
     }
 
     fn validate(&self) -> Result<(), ServerError> {
@@ -247,14 +248,10 @@ impl Server {
     /// Bind and serve on the current tokio runtime; returns once listening.
     pub async fn serve(self) -> Result<ServerHandle, ServerError> {
         self.validate()?;
-        if let Some(node) = self.core.ctx.cluster.get() {
-            // Load the shared state this node serves before the first client comes.
-            node.start(
-                Arc::downgrade(&self.core),
-                tokio::runtime::Handle::current(),
-            );
-            node.ready().await;
-        }
+        // Load the shared state this node serves before the first client comes.
+        let node = self.core.ctx.adapter();
+        node.start(self.namespaces(), tokio::runtime::Handle::current());
+        node.ready().await;
         let addr = format!("{}:{}", self.config.host, self.config.port);
         let listener = TcpListener::bind(&addr)
             .await
@@ -274,13 +271,11 @@ impl Server {
         self.core
             .ctx
             .set_runtime(Some(tokio::runtime::Handle::current()));
-        if let Some(node) = self.core.ctx.cluster.get() {
-            // Idempotent: `serve` started it already.
-            node.start(
-                Arc::downgrade(&self.core),
-                tokio::runtime::Handle::current(),
-            );
-        }
+        // Idempotent: `serve` started it already.
+        self.core
+            .ctx
+            .adapter()
+            .start(self.namespaces(), tokio::runtime::Handle::current());
 
         let socketio = Arc::new(SocketIoHandler {
             core: self.core.clone(),
@@ -379,10 +374,8 @@ impl ServerHandle {
         for engine in &self.engines {
             engine.close_all(CloseReason::ServerShutdown);
         }
-        if let Some(node) = self.emitter.core.ctx.cluster.get() {
-            // After the sessions close, so that their recovery sessions are kept.
-            node.stop();
-        }
+        // After the sessions close, so that their recovery sessions are kept.
+        self.emitter.core.ctx.adapter().stop();
         self.tasks.close();
     }
 

@@ -1,7 +1,6 @@
 //! HTTP long-polling transport: GET waits for queued packets, POST carries client packets.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,7 +10,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use super::http::{text, EngineError, HttpResponse};
-use crate::engine::{CloseReason, Engine, Frame, Session};
+use crate::engine::{CloseReason, Engine, FrameData, Session};
 use crate::protocol::engineio;
 
 pub(crate) fn payload_response(body: String) -> HttpResponse {
@@ -23,42 +22,28 @@ pub(crate) fn payload_response(body: String) -> HttpResponse {
     resp
 }
 
-/// Clears the "GET pending" flag however the request ends (including when hyper drops
-/// the future because the client went away).
-struct GetGuard<'a>(&'a Session);
-
-impl Drop for GetGuard<'_> {
-    fn drop(&mut self) {
-        self.0.get_active.store(false, Ordering::Release);
-    }
-}
-
 /// A long-poll: answer with queued packets as soon as there are any (at most
 /// `max_polling_packets`; the rest wait for the next GET), or with NOOP when the session
 /// upgrades, or CLOSE when it ends.
 pub(crate) async fn get(engine: &Engine, session: Arc<Session>) -> HttpResponse {
-    if session.get_active.swap(true, Ordering::AcqRel) {
+    let Some(_poll) = session.begin_poll() else {
         // Two concurrent GETs: the client is broken. Close the session; the pending GET
         // answers with CLOSE.
         session.close(CloseReason::ParseError);
         return EngineError::BadRequest.response();
-    }
-    let _guard = GetGuard(&session);
+    };
     let max = engine.config.max_polling_packets;
     let mut frames = VecDeque::new();
     loop {
-        let closed = session.queue.drain_into(&mut frames, max);
+        let closed = session.take_frames(&mut frames, max);
         if !frames.is_empty() || closed {
             let mut body = String::new();
             for frame in &frames {
-                match frame {
-                    Frame::Text(t) => {
-                        engineio::write_payload_frame(&mut body, engineio::Frame::Text(t))
-                    }
-                    Frame::Binary(b) => {
-                        engineio::write_payload_frame(&mut body, engineio::Frame::Binary(b))
-                    }
-                }
+                let frame = match &frame.0 {
+                    FrameData::Text(t) => engineio::Frame::Text(t),
+                    FrameData::Binary(b) => engineio::Frame::Binary(b),
+                };
+                engineio::write_payload_frame(&mut body, frame);
             }
             if closed && frames.len() < max {
                 engineio::write_payload_frame(&mut body, engineio::Frame::Text("1"));
@@ -66,13 +51,13 @@ pub(crate) async fn get(engine: &Engine, session: Arc<Session>) -> HttpResponse 
             engine.stats.record_write(frames.len(), body.len());
             return payload_response(body);
         }
-        if session.upgrading.load(Ordering::Acquire) {
+        if session.poll_yields_to_upgrade() {
             // The client is switching to WebSocket: end this poll so it can send UPGRADE.
             return payload_response("6".to_string());
         }
         tokio::select! {
-            _ = session.queue.ready() => {}
-            _ = session.closed.cancelled() => {}
+            _ = session.frames_ready() => {}
+            _ = session.closed() => {}
         }
     }
 }
@@ -103,7 +88,7 @@ pub(crate) async fn post(
         return EngineError::BadRequest.response();
     };
     // One POST at a time per session, so packets reach the handler in order.
-    let Some(_lock) = session.post_lock.try_lock() else {
+    let Some(_post) = session.begin_post() else {
         session.close(CloseReason::ParseError);
         return EngineError::BadRequest.response();
     };

@@ -2,7 +2,6 @@
 //! and one task per connection that both reads and writes.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -22,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use super::http::{EngineError, HttpResponse};
 use crate::batch::{Batcher, Decision};
-use crate::engine::{CloseReason, Engine, Frame, RequestInfo, Session, Transport};
+use crate::engine::{CloseReason, Engine, Frame, FrameData, RequestInfo, Session, Transport};
 use crate::protocol::engineio;
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
@@ -101,9 +100,9 @@ fn ws_config(max_payload: usize) -> WebSocketConfig {
 }
 
 fn to_message(frame: Frame) -> Message {
-    match frame {
-        Frame::Text(t) => Message::Text(t),
-        Frame::Binary(b) => Message::Binary(b),
+    match frame.0 {
+        FrameData::Text(t) => Message::Text(t),
+        FrameData::Binary(b) => Message::Binary(b),
     }
 }
 
@@ -111,6 +110,9 @@ fn to_message(frame: Frame) -> Message {
 /// polling session probes this WebSocket: then only the probe and UPGRADE are expected,
 /// and the queue still belongs to the polling transport.
 async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active: bool) {
+    // However this task ends, a probe that never completed gives the session back to
+    // long-polling (a no-op once upgraded).
+    let _probe = AbandonProbeOnDrop(&session);
     let mut batch: VecDeque<Frame> = VecDeque::new();
     let mut batcher = Batcher::new(engine.config.batch_window, engine.config.max_batch);
     let mut hold_until: Option<tokio::time::Instant> = None;
@@ -129,7 +131,7 @@ async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active:
                         break CloseReason::TransportClose
                     }
                     Some(Err(e)) => {
-                        tracing::debug!(sid = %session.sid, error = %e, "websocket read error");
+                        tracing::debug!(sid = %session.sid(), error = %e, "websocket read error");
                         break CloseReason::TransportError;
                     }
                 };
@@ -140,16 +142,12 @@ async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active:
                                 if ws.send(Message::text("3probe")).await.is_err() {
                                     return;
                                 }
-                                session.upgrading.store(true, Ordering::Release);
-                                // End the pending long-poll so the client can send UPGRADE.
-                                session.queue.wake();
+                                session.probe_succeeded();
                             }
-                            Ok(engineio::Packet::Upgrade) if session.upgrading.load(Ordering::Acquire) => {
-                                session.set_transport(Transport::WebSocket);
-                                session.upgrading.store(false, Ordering::Release);
+                            Ok(engineio::Packet::Upgrade) if session.complete_upgrade() => {
+                                // From here on this socket writes, starting with what
+                                // the polling transport left queued.
                                 active = true;
-                                // Write whatever the polling transport left queued.
-                                session.queue.wake();
                             }
                             // Anything else on a probing socket: drop this socket, keep the session.
                             _ => return,
@@ -174,7 +172,7 @@ async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active:
                     }
                 }
             }
-            _ = session.queue.ready(), if active && hold_until.is_none() => {
+            _ = session.frames_ready(), if active && hold_until.is_none() => {
                 if let Decision::WaitUntil(until) = batcher.on_ready(tokio::time::Instant::now()) {
                     hold_until = Some(until);
                     continue;
@@ -193,12 +191,20 @@ async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active:
                     Err(()) => break CloseReason::TransportError,
                 }
             }
-            _ = session.closed.cancelled(), if !active => return,
+            _ = session.closed(), if !active => return,
         }
     };
     // A probe socket that goes away leaves the polling session as it was.
     if active {
         session.close(reason);
+    }
+}
+
+struct AbandonProbeOnDrop<'a>(&'a Session);
+
+impl Drop for AbandonProbeOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.probe_abandoned();
     }
 }
 
@@ -218,7 +224,7 @@ async fn write_batch(
     max: usize,
     engine: &Engine,
 ) -> Result<bool, ()> {
-    let closed = session.queue.drain_into(batch, max);
+    let closed = session.take_frames(batch, max);
     let (frames, bytes) = (batch.len(), batch.iter().map(Frame::len).sum::<usize>());
     for frame in batch.drain(..) {
         ws.feed(to_message(frame)).await.map_err(|_| ())?;
@@ -227,11 +233,11 @@ async fn write_batch(
     if frames > 0 {
         engine.stats.record_write(frames, bytes);
     }
-    if session.queue.len() > 0 {
+    if session.queued() > 0 {
         // More than one batch was waiting: come back for the rest.
-        session.queue.wake();
+        session.wake_writer();
     }
-    if closed && session.queue.len() == 0 {
+    if closed && session.queued() == 0 {
         let _ = ws.close(None).await;
         return Ok(true);
     }

@@ -8,13 +8,13 @@
 //! id, its rooms and every packet it missed.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::packet::Encoded;
-use crate::rooms::{Filter, Room, Target};
+use crate::socketio::adapter::SessionRecord;
+use crate::socketio::packet::Encoded;
+use crate::socketio::rooms::{Room, Target};
 
 /// How much a namespace keeps for clients that come back.
 #[derive(Debug, Clone)]
@@ -53,12 +53,9 @@ pub(crate) struct ReplayBuffer {
     bytes: usize,
 }
 
-/// What a socket had when it dropped.
-#[derive(Debug, Clone)]
-pub(crate) struct PersistedSession {
-    pub sid: Arc<str>,
-    pub rooms: Vec<Room>,
-    pub filters: Vec<(Room, Filter)>,
+/// What a socket had when it dropped, and when.
+struct PersistedSession {
+    session: SessionRecord,
     at: Instant,
 }
 
@@ -81,32 +78,20 @@ impl Recovery {
         }
     }
 
-    pub fn persist(
-        &self,
-        pid: &str,
-        sid: Arc<str>,
-        rooms: Vec<Room>,
-        filters: Vec<(Room, Filter)>,
-    ) {
+    /// Keep the session of a socket that dropped (expired ones are swept here).
+    pub fn persist(&self, session: SessionRecord) {
         let now = Instant::now();
         let mut sessions = self.sessions.lock();
         let max_age = self.config.max_disconnection_duration;
         sessions.retain(|_, s| now.duration_since(s.at) < max_age);
-        sessions.insert(
-            pid.to_string(),
-            PersistedSession {
-                sid,
-                rooms,
-                filters,
-                at: now,
-            },
-        );
+        sessions.insert(session.pid.clone(), PersistedSession { session, at: now });
     }
 
     /// Take the session of `pid` if it is recent enough.
-    pub fn take_session(&self, pid: &str) -> Option<PersistedSession> {
-        let session = self.sessions.lock().remove(pid)?;
-        (session.at.elapsed() < self.config.max_disconnection_duration).then_some(session)
+    pub fn take_session(&self, pid: &str) -> Option<SessionRecord> {
+        let persisted = self.sessions.lock().remove(pid)?;
+        (persisted.at.elapsed() < self.config.max_disconnection_duration)
+            .then_some(persisted.session)
     }
 }
 
@@ -173,6 +158,16 @@ mod tests {
         }
     }
 
+    fn session(rooms: Vec<Room>) -> SessionRecord {
+        SessionRecord {
+            pid: "pid".into(),
+            sid: "sid".into(),
+            rooms,
+            filters: vec![],
+            auth: None,
+        }
+    }
+
     fn config(max_packets: usize) -> RecoveryConfig {
         RecoveryConfig {
             max_packets,
@@ -220,10 +215,10 @@ mod tests {
             max_disconnection_duration: Duration::from_millis(0),
             ..RecoveryConfig::default()
         });
-        r.persist("pid", "sid".into(), vec![], vec![]);
+        r.persist(session(vec![]));
         assert!(r.take_session("pid").is_none());
         let r = Recovery::new(RecoveryConfig::default());
-        r.persist("pid", "sid".into(), vec!["a".into()], vec![]);
+        r.persist(session(vec!["a".into()]));
         assert_eq!(r.take_session("pid").expect("kept").rooms.len(), 1);
         assert!(r.take_session("pid").is_none(), "taken once");
     }

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::socket::Socket;
+use crate::socketio::socket::Socket;
 
 /// A room name.
 pub type Room = Arc<str>;

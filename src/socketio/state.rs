@@ -6,25 +6,57 @@
 //! still has an unwritten delta in a socket's queue replaces it where it stands: the
 //! latest value wins, a slow client's queue never grows past one entry per key, and per
 //! key the order never reverses. The wire format is in `docs/protocol.md`.
+//!
+//! Who orders a change is the adapter's business: in-process the map's own version
+//! counter (here, [`StateShared::change_and_publish`]); in a cluster the shared store.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::adapter::{ClusterBroadcast, StateChange};
-use crate::emitter::EmitError;
-use crate::namespace::{Namespace, Outgoing};
-use crate::packet::EncodeError;
-use crate::rooms::{Filter, Room, Target};
-use crate::socket::Socket;
+use crate::socketio::adapter::{ClusterBroadcast, LocalNamespace};
+use crate::socketio::emitter::EmitError;
+use crate::socketio::namespace::{Namespace, Outgoing};
+use crate::socketio::packet::{write_one, EncodeError};
+use crate::socketio::rooms::{Filter, Room, Target};
+use crate::socketio::socket::Socket;
 
 /// Event carrying a full map to a new subscriber.
 pub const SNAPSHOT_EVENT: &str = "swarmcast:snapshot";
 /// Event carrying one change.
 pub const DELTA_EVENT: &str = "swarmcast:delta";
+
+/// The state maps of one namespace, by name.
+#[derive(Default)]
+pub(crate) struct StateMaps(RwLock<HashMap<String, Arc<StateShared>>>);
+
+impl StateMaps {
+    /// The map `name`, and whether this call created it.
+    pub fn get_or_create(&self, name: &str) -> (Arc<StateShared>, bool) {
+        if let Some(shared) = self.0.read().get(name) {
+            return (shared.clone(), false);
+        }
+        let mut created = false;
+        let shared = self
+            .0
+            .write()
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                created = true;
+                Arc::new(StateShared::new(name))
+            })
+            .clone();
+        (shared, created)
+    }
+
+    /// The names of the maps opened so far.
+    pub fn names(&self) -> Vec<String> {
+        self.0.read().keys().cloned().collect()
+    }
+}
 
 #[derive(Default)]
 struct StateData {
@@ -32,6 +64,7 @@ struct StateData {
     version: u64,
 }
 
+/// One state map's data, shared by every handle on it.
 pub(crate) struct StateShared {
     name: Arc<str>,
     room: Room,
@@ -39,15 +72,87 @@ pub(crate) struct StateShared {
 }
 
 impl StateShared {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            room: state_room(name),
+            data: Mutex::new(StateData::default()),
+        }
+    }
+
+    /// In-process ordering: under the map's lock, bump the version, stream the delta
+    /// through `publish` and apply the change. Returns whether the key existed; a
+    /// delete of a missing key changes nothing and streams nothing.
+    pub(crate) fn change_and_publish(
+        &self,
+        key: &str,
+        value: Option<Value>,
+        publish: impl FnOnce(&Outgoing<'_>) -> Result<(), EmitError>,
+    ) -> Result<bool, EmitError> {
+        let mut data = self.data.lock();
+        let existed = data.entries.contains_key(key);
+        if value.is_none() && !existed {
+            return Ok(false);
+        }
+        data.version += 1;
+        let delta = Delta {
+            map: &self.name,
+            version: data.version,
+            key,
+            value: value.as_ref(),
+            deleted: value.is_none(),
+        };
+        let queue_key = delta_queue_key(&self.name, key);
+        let target = Target::room(self.room.clone());
+        let published = publish(&Outgoing {
+            event: DELTA_EVENT,
+            args: &write_one(&delta),
+            attachments: &[],
+            target: &target,
+            volatile: false,
+            keyed: Some(&queue_key),
+            filter_key: key,
+        });
+        match (published, value) {
+            (Err(e), Some(_)) => {
+                // A set whose delta could not be encoded is not applied.
+                data.version -= 1;
+                Err(e)
+            }
+            (published, Some(value)) => {
+                data.entries.insert(key.to_string(), value);
+                published.map(|()| existed)
+            }
+            (published, None) => {
+                data.entries.remove(key);
+                if let Err(e) = published {
+                    tracing::warn!(error = %e, map = %self.name, "state delete not streamed");
+                }
+                Ok(existed)
+            }
+        }
+    }
+
+    /// Apply a change to this node's copy only, before the cluster orders it (so that
+    /// this node reads its own write). Returns whether the key existed.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn set_local_copy(&self, key: &str, value: Option<Value>) -> bool {
+        let mut data = self.data.lock();
+        match value {
+            Some(value) => data.entries.insert(key.to_string(), value).is_some(),
+            None => data.entries.remove(key).is_some(),
+        }
+    }
+
     /// Apply a delta that came through the cluster log and deliver it to this node's
     /// subscribers, both under the map's lock (so that a subscriber's snapshot and its
     /// first delta neither overlap nor leave a gap). Deltas the map already includes
     /// (version not newer) are skipped. Returns true when versions were skipped: this
     /// node's copy missed changes and should be reloaded.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn apply_cluster_delta(
         &self,
-        ns: &Namespace,
+        ns: &dyn LocalNamespace,
         version: u64,
         key: &str,
         value: Option<Value>,
@@ -68,7 +173,7 @@ impl StateShared {
             }
         }
         data.version = version;
-        if let Err(e) = ns.deliver_cluster(msg, offset) {
+        if let Err(e) = ns.deliver(msg, offset) {
             tracing::warn!(error = %e, map = %self.name, "state delta not delivered");
         }
         gap
@@ -77,30 +182,35 @@ impl StateShared {
     /// A change that could not reach the shared store (Redis down): this node's
     /// subscribers still get it, at the map's current version, without an offset.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn deliver_local_change(&self, ns: &Namespace, key: &str, value: Option<Value>) {
+    pub(crate) fn deliver_local_change(
+        &self,
+        ns: &dyn LocalNamespace,
+        key: &str,
+        value: Option<Value>,
+    ) {
         let mut data = self.data.lock();
-        let delta = Delta {
-            map: &self.name,
-            version: data.version,
-            key,
-            value: value.as_ref(),
-            deleted: value.is_none(),
-        };
-        let mut tail = Vec::new();
-        if crate::packet::write_one(&delta)(&mut tail).is_ok() {
-            let msg = ClusterBroadcast {
-                event: DELTA_EVENT.to_string(),
-                tail,
-                attachments: Vec::new(),
-                target: Target::room(self.room.clone()),
-                volatile: false,
-                keyed: Some(delta_queue_key(&self.name, key)),
-                filter_key: key.to_string(),
+        let delivered = {
+            let delta = Delta {
+                map: &self.name,
+                version: data.version,
+                key,
+                value: value.as_ref(),
+                deleted: value.is_none(),
             };
-            if let Err(e) = ns.deliver_cluster(&msg, None) {
-                tracing::warn!(error = %e, map = %self.name, "state delta not delivered");
-            }
-        }
+            let queue_key = delta_queue_key(&self.name, key);
+            let target = Target::room(self.room.clone());
+            let out = Outgoing {
+                event: DELTA_EVENT,
+                args: &write_one(&delta),
+                attachments: &[],
+                target: &target,
+                volatile: false,
+                keyed: Some(&queue_key),
+                filter_key: key,
+            };
+            out.encode(ns.name(), None)
+                .map(|encoded| ns.fan_out(&encoded, &out).1)
+        };
         match value {
             Some(v) => {
                 data.entries.insert(key.to_string(), v);
@@ -108,6 +218,11 @@ impl StateShared {
             None => {
                 data.entries.remove(key);
             }
+        }
+        drop(data);
+        match delivered {
+            Ok(slow) => ns.drop_slow(slow),
+            Err(e) => tracing::warn!(error = %e, map = %self.name, "state delta not delivered"),
         }
     }
 
@@ -119,16 +234,6 @@ impl StateShared {
         if version >= data.version {
             data.entries = entries;
             data.version = version;
-        }
-    }
-}
-
-impl StateShared {
-    pub fn new(name: &str) -> Self {
-        Self {
-            name: name.into(),
-            room: state_room(name),
-            data: Mutex::new(StateData::default()),
         }
     }
 }
@@ -206,84 +311,26 @@ impl StateMap {
 
     /// Set `key` to an already built JSON value.
     pub fn set_value(&self, key: &str, value: Value) -> Result<(), EmitError> {
-        if let Some(cluster) = self.ns.cluster() {
-            // The shared store orders the change and gives it its version; the delta
-            // comes back through the log to every node, this one included. Until then
-            // this node already reads its own write.
-            self.shared
-                .data
-                .lock()
-                .entries
-                .insert(key.to_string(), value.clone());
-            cluster.state_change(StateChange {
-                map: self.shared.name.to_string(),
-                key: key.to_string(),
-                value: Some(value),
-            });
-            return Ok(());
-        }
-        let mut data = self.shared.data.lock();
-        data.version += 1;
-        let delta = Delta {
-            map: &self.shared.name,
-            version: data.version,
-            key,
-            value: Some(&value),
-            deleted: false,
-        };
-        self.publish_delta(&delta)?;
-        data.entries.insert(key.to_string(), value);
-        Ok(())
+        self.ns
+            .adapter()
+            .state_change(&*self.ns, &self.shared, key, Some(value))
+            .map(|_| ())
     }
 
     /// Remove `key`; returns whether it was there. Subscribers get a delta with
     /// `"deleted": true`.
     pub fn delete(&self, key: &str) -> bool {
-        if let Some(cluster) = self.ns.cluster() {
-            let had = self.shared.data.lock().entries.remove(key).is_some();
-            cluster.state_change(StateChange {
-                map: self.shared.name.to_string(),
-                key: key.to_string(),
-                value: None,
-            });
-            return had;
+        match self
+            .ns
+            .adapter()
+            .state_change(&*self.ns, &self.shared, key, None)
+        {
+            Ok(existed) => existed,
+            Err(e) => {
+                tracing::warn!(error = %e, map = %self.shared.name, "state delete not streamed");
+                false
+            }
         }
-        let mut data = self.shared.data.lock();
-        if data.entries.remove(key).is_none() {
-            return false;
-        }
-        data.version += 1;
-        let delta = Delta {
-            map: &self.shared.name,
-            version: data.version,
-            key,
-            value: None,
-            deleted: true,
-        };
-        if let Err(e) = self.publish_delta(&delta) {
-            tracing::warn!(error = %e, map = %self.shared.name, "state delete not streamed");
-        }
-        true
-    }
-
-    fn publish_delta(&self, delta: &Delta<'_>) -> Result<(), EmitError> {
-        let queue_key = delta_queue_key(&self.shared.name, delta.key);
-        let target = Target {
-            rooms: vec![self.shared.room.clone()],
-            except: Vec::new(),
-        };
-        self.ns.publish(
-            &Outgoing {
-                event: DELTA_EVENT,
-                attachments: &[],
-                target: &target,
-                volatile: false,
-                keyed: Some(&queue_key),
-                filter_key: delta.key,
-            },
-            crate::packet::write_one(delta),
-        )?;
-        Ok(())
     }
 
     /// The current value of `key`.
@@ -340,26 +387,21 @@ impl StateMap {
         let to_socket = Target::room(socket.id_arc());
         let out = Outgoing {
             event: SNAPSHOT_EVENT,
+            args: &write_one(&snapshot),
             attachments: &[],
             target: &to_socket,
             volatile: false,
             keyed: None,
             filter_key: SNAPSHOT_EVENT,
         };
-        if self.ns.cluster().is_some() {
-            // Straight to the socket: through the log it could come after deltas this
-            // node delivers meanwhile.
-            self.ns
-                .send_local(socket, &out, crate::packet::write_one(&snapshot))?;
-        } else {
-            self.ns.publish(&out, crate::packet::write_one(&snapshot))?;
-        }
+        self.ns.adapter().send_snapshot(&*self.ns, socket, &out)?;
         self.ns.subscribe_room(
             socket.id(),
             &self.shared.room,
             keys.map(|names| Filter { names }),
         );
-        drop(data);
+        // The map's lock is released here, after the socket joined the room: the first
+        // delta it gets is the first change after its snapshot.
         Ok(())
     }
 

@@ -9,15 +9,16 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
-use crate::emitter::IoCore;
 use crate::engine::{
     CloseReason, ConnectionHandler, EngineHandler, EngineSocket, Incoming, RequestInfo,
 };
-use crate::namespace::{ConnectError, ConnectHook, Event};
-use crate::packet::{self, Payload};
 use crate::protocol::socketio::{self, CompletePacket, PacketKind, Reassembler};
-use crate::socket::{AckSender, DisconnectReason, Socket};
-use crate::subscriptions;
+use crate::socketio::adapter::Recovered;
+use crate::socketio::context::IoCore;
+use crate::socketio::namespace::{ConnectError, ConnectHook, Event};
+use crate::socketio::packet::{self, Payload};
+use crate::socketio::socket::{AckSender, DisconnectReason, Socket};
+use crate::socketio::subscriptions;
 
 /// Socket.IO settings that are not Engine.IO's.
 #[derive(Debug, Clone)]
@@ -49,10 +50,10 @@ impl EngineHandler for SocketIoHandler {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let weak = Arc::downgrade(&conn);
             let timeout = self.config.connect_timeout;
-            let closed = engine.0.closed.clone();
+            let engine = engine.clone();
             rt.spawn(async move {
                 tokio::select! {
-                    _ = closed.cancelled() => {}
+                    _ = engine.closed() => {}
                     _ = tokio::time::sleep(timeout) => {
                         if let Some(conn) = weak.upgrade() {
                             if !conn.ever_connected.load(Ordering::Acquire) {
@@ -207,29 +208,33 @@ impl Connection {
         }
         let (auth, recovery) = split_recovery_auth(auth);
         if let Some((pid, offset)) = recovery {
-            // With a cluster adapter the session and the missed packets are in the
-            // shared log: recover asynchronously, then connect afresh if that fails.
-            if let Some(fut) = ns.recover_clustered(&self.engine, &pid, &offset, auth.clone()) {
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    let weak = self.weak.clone();
-                    rt.spawn(async move {
-                        let recovered = fut.await;
-                        if let Some(conn) = weak.upgrade() {
-                            conn.finish_recovery(ns, namespace, auth, recovered);
-                        } else if let Some(socket) = recovered {
-                            socket.0.ns.remove_socket(
-                                &socket,
-                                DisconnectReason::Transport(CloseReason::TransportClose),
-                            );
-                        }
-                    });
+            match ns.recover(&self.engine, &pid, &offset, auth.clone()) {
+                Recovered::Now(Some(socket)) => {
+                    self.ever_connected.store(true, Ordering::Release);
+                    ns.ctx.stats.connect();
+                    self.state.lock().sockets.insert(namespace, socket);
                     return;
                 }
-            } else if let Some(socket) = ns.recover(&self.engine, &pid, &offset, auth.clone()) {
-                self.ever_connected.store(true, Ordering::Release);
-                ns.ctx.stats.connect();
-                self.state.lock().sockets.insert(namespace, socket);
-                return;
+                Recovered::Now(None) => {}
+                // A cluster keeps the session and the missed packets in its shared log:
+                // recover asynchronously, then connect afresh if that fails.
+                Recovered::Later(fut) => {
+                    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                        let weak = self.weak.clone();
+                        rt.spawn(async move {
+                            let recovered = fut.await;
+                            if let Some(conn) = weak.upgrade() {
+                                conn.finish_recovery(ns, namespace, auth, recovered);
+                            } else if let Some(socket) = recovered {
+                                socket.0.ns.remove_socket(
+                                    &socket,
+                                    DisconnectReason::Transport(CloseReason::TransportClose),
+                                );
+                            }
+                        });
+                        return;
+                    }
+                }
             }
         }
         self.connect_fresh(ns, namespace, auth);

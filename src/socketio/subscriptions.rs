@@ -13,9 +13,9 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde_json::{json, Value};
 
-use crate::namespace::Event;
-use crate::rooms::Filter;
-use crate::socket::{AckSender, Socket};
+use crate::socketio::namespace::Event;
+use crate::socketio::rooms::Filter;
+use crate::socketio::socket::{AckSender, Socket};
 
 /// What a client asked to subscribe to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +70,7 @@ impl Subscription {
     pub fn room_name(&self) -> String {
         match self {
             Subscription::Room { room, .. } => room.clone(),
-            Subscription::State { map, .. } => crate::state::state_room(map).to_string(),
+            Subscription::State { map, .. } => crate::socketio::state::state_room(map).to_string(),
         }
     }
 }

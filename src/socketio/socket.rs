@@ -12,12 +12,13 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::emitter::{Broadcast, EmitError};
-use crate::engine::{CloseReason, EngineSocket, Frame, SendError, Transport};
-use crate::namespace::Namespace;
-use crate::packet::{self, Encoded, Payload};
+use crate::engine::{new_id, CloseReason, EngineSocket, Frame, SendError, Transport};
 use crate::protocol::socketio::PacketKind;
-use crate::rooms::Room;
+use crate::socketio::adapter::SessionRecord;
+use crate::socketio::emitter::{Broadcast, EmitError};
+use crate::socketio::namespace::{Namespace, Outgoing};
+use crate::socketio::packet::{self, Encoded, Payload, WriteArgs};
+use crate::socketio::rooms::{Filter, Room, Target};
 
 /// Why a socket left its namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,10 +115,8 @@ impl std::fmt::Debug for Socket {
 
 impl Socket {
     pub(crate) fn new(ns: Arc<Namespace>, engine: EngineSocket, auth: Option<Value>) -> Self {
-        let pid = ns
-            .recovery_enabled()
-            .then(|| Arc::from(crate::engine::new_id()));
-        Self::with_id(ns, engine, auth, crate::engine::new_id().into(), pid)
+        let pid = ns.recovery_enabled().then(|| Arc::from(new_id()));
+        Self::with_id(ns, engine, auth, new_id().into(), pid)
     }
 
     pub(crate) fn with_id(
@@ -205,21 +204,13 @@ impl Socket {
         if self.0.state.load(Ordering::Acquire) != CONNECTED {
             return self.send_frames(std::slice::from_ref(frame));
         }
-        self.0
-            .engine
-            .0
-            .queue
-            .push_keyed(key, frame.clone())
-            .map(|_| ())
-            .map_err(SendError::from)
+        self.0.engine.send_keyed(key, frame)
     }
 
     /// Queue a replayed packet: exempt from the queue bound, since the replay buffer
     /// that holds it is bounded already.
     pub(crate) fn replay(&self, encoded: &Encoded) {
-        for frame in &encoded.frames {
-            let _ = self.0.engine.0.queue.push_control(frame.clone());
-        }
+        self.0.engine.send_replay(&encoded.frames);
     }
 
     /// Send the CONNECT reply, then whatever was emitted meanwhile.
@@ -247,33 +238,37 @@ impl Socket {
         previous == CONNECTED
     }
 
-    fn push(&self, encoded: &Encoded) -> Result<(), EmitError> {
+    pub(crate) fn push(&self, encoded: &Encoded) -> Result<(), EmitError> {
         self.send_frames(&encoded.frames).map_err(|e| match e {
             SendError::QueueFull => EmitError::QueueFull(self.id().to_string()),
             SendError::Closed => EmitError::Disconnected(self.id().to_string()),
         })
     }
 
-    /// With recovery on, a packet to one socket still needs an offset and a place in
-    /// the replay buffer: it goes through the namespace as a broadcast to its own room.
-    fn publish_to_self(
+    /// Emit to this socket alone. With recovery on, the packet still needs an offset
+    /// and a place in the replay buffer: it goes through the namespace's adapter as a
+    /// broadcast to the socket's own room.
+    fn emit_args(
         &self,
         event: &str,
         attachments: &[bytes::Bytes],
-        write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+        args: WriteArgs<'_>,
     ) -> Result<(), EmitError> {
-        let target = crate::rooms::Target::room(self.id_arc());
-        let report = self.0.ns.publish(
-            &crate::namespace::Outgoing {
-                event,
-                attachments,
-                target: &target,
-                volatile: false,
-                keyed: None,
-                filter_key: event,
-            },
-            write,
-        )?;
+        if !self.0.ns.recovery_enabled() {
+            let encoded =
+                packet::encode_event(self.namespace(), event, None, attachments, args, None)?;
+            return self.push(&encoded);
+        }
+        let target = Target::room(self.id_arc());
+        let report = self.0.ns.publish(&Outgoing {
+            event,
+            args,
+            attachments,
+            target: &target,
+            volatile: false,
+            keyed: None,
+            filter_key: event,
+        })?;
         if !report.full.is_empty() {
             return Err(EmitError::QueueFull(self.id().to_string()));
         }
@@ -287,24 +282,16 @@ impl Socket {
     ///
     /// Fails with [`EmitError::QueueFull`] when the client does not keep up.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        if self.0.ns.recovery_enabled() {
-            return self.publish_to_self(event, &[], packet::write_one(data));
-        }
-        let encoded = packet::encode_event(self.namespace(), event, data, None)?;
-        self.push(&encoded)
+        self.emit_args(event, &[], &packet::write_one(data))
     }
 
     /// Emit `event` with any number of arguments and binary attachments.
     pub fn emit_payload(&self, event: &str, payload: &Payload) -> Result<(), EmitError> {
-        if self.0.ns.recovery_enabled() {
-            return self.publish_to_self(
-                event,
-                &payload.attachments,
-                packet::write_args(&payload.args),
-            );
-        }
-        let encoded = packet::encode_event_payload(self.namespace(), event, payload, None)?;
-        self.push(&encoded)
+        self.emit_args(
+            event,
+            &payload.attachments,
+            &packet::write_args(&payload.args),
+        )
     }
 
     /// Emit and wait for the client's ack, at most `timeout`. Await it inside the
@@ -313,9 +300,16 @@ impl Socket {
         let id = self.0.next_ack.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.0.acks.lock().insert(id, tx);
-        let sent = packet::encode_event_payload(self.namespace(), event, payload, Some(id))
-            .map_err(EmitError::from)
-            .and_then(|encoded| self.push(&encoded));
+        let sent = packet::encode_event(
+            self.namespace(),
+            event,
+            Some(id),
+            &payload.attachments,
+            &packet::write_args(&payload.args),
+            None,
+        )
+        .map_err(EmitError::from)
+        .and_then(|encoded| self.push(&encoded));
         let socket = self.clone();
         Box::pin(async move {
             if let Err(e) = sent {
@@ -399,14 +393,32 @@ impl Socket {
     /// Take and count what waits in a detached socket's queue (benchmarks).
     #[doc(hidden)]
     pub fn drain_detached(&self) -> usize {
-        let mut frames = std::collections::VecDeque::new();
-        self.0.engine.0.queue.drain_into(&mut frames, usize::MAX);
-        frames.len()
+        self.0.engine.drain()
     }
 
     /// Close the whole underlying connection (every namespace).
     pub fn close_connection(&self) {
         self.0.engine.close();
+    }
+
+    pub(crate) fn close_connection_with(&self, reason: CloseReason) {
+        self.0.engine.close_with(reason);
+    }
+
+    /// What recovery keeps of this socket, with the given memberships (None when
+    /// recovery is off: the socket has no private id).
+    pub(crate) fn session_record(
+        &self,
+        rooms: Vec<Room>,
+        filters: Vec<(Room, Filter)>,
+    ) -> Option<SessionRecord> {
+        Some(SessionRecord {
+            pid: self.pid()?.to_string(),
+            sid: self.id_arc(),
+            rooms,
+            filters,
+            auth: self.auth().cloned(),
+        })
     }
 }
 

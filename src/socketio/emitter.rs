@@ -5,22 +5,19 @@
 //! a full queue is reported, never waited on. Emits from one thread reach each client
 //! in the order they were made.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use parking_lot::RwLock;
 use serde::Serialize;
 
-use crate::adapter::{ClusterMetrics, ClusterNode, SocketInfo};
-use crate::metrics::{Metrics, Stats};
-use crate::namespace::{Namespace, Outgoing};
-use crate::packet::{self, EncodeError, Payload};
-use crate::recovery::RecoveryConfig;
-use crate::rooms::{Room, Target};
-use crate::socket::Socket;
-use crate::state::StateMap;
-use crate::subscriptions::SubscribePolicy;
+use crate::metrics::{ClusterMetrics, Metrics};
+use crate::socketio::adapter::SocketInfo;
+use crate::socketio::context::IoCore;
+use crate::socketio::namespace::{Namespace, Outgoing};
+use crate::socketio::packet::{self, EncodeError, Payload, WriteArgs};
+use crate::socketio::rooms::{Room, Target};
+use crate::socketio::socket::Socket;
+use crate::socketio::state::StateMap;
 
 /// Why an emit failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,72 +76,6 @@ pub enum SlowConsumerPolicy {
     Report,
 }
 
-/// Runtime-wide state shared by namespaces and emitters.
-#[derive(Default)]
-pub(crate) struct Context {
-    pub(crate) runtime: RwLock<Option<tokio::runtime::Handle>>,
-    pub stats: Arc<Stats>,
-    pub slow_consumer: SlowConsumerPolicy,
-    pub recovery: Option<RecoveryConfig>,
-    pub subscribe: SubscribePolicy,
-    /// The cluster link, when a cluster adapter is set (empty: everything is local).
-    pub cluster: OnceLock<Arc<dyn ClusterNode>>,
-}
-
-impl Context {
-    pub fn runtime(&self) -> Option<tokio::runtime::Handle> {
-        self.runtime.read().clone()
-    }
-
-    pub fn set_runtime(&self, handle: Option<tokio::runtime::Handle>) {
-        *self.runtime.write() = handle;
-    }
-}
-
-/// The namespaces of one Socket.IO server.
-pub(crate) struct IoCore {
-    namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
-    /// The main namespace, kept apart so the common emit needs no map lookup.
-    root: Arc<Namespace>,
-    pub ctx: Arc<Context>,
-}
-
-impl IoCore {
-    pub fn new(ctx: Context) -> Arc<Self> {
-        let ctx = Arc::new(ctx);
-        let root = Arc::new(Namespace::new("/", ctx.clone()));
-        let mut namespaces = HashMap::new();
-        namespaces.insert("/".to_string(), root.clone());
-        Arc::new(Self {
-            namespaces: RwLock::new(namespaces),
-            root,
-            ctx,
-        })
-    }
-
-    pub fn get(&self, name: &str) -> Option<Arc<Namespace>> {
-        if name == "/" {
-            return Some(self.root.clone());
-        }
-        self.namespaces.read().get(name).cloned()
-    }
-
-    pub fn all(&self) -> Vec<Arc<Namespace>> {
-        self.namespaces.read().values().cloned().collect()
-    }
-
-    pub fn get_or_create(&self, name: &str) -> Arc<Namespace> {
-        if let Some(ns) = self.get(name) {
-            return ns;
-        }
-        self.namespaces
-            .write()
-            .entry(name.to_string())
-            .or_insert_with(|| Arc::new(Namespace::new(name, self.ctx.clone())))
-            .clone()
-    }
-}
-
 /// A cheap, cloneable handle that emits from any thread, inside or outside tokio.
 ///
 /// ```
@@ -174,7 +105,7 @@ impl Emitter {
         event: &str,
         data: &T,
     ) -> Result<EmitReport, EmitError> {
-        Broadcast::new(&self.core.root).emit(event, data)
+        Broadcast::new(self.core.root()).emit(event, data)
     }
 
     /// A broadcast on namespace `name`. Emitting on an undeclared namespace fails with
@@ -188,7 +119,7 @@ impl Emitter {
 
     /// A broadcast on `/` to one room (or one socket id).
     pub fn to(&self, room: impl Into<Room>) -> Broadcast<'_> {
-        Broadcast::new(&self.core.root).to(room)
+        Broadcast::new(self.core.root()).to(room)
     }
 
     /// A connected socket by namespace and id.
@@ -203,7 +134,7 @@ impl Emitter {
 
     /// The keyed state map `name` of namespace `/`.
     pub fn state(&self, name: &str) -> StateMap {
-        self.core.root.state(name)
+        self.core.root().state(name)
     }
 
     /// The server's counters.
@@ -294,9 +225,15 @@ impl<'a> Broadcast<'a> {
         }
     }
 
-    fn outgoing<'b>(&'b self, event: &'b str, attachments: &'b [bytes::Bytes]) -> Outgoing<'b> {
+    fn outgoing<'b>(
+        &'b self,
+        event: &'b str,
+        args: WriteArgs<'b>,
+        attachments: &'b [bytes::Bytes],
+    ) -> Outgoing<'b> {
         Outgoing {
             event,
+            args,
             attachments,
             target: &self.target,
             volatile: self.volatile,
@@ -312,24 +249,22 @@ impl<'a> Broadcast<'a> {
         data: &T,
     ) -> Result<EmitReport, EmitError> {
         let ns = self.namespace()?;
-        ns.publish(&self.outgoing(event, &[]), packet::write_one(data))
+        ns.publish(&self.outgoing(event, &packet::write_one(data), &[]))
     }
 
     /// Emit `event` with any arguments and binary attachments.
     pub fn emit_payload(self, event: &str, payload: &Payload) -> Result<EmitReport, EmitError> {
         let ns = self.namespace()?;
-        ns.publish(
-            &self.outgoing(event, &payload.attachments),
-            packet::write_args(&payload.args),
-        )
+        ns.publish(&self.outgoing(
+            event,
+            &packet::write_args(&payload.args),
+            &payload.attachments,
+        ))
     }
 
     /// The sockets of this node this broadcast would reach now.
     pub fn sockets(&self) -> Result<Vec<Socket>, EmitError> {
-        let ns = self.namespace()?;
-        let mut out = Vec::new();
-        ns.for_each_target(&self.target, |s| out.push(s.clone()));
-        Ok(out)
+        Ok(self.namespace()?.local_targets(&self.target))
     }
 
     /// The sockets this broadcast would reach now on every node of the cluster (this
@@ -338,39 +273,23 @@ impl<'a> Broadcast<'a> {
     pub fn fetch_sockets(
         &self,
     ) -> impl Future<Output = Result<Vec<SocketInfo>, EmitError>> + Send + 'static {
-        let found = self.namespace().map(|ns| {
-            let mut local = Vec::new();
-            ns.for_each_target(&self.target, |s| local.push(ns.socket_info(s)));
-            (local, ns.cluster().map(|c| c.fetch_sockets(&self.target)))
-        });
-        async move {
-            let (mut sockets, remote) = found?;
-            if let Some(remote) = remote {
-                sockets.extend(remote.await);
-            }
-            Ok(sockets)
-        }
+        let found = self
+            .namespace()
+            .map(|ns| ns.adapter().fetch_sockets(ns, &self.target));
+        async move { Ok(found?.await) }
     }
 
     /// Make every socket this broadcast reaches, on every node, join `room`.
     pub fn sockets_join(&self, room: impl Into<Room>) -> Result<(), EmitError> {
         let ns = self.namespace()?;
-        let room = room.into();
-        ns.local_sockets_join(&self.target, std::slice::from_ref(&room));
-        if let Some(cluster) = ns.cluster() {
-            cluster.sockets_join(&self.target, &[room]);
-        }
+        ns.adapter().sockets_join(ns, &self.target, &[room.into()]);
         Ok(())
     }
 
     /// Make every socket this broadcast reaches, on every node, leave `room`.
     pub fn sockets_leave(&self, room: impl Into<Room>) -> Result<(), EmitError> {
         let ns = self.namespace()?;
-        let room = room.into();
-        ns.local_sockets_leave(&self.target, std::slice::from_ref(&room));
-        if let Some(cluster) = ns.cluster() {
-            cluster.sockets_leave(&self.target, &[room]);
-        }
+        ns.adapter().sockets_leave(ns, &self.target, &[room.into()]);
         Ok(())
     }
 
@@ -378,10 +297,7 @@ impl<'a> Broadcast<'a> {
     /// their whole connection, not only this namespace).
     pub fn disconnect_sockets(&self, close: bool) -> Result<(), EmitError> {
         let ns = self.namespace()?;
-        ns.local_disconnect(&self.target, close);
-        if let Some(cluster) = ns.cluster() {
-            cluster.disconnect_sockets(&self.target, close);
-        }
+        ns.adapter().disconnect_sockets(ns, &self.target, close);
         Ok(())
     }
 }

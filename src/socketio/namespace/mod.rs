@@ -1,0 +1,486 @@
+//! Namespaces (`/`, `/admin`, ...): the public [`Namespace`] handle, made of its
+//! handlers, its local members, its keyed state maps and its adapter.
+//!
+//! Everything that reaches a set of sockets (broadcasts, room changes by target,
+//! listings, recovery, state changes) goes through the namespace's adapter, the
+//! [`crate::LocalAdapter`] unless a cluster adapter was set; the namespace itself only
+//! knows its local members.
+
+mod handlers;
+mod members;
+mod publisher;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde_json::{json, Value};
+
+pub(crate) use self::handlers::ConnectHook;
+use self::handlers::Handlers;
+pub use self::handlers::{ConnectError, ConnectFuture, Event, EventHandler};
+use self::members::Members;
+pub(crate) use self::publisher::Outgoing;
+use crate::engine::EngineSocket;
+use crate::protocol::socketio::PacketKind;
+use crate::socketio::adapter::{
+    LocalNamespace, NamespaceAdapter, Recovered, SessionRecord, SocketInfo,
+};
+use crate::socketio::context::Context;
+use crate::socketio::emitter::{Broadcast, EmitError, EmitReport};
+use crate::socketio::packet::{self, Encoded};
+use crate::socketio::recovery::RecoveryConfig;
+use crate::socketio::rooms::{Filter, Room, Target};
+use crate::socketio::socket::{AckSender, DisconnectReason, Socket};
+use crate::socketio::state::{StateMap, StateMaps, StateShared};
+
+/// A Socket.IO namespace (`/`, `/admin`, ...). Obtain it from
+/// [`crate::Server::namespace`]; handlers may be added at any time.
+pub struct Namespace {
+    name: Arc<str>,
+    handlers: Handlers,
+    members: Members,
+    states: StateMaps,
+    /// Replaced only when the server's adapter is set (before it starts).
+    adapter: RwLock<Arc<dyn NamespaceAdapter>>,
+    pub(crate) ctx: Arc<Context>,
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl Namespace {
+    pub(crate) fn new(name: &str, ctx: Arc<Context>) -> Self {
+        let adapter = ctx.adapter().namespace(name, &ctx);
+        Self {
+            name: name.into(),
+            handlers: Handlers::default(),
+            members: Members::default(),
+            states: StateMaps::default(),
+            adapter: RwLock::new(adapter),
+            ctx,
+        }
+    }
+
+    /// Use the adapter of the server's (new) adapter node.
+    pub(crate) fn set_adapter(&self, adapter: Arc<dyn NamespaceAdapter>) {
+        *self.adapter.write() = adapter;
+    }
+
+    /// The namespace's adapter, cloned out so that no lock is held while it works.
+    pub(crate) fn adapter(&self) -> Arc<dyn NamespaceAdapter> {
+        self.adapter.read().clone()
+    }
+
+    /// The namespace name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether connection state recovery is on for this namespace.
+    pub fn recovery_enabled(&self) -> bool {
+        self.ctx.recovery.is_some()
+    }
+
+    pub(crate) fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.ctx.runtime()
+    }
+
+    // --- handlers ---------------------------------------------------------------
+
+    /// Decide on every CONNECT: return `Err` to refuse. Runs on the connection's reader
+    /// before the client learns it is connected; emits to the socket made here are sent
+    /// right after the CONNECT reply.
+    pub fn on_connect<F>(&self, f: F) -> &Self
+    where
+        F: Fn(&Socket) -> Result<(), ConnectError> + Send + Sync + 'static,
+    {
+        self.handlers.set_connect(ConnectHook::Sync(Arc::new(f)));
+        self
+    }
+
+    /// Like [`Namespace::on_connect`] for a decision that needs to wait (a database, a
+    /// handler on another thread).
+    pub fn on_connect_async<F>(&self, f: F) -> &Self
+    where
+        F: Fn(Socket) -> ConnectFuture + Send + Sync + 'static,
+    {
+        self.handlers.set_connect(ConnectHook::Async(Arc::new(f)));
+        self
+    }
+
+    /// Handle a named event. Runs on the connection's reader, in wire order: do not
+    /// block (spawn, or hand over to a thread, for long work).
+    pub fn on<F>(&self, event: &str, f: F) -> &Self
+    where
+        F: Fn(&Socket, Event, Option<AckSender>) + Send + Sync + 'static,
+    {
+        self.handlers.set_event(event, Arc::new(f));
+        self
+    }
+
+    /// Handle every event that has no handler of its own.
+    pub fn on_any<F>(&self, f: F) -> &Self
+    where
+        F: Fn(&Socket, Event, Option<AckSender>) + Send + Sync + 'static,
+    {
+        self.handlers.set_any(Arc::new(f));
+        self
+    }
+
+    /// Called once when a socket leaves the namespace, with the reason.
+    pub fn on_disconnect<F>(&self, f: F) -> &Self
+    where
+        F: Fn(&Socket, DisconnectReason) + Send + Sync + 'static,
+    {
+        self.handlers.set_disconnect(Arc::new(f));
+        self
+    }
+
+    pub(crate) fn connect_hook(&self) -> Option<ConnectHook> {
+        self.handlers.connect()
+    }
+
+    pub(crate) fn event_handler(&self, event: &str) -> Option<EventHandler> {
+        self.handlers.event(event)
+    }
+
+    // --- sockets and rooms ------------------------------------------------------------
+
+    /// Register a socket before its connect handler runs, so rooms and broadcasts work
+    /// inside the handler.
+    pub(crate) fn add_socket(&self, socket: Socket) {
+        let sid = socket.id_arc();
+        self.members.insert(socket);
+        self.adapter().session_changed(self, &sid);
+    }
+
+    /// Remove a socket and call the disconnect handler (once). With recovery on, a
+    /// socket lost to the network keeps its session for `max_disconnection_duration`.
+    pub(crate) fn remove_socket(&self, socket: &Socket, reason: DisconnectReason) {
+        if let Some(removed) = self.members.remove(socket.id()) {
+            let record = socket.session_record(removed.rooms, removed.filters);
+            self.adapter().socket_left(record, reason.is_recoverable());
+        }
+        if socket.mark_disconnected() {
+            self.ctx.stats.disconnect();
+            if let Some(handler) = self.handlers.disconnect() {
+                handler(socket, reason);
+            }
+        }
+    }
+
+    /// Remove a socket whose connect was refused: no disconnect handler, no session.
+    pub(crate) fn drop_refused(&self, socket: &Socket) {
+        self.members.remove(socket.id());
+        self.adapter()
+            .socket_left(socket.session_record(Vec::new(), Vec::new()), false);
+        socket.mark_disconnected();
+    }
+
+    pub(crate) fn join(&self, sid: &str, room: Room) {
+        if self.members.join(sid, room) {
+            self.adapter().session_changed(self, sid);
+        }
+    }
+
+    pub(crate) fn leave(&self, sid: &str, room: &str) {
+        self.members.leave(sid, room);
+        self.adapter().session_changed(self, sid);
+    }
+
+    /// Join a room with an optional subscription filter.
+    pub(crate) fn subscribe_room(&self, sid: &str, room: &Room, filter: Option<Filter>) {
+        self.members.subscribe(sid, room, filter);
+        self.adapter().session_changed(self, sid);
+    }
+
+    pub(crate) fn rooms_of(&self, sid: &str) -> Vec<String> {
+        self.members.rooms_of(sid)
+    }
+
+    /// Add a socket (by id) to a room, on whichever node holds it. Returns whether the
+    /// socket is connected to this node.
+    pub fn join_room(&self, sid: &str, room: impl Into<Room>) -> bool {
+        let local = self.members.contains(sid);
+        self.adapter()
+            .sockets_join(self, &Target::room(sid), &[room.into()]);
+        local
+    }
+
+    /// Remove a socket (by id) from a room (on whichever node holds it).
+    pub fn leave_room(&self, sid: &str, room: &str) {
+        self.adapter()
+            .sockets_leave(self, &Target::room(sid), &[room.into()]);
+    }
+
+    /// Empty a room.
+    pub fn close_room(&self, room: &str) {
+        self.members.clear_room(room);
+    }
+
+    /// The rooms of a socket of this node (its own id first); empty for an unknown
+    /// socket. [`Namespace::fetch_rooms`] also asks the other nodes of a cluster.
+    pub fn rooms(&self, sid: &str) -> Vec<String> {
+        self.rooms_of(sid)
+    }
+
+    /// The rooms of a socket wherever it is connected (its own id first); empty when no
+    /// node knows it.
+    pub fn fetch_rooms(&self, sid: &str) -> impl Future<Output = Vec<String>> + Send + 'static {
+        let local = self.rooms_of(sid);
+        let remote = local
+            .is_empty()
+            .then(|| self.adapter().fetch_sockets(self, &Target::room(sid)));
+        let sid = sid.to_string();
+        async move {
+            match remote {
+                None => local,
+                Some(remote) => remote
+                    .await
+                    .into_iter()
+                    .find(|s| s.id == sid)
+                    .map(|s| s.rooms)
+                    .unwrap_or_default(),
+            }
+        }
+    }
+
+    /// A connected socket by id.
+    pub fn socket(&self, sid: &str) -> Option<Socket> {
+        self.members.get(sid)
+    }
+
+    /// Every connected socket.
+    pub fn sockets(&self) -> Vec<Socket> {
+        self.members.all()
+    }
+
+    /// Number of connected sockets.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether no socket is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Disconnect a socket by id; false if unknown on this node (the request then goes
+    /// through the adapter to the node that holds it).
+    pub fn disconnect(&self, sid: &str) -> bool {
+        match self.socket(sid) {
+            Some(s) => {
+                s.disconnect();
+                true
+            }
+            None => {
+                self.adapter()
+                    .disconnect_sockets(self, &Target::room(sid), false);
+                false
+            }
+        }
+    }
+
+    /// The local sockets a target reaches (ignoring subscription filters).
+    pub(crate) fn local_targets(&self, target: &Target) -> Vec<Socket> {
+        self.members.targets(target)
+    }
+
+    // --- emitting -------------------------------------------------------------------
+
+    /// A broadcast builder on this namespace.
+    pub fn broadcast(&self) -> Broadcast<'_> {
+        Broadcast::new(self)
+    }
+
+    /// A broadcast to a room.
+    pub fn to(&self, room: impl Into<Room>) -> Broadcast<'_> {
+        Broadcast::new(self).to(room)
+    }
+
+    /// Emit to every socket of the namespace.
+    pub fn emit<T: serde::Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<EmitReport, EmitError> {
+        Broadcast::new(self).emit(event, data)
+    }
+
+    /// Encode an event once and deliver it to every socket the target reaches, through
+    /// the adapter.
+    pub(crate) fn publish(&self, out: &Outgoing<'_>) -> Result<EmitReport, EmitError> {
+        self.adapter().broadcast(self, out)
+    }
+
+    /// A connected socket with no client behind it: packets emitted to it wait in its
+    /// queue until [`Socket::drain_detached`]. Benchmarks measure fan-out with these.
+    #[doc(hidden)]
+    pub fn attach_detached_socket(self: &Arc<Self>, queue_packets: usize) -> Socket {
+        let engine = crate::engine::detached_session(queue_packets, usize::MAX / 4);
+        let socket = Socket::new(self.clone(), engine, None);
+        self.add_socket(socket.clone());
+        if let Ok(reply) = packet::encode_control(PacketKind::Connect, self.name(), None) {
+            socket.mark_connected(&reply);
+        }
+        socket
+    }
+
+    // --- keyed state ----------------------------------------------------------------
+
+    /// The keyed state map `name` of this namespace (created on first use).
+    pub fn state(self: &Arc<Self>, name: &str) -> StateMap {
+        StateMap::new(self.clone(), self.state_shared(name))
+    }
+
+    /// The shared part of state map `name` (created on first use).
+    pub(crate) fn state_shared(&self, name: &str) -> Arc<StateShared> {
+        let (shared, created) = self.states.get_or_create(name);
+        if created {
+            self.adapter().state_opened(name);
+        }
+        shared
+    }
+
+    // --- recovery -------------------------------------------------------------------
+
+    /// Bring back the socket of a client that reconnects with `pid` and the last
+    /// `offset` it saw: same id, same rooms, the CONNECT reply and then every packet it
+    /// missed, before any new one.
+    pub(crate) fn recover(
+        self: &Arc<Self>,
+        engine: &EngineSocket,
+        pid: &str,
+        offset: &str,
+        auth: Option<Value>,
+    ) -> Recovered {
+        self.adapter()
+            .recover(self.clone(), engine, pid, offset, auth)
+    }
+}
+
+/// The narrow face the adapters see.
+impl LocalNamespace for Namespace {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn recovery_config(&self) -> Option<&RecoveryConfig> {
+        self.ctx.recovery.as_ref()
+    }
+
+    fn fan_out(&self, encoded: &Encoded, out: &Outgoing<'_>) -> (EmitReport, Vec<Socket>) {
+        publisher::fan_out(&self.members, encoded, out, &self.ctx.stats)
+    }
+
+    fn drop_slow(&self, slow: Vec<Socket>) {
+        publisher::drop_slow(self.ctx.slow_consumer, &self.ctx.stats, slow);
+    }
+
+    fn send_direct(&self, socket: &Socket, out: &Outgoing<'_>) -> Result<(), EmitError> {
+        let encoded = out.encode(self.name(), None)?;
+        let sent = socket.push(&encoded);
+        if let Err(EmitError::QueueFull(_)) = &sent {
+            self.drop_slow(vec![socket.clone()]);
+        }
+        sent
+    }
+
+    fn count(&self, target: &Target) -> usize {
+        self.members.count(target)
+    }
+
+    fn socket_infos(&self, target: &Target) -> Vec<SocketInfo> {
+        self.members
+            .targets(target)
+            .iter()
+            .map(|s| self.members.info(s))
+            .collect()
+    }
+
+    fn join(&self, target: &Target, rooms: &[Room]) {
+        let adapter = self.adapter();
+        for sid in self.members.join_target(target, rooms) {
+            adapter.session_changed(self, &sid);
+        }
+    }
+
+    fn leave(&self, target: &Target, rooms: &[Room]) {
+        let adapter = self.adapter();
+        for sid in self.members.leave_target(target, rooms) {
+            adapter.session_changed(self, &sid);
+        }
+    }
+
+    fn disconnect(&self, target: &Target, close: bool) {
+        for socket in self.members.targets(target) {
+            if close {
+                socket.close_connection();
+            } else {
+                socket.disconnect();
+            }
+        }
+    }
+
+    fn session_record(&self, sid: &str) -> Option<SessionRecord> {
+        self.members.session_record(sid)
+    }
+
+    fn session_records(&self) -> Vec<SessionRecord> {
+        self.members
+            .all()
+            .iter()
+            .filter_map(|s| self.members.session_record(s.id()))
+            .collect()
+    }
+
+    fn restore(
+        self: Arc<Self>,
+        engine: &EngineSocket,
+        session: SessionRecord,
+        missed: &[Encoded],
+    ) -> Option<Socket> {
+        let SessionRecord {
+            pid,
+            sid,
+            rooms,
+            filters,
+            auth,
+        } = session;
+        let reply = packet::encode_control(
+            PacketKind::Connect,
+            self.name(),
+            Some(&json!({"sid": &*sid, "pid": pid})),
+        )
+        .ok()?;
+        let socket = Socket::with_id(
+            self.clone(),
+            engine.clone(),
+            auth,
+            sid.clone(),
+            Some(pid.into()),
+        );
+        self.members.restore(socket.clone(), rooms, filters);
+        socket.mark_connected(&reply);
+        for packet in missed {
+            socket.replay(packet);
+        }
+        self.adapter().session_changed(&*self, &sid);
+        self.ctx.stats.recovered();
+        Some(socket)
+    }
+
+    fn state(&self, name: &str) -> Arc<StateShared> {
+        self.state_shared(name)
+    }
+
+    fn state_names(&self) -> Vec<String> {
+        self.states.names()
+    }
+}
