@@ -7,29 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use swarmcast::engine::{
-    CloseReason, ConnectionHandler, EngineHandler, EngineSocket, Incoming, RequestInfo,
-};
 use swarmcast::{ConnectError, Namespace, Payload, Server, ServerConfig, Socket, Target};
 
-struct Echo;
-struct EchoConnection(EngineSocket);
-
-impl EngineHandler for Echo {
-    fn on_open(&self, socket: EngineSocket, _req: &RequestInfo) -> Arc<dyn ConnectionHandler> {
-        Arc::new(EchoConnection(socket))
-    }
-}
-
-impl ConnectionHandler for EchoConnection {
-    fn on_message(&self, message: Incoming<'_>) {
-        let _ = match message {
-            Incoming::Text(text) => self.0.send_text(text),
-            Incoming::Binary(bytes) => self.0.send_binary(bytes),
-        };
-    }
-    fn on_close(&self, _reason: CloseReason) {}
-}
+#[path = "common/echo.rs"]
+mod echo;
+use echo::Echo;
 
 fn arg(args: &[String], name: &str) -> Option<u64> {
     args.iter()

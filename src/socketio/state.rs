@@ -95,24 +95,7 @@ impl StateShared {
             return Ok(false);
         }
         data.version += 1;
-        let delta = Delta {
-            map: &self.name,
-            version: data.version,
-            key,
-            value: value.as_ref(),
-            deleted: value.is_none(),
-        };
-        let queue_key = delta_queue_key(&self.name, key);
-        let target = Target::room(self.room.clone());
-        let published = publish(&Outgoing {
-            event: DELTA_EVENT,
-            args: &write_one(&delta),
-            attachments: &[],
-            target: &target,
-            volatile: false,
-            keyed: Some(&queue_key),
-            filter_key: key,
-        });
+        let published = self.with_delta(data.version, key, value.as_ref(), publish);
         match (published, value) {
             (Err(e), Some(_)) => {
                 // A set whose delta could not be encoded is not applied.
@@ -131,6 +114,36 @@ impl StateShared {
                 Ok(existed)
             }
         }
+    }
+
+    /// Hand `f` the delta packet of a change of `key` (to `value`, or deleted) at
+    /// `version`, addressed to the map's subscribers and coalescing per key.
+    fn with_delta<R>(
+        &self,
+        version: u64,
+        key: &str,
+        value: Option<&Value>,
+        f: impl FnOnce(&Outgoing<'_>) -> R,
+    ) -> R {
+        let delta = Delta {
+            map: &self.name,
+            version,
+            key,
+            value,
+            deleted: value.is_none(),
+        };
+        let queue_key = delta_queue_key(&self.name, key);
+        let target = Target::room(self.room.clone());
+        let args = write_one(&delta);
+        f(&Outgoing {
+            event: DELTA_EVENT,
+            args: &args,
+            attachments: &[],
+            target: &target,
+            volatile: false,
+            keyed: Some(&queue_key),
+            filter_key: key,
+        })
     }
 
     /// Apply a change to this node's copy only, before the cluster orders it (so that
@@ -189,28 +202,10 @@ impl StateShared {
         value: Option<Value>,
     ) {
         let mut data = self.data.lock();
-        let delivered = {
-            let delta = Delta {
-                map: &self.name,
-                version: data.version,
-                key,
-                value: value.as_ref(),
-                deleted: value.is_none(),
-            };
-            let queue_key = delta_queue_key(&self.name, key);
-            let target = Target::room(self.room.clone());
-            let out = Outgoing {
-                event: DELTA_EVENT,
-                args: &write_one(&delta),
-                attachments: &[],
-                target: &target,
-                volatile: false,
-                keyed: Some(&queue_key),
-                filter_key: key,
-            };
+        let delivered = self.with_delta(data.version, key, value.as_ref(), |out| {
             out.encode(ns.name(), None)
-                .map(|encoded| ns.fan_out(&encoded, &out).1)
-        };
+                .map(|encoded| ns.fan_out(&encoded, out).1)
+        });
         match value {
             Some(v) => {
                 data.entries.insert(key.to_string(), v);
