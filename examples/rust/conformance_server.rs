@@ -73,4 +73,3 @@ fn main() {
         std::thread::park();
     }
 }
-

@@ -241,6 +241,11 @@ impl Engine {
         })
     }
 
+    /// A session by id, whatever its state (no deadline check).
+    fn sessions_get(&self, sid: &str) -> Option<Arc<Session>> {
+        self.sessions.read().get(sid).cloned()
+    }
+
     /// (frames queued in all sessions, frames queued in the fullest one).
     pub fn queue_depths(&self) -> (usize, usize) {
         self.sessions
@@ -250,8 +255,11 @@ impl Engine {
             .fold((0, 0), |(sum, max), n| (sum + n, max.max(n)))
     }
 
+    /// A live session by id. A session past its PONG deadline is closed here and not
+    /// returned, so that a request never finds a session the heartbeat is about to end.
     pub fn session(&self, sid: &str) -> Option<Arc<Session>> {
-        self.sessions.read().get(sid).cloned()
+        let session = self.sessions.read().get(sid).cloned()?;
+        (!session.check_deadline()).then_some(session)
     }
 
     pub fn session_count(&self) -> usize {
@@ -273,6 +281,9 @@ impl Engine {
                 max_bytes: self.config.queue_bytes,
             },
             transport,
+            self.config
+                .ping_interval
+                .saturating_add(self.config.ping_timeout),
             Arc::downgrade(self),
         );
         let upgrades = if transport == Transport::Polling && self.config.allow_websocket {
@@ -296,7 +307,6 @@ impl Engine {
         self.tasks.spawn(session::heartbeat(
             session.clone(),
             self.config.ping_interval,
-            self.config.ping_timeout,
             self.stats.clone(),
         ));
         (session, open)
@@ -325,6 +335,7 @@ pub(crate) fn detached_session(queue_packets: usize, queue_bytes: usize) -> Engi
             max_bytes: queue_bytes,
         },
         Transport::WebSocket,
+        Duration::MAX,
         Weak::new(),
     ))
 }

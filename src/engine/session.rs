@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::queue::{Frame, KeyedPush, OutboundQueue, PushError, QueueLimits};
@@ -20,16 +21,21 @@ use super::{CloseReason, ConnectionHandler, Engine, Incoming, Transport};
 use crate::metrics::Stats;
 use crate::protocol::engineio;
 
+/// How long a client's CLOSE on a polling session waits for its last GET.
+const CLOSE_LINGER: Duration = Duration::from_millis(500);
+
 /// Where a polling session stands on its way to WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Upgrade {
     /// Long-polling, no probe under way (or a probe that went away).
     None = 0,
-    /// A WebSocket answered the probe: pending and new GETs end with NOOP so that the
+    /// A WebSocket for this session is open and may probe; any other is refused.
+    Probing = 1,
+    /// The WebSocket answered the probe: pending and new GETs end with NOOP so that the
     /// client can send UPGRADE.
-    Probed = 1,
+    Probed = 2,
     /// UPGRADE received: the WebSocket is the transport.
-    Done = 2,
+    Done = 3,
 }
 
 /// One client connection at the Engine.IO level.
@@ -40,6 +46,15 @@ pub(crate) struct Session {
     upgrade: AtomicU8,
     /// A long-poll GET is pending: a second one is a protocol violation.
     get_active: AtomicBool,
+    /// The client sent CLOSE: a pending long-poll ends with NOOP, not CLOSE.
+    closed_by_client: AtomicBool,
+    /// Wakes a close that waits for the client's last GET.
+    poll_started: Notify,
+    /// Past this instant without a PONG the session is dead, whether or not the
+    /// heartbeat task has noticed yet: requests check it when they arrive.
+    deadline: Mutex<Instant>,
+    /// pingInterval + pingTimeout: how far each PONG pushes the deadline.
+    grace: Duration,
     /// Serialises POST bodies so messages reach the handler in order, one at a time.
     post_lock: Mutex<()>,
     pong: Notify,
@@ -51,21 +66,37 @@ pub(crate) struct Session {
     engine: Weak<Engine>,
 }
 
-/// Clears the "GET pending" flag however the request ends (including when hyper drops
-/// the future because the client went away).
-pub(crate) struct PollGuard<'a>(&'a Session);
+/// A pending long-poll GET. Clears the "GET pending" flag however the request ends; a
+/// GET that ends without an answer (hyper drops the future when the client goes away)
+/// closes the session, as the reference server does.
+pub(crate) struct PollGuard<'a> {
+    session: &'a Session,
+    answered: bool,
+}
+
+impl PollGuard<'_> {
+    /// The GET is being answered: dropping the guard now only ends the poll.
+    pub fn answered(&mut self) {
+        self.answered = true;
+    }
+}
 
 impl Drop for PollGuard<'_> {
     fn drop(&mut self) {
-        self.0.get_active.store(false, Ordering::Release);
+        self.session.get_active.store(false, Ordering::Release);
+        if !self.answered {
+            self.session.close(CloseReason::TransportError);
+        }
     }
 }
 
 impl Session {
+    /// A session whose first PONG is due `grace` (pingInterval + pingTimeout) from now.
     pub(super) fn new(
         sid: Arc<str>,
         limits: QueueLimits,
         transport: Transport,
+        grace: Duration,
         engine: Weak<Engine>,
     ) -> Arc<Self> {
         Arc::new(Session {
@@ -74,6 +105,10 @@ impl Session {
             transport: AtomicU8::new(transport as u8),
             upgrade: AtomicU8::new(Upgrade::None as u8),
             get_active: AtomicBool::new(false),
+            closed_by_client: AtomicBool::new(false),
+            poll_started: Notify::new(),
+            deadline: Mutex::new(after(grace)),
+            grace,
             post_lock: Mutex::new(()),
             pong: Notify::new(),
             closed: CancellationToken::new(),
@@ -112,6 +147,21 @@ impl Session {
     /// Resolves when the session has ended.
     pub fn closed(&self) -> WaitForCancellationFuture<'_> {
         self.closed.cancelled()
+    }
+
+    /// Whether the client ended the session with a CLOSE packet.
+    pub fn closed_by_client(&self) -> bool {
+        self.closed_by_client.load(Ordering::Acquire)
+    }
+
+    /// Close the session if its PONG deadline has passed; true when it is (now) closed.
+    /// Called when a request arrives, so that the timeout holds to the millisecond
+    /// whatever the timer's resolution.
+    pub fn check_deadline(&self) -> bool {
+        if !self.is_closed() && Instant::now() >= *self.deadline.lock() {
+            self.close(CloseReason::PingTimeout);
+        }
+        self.is_closed()
     }
 
     // --- outbound queue, as the transports and the upper layer see it ---------------
@@ -159,7 +209,11 @@ impl Session {
         if self.get_active.swap(true, Ordering::AcqRel) {
             return None;
         }
-        Some(PollGuard(self))
+        self.poll_started.notify_waiters();
+        Some(PollGuard {
+            session: self,
+            answered: false,
+        })
     }
 
     /// One POST at a time, so that packets reach the handler in order; None when
@@ -175,21 +229,38 @@ impl Session {
 
     // --- the upgrade ----------------------------------------------------------------
 
-    /// A WebSocket answered `2probe` with `3probe`: end the pending long-poll so the
+    /// A WebSocket asks to upgrade this session. True when it may probe; false when
+    /// another one is probing or the session upgraded already (that one is closed, as
+    /// the spec says, and the session goes on).
+    pub fn attach_probe(&self) -> bool {
+        self.transport() == Transport::Polling
+            && self
+                .upgrade
+                .compare_exchange(
+                    Upgrade::None as u8,
+                    Upgrade::Probing as u8,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+    }
+
+    /// The WebSocket answered `2probe` with `3probe`: end the pending long-poll so the
     /// client can send UPGRADE.
     pub fn probe_succeeded(&self) {
         self.upgrade.store(Upgrade::Probed as u8, Ordering::Release);
         self.queue.wake();
     }
 
-    /// The probing WebSocket went away before UPGRADE: back to plain long-polling.
+    /// The probing WebSocket went away before UPGRADE: back to plain long-polling, so
+    /// that GETs wait for packets again and another probe may come.
     pub fn probe_abandoned(&self) {
-        let _ = self.upgrade.compare_exchange(
-            Upgrade::Probed as u8,
-            Upgrade::None as u8,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        let _ = self
+            .upgrade
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                (state == Upgrade::Probing as u8 || state == Upgrade::Probed as u8)
+                    .then_some(Upgrade::None as u8)
+            });
     }
 
     /// UPGRADE arrived on the probing WebSocket. True when the session switched to it
@@ -219,6 +290,7 @@ impl Session {
     pub fn receive(&self, packet: engineio::Packet<'_>) -> Result<(), CloseReason> {
         match packet {
             engineio::Packet::Pong(_) => {
+                *self.deadline.lock() = after(self.grace);
                 self.pong.notify_one();
                 Ok(())
             }
@@ -234,19 +306,53 @@ impl Session {
                 Ok(())
             }
             engineio::Packet::Close => {
-                self.close(CloseReason::TransportClose);
+                self.closed_by_client.store(true, Ordering::Release);
+                if self.transport() == Transport::Polling
+                    && !self.get_active.load(Ordering::Acquire)
+                {
+                    self.close_after_next_poll();
+                } else {
+                    self.close(CloseReason::TransportClose);
+                }
                 Ok(())
             }
             engineio::Packet::Noop => Ok(()),
-            // v4 clients do not ping, but answering is harmless and helps old tools.
-            engineio::Packet::Ping(payload) => {
-                let _ = self.queue.push_control(Frame::text(engineio::encode_text(
-                    &engineio::Packet::Pong(payload),
-                )));
-                Ok(())
+            // In v4 only the server pings (a probe is handled by the WebSocket transport
+            // before it gets here): a client PING breaks the protocol, as for the
+            // reference server. Answering it would also let a client queue frames at will.
+            engineio::Packet::Ping(_) | engineio::Packet::Open(_) | engineio::Packet::Upgrade => {
+                Err(CloseReason::ParseError)
             }
-            engineio::Packet::Open(_) | engineio::Packet::Upgrade => Err(CloseReason::ParseError),
         }
+    }
+
+    /// The client closed a polling session while no GET of its is pending here. Its
+    /// last GET may be on another connection the server has not read yet: wait a little
+    /// for it, so that it is answered NOOP as if it had come first (what the reference
+    /// server does for a GET that is pending), then close.
+    fn close_after_next_poll(&self) {
+        let Some(engine) = self.engine.upgrade() else {
+            return self.close(CloseReason::TransportClose);
+        };
+        let Some(session) = engine.sessions_get(&self.sid) else {
+            return self.close(CloseReason::TransportClose);
+        };
+        engine.tasks.spawn(async move {
+            let give_up = Instant::now() + CLOSE_LINGER;
+            loop {
+                let started = session.poll_started.notified();
+                tokio::pin!(started);
+                started.as_mut().enable();
+                if session.get_active.load(Ordering::Acquire) || session.is_closed() {
+                    break;
+                }
+                tokio::select! {
+                    _ = started => {}
+                    _ = tokio::time::sleep_until(give_up) => break,
+                }
+            }
+            session.close(CloseReason::TransportClose);
+        });
     }
 
     /// A binary message that already is `Bytes` (a WebSocket frame): no copy.
@@ -275,13 +381,16 @@ impl Session {
     }
 }
 
-/// PING every `interval`; close when no PONG comes within `timeout`.
-pub(super) async fn heartbeat(
-    session: Arc<Session>,
-    interval: Duration,
-    timeout: Duration,
-    stats: Arc<Stats>,
-) {
+/// `grace` from now, or far in the future when that is past what a clock can hold.
+fn after(grace: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(grace)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// PING every `interval`; close when no PONG comes by the session's deadline (the
+/// PING plus `timeout`, pushed on by every PONG).
+pub(super) async fn heartbeat(session: Arc<Session>, interval: Duration, stats: Arc<Stats>) {
     let ping = engineio::encode_text(&engineio::Packet::Ping(""));
     loop {
         tokio::select! {
@@ -295,11 +404,12 @@ pub(super) async fn heartbeat(
         {
             return;
         }
-        let sent = tokio::time::Instant::now();
+        let sent = Instant::now();
+        let deadline = *session.deadline.lock();
         tokio::select! {
             _ = session.closed.cancelled() => return,
             _ = session.pong.notified() => stats.record_ping_rtt(sent.elapsed().as_secs_f64()),
-            _ = tokio::time::sleep(timeout) => {
+            _ = tokio::time::sleep_until(deadline) => {
                 session.close(CloseReason::PingTimeout);
                 return;
             }

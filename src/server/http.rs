@@ -224,20 +224,20 @@ async fn engine_request(
         if !app.cors.allows_websocket(req.headers()) {
             return EngineError::Forbidden.response();
         }
-        let session = match sid {
+        let purpose = match sid {
             Some(sid) => match engine.session(&sid) {
-                Some(s) if s.transport() == Transport::Polling && !s.is_closed() => Some(s),
-                Some(_) => return EngineError::BadRequest.response(),
+                Some(s) if s.attach_probe() => websocket::Purpose::Upgrade(s),
+                Some(_) => websocket::Purpose::Refuse,
                 None => return EngineError::UnknownSid.response(),
             },
-            None => None,
+            None => websocket::Purpose::Open,
         };
         let info = RequestInfo {
             remote_addr: Some(remote),
             query,
             headers: req.headers().clone(),
         };
-        return websocket::upgrade(engine, session, req, info, tasks);
+        return websocket::upgrade(engine, purpose, req, info, tasks);
     }
 
     match (req.method(), sid) {

@@ -41,7 +41,9 @@ pub struct ServerConfig {
     pub engine: EngineConfig,
     /// How long a client may take to send its first Socket.IO CONNECT.
     pub connect_timeout: Duration,
-    /// Most binary attachments in one packet.
+    /// Most binary attachments in one packet. The default, 10, is the reference
+    /// parser's (socket.io-parser `maxAttachments`): a client may make the server hold
+    /// this many buffers of up to `max_payload` bytes while it waits for the rest.
     pub max_attachments: usize,
     /// Serve `POST /api/emit` (publish over HTTP).
     pub publish_api: bool,
@@ -72,7 +74,7 @@ impl Default for ServerConfig {
             cors_allowed_origins: Vec::new(),
             engine: EngineConfig::default(),
             connect_timeout: Duration::from_secs(45),
-            max_attachments: 64,
+            max_attachments: 10,
             publish_api: false,
             api_key: None,
             worker_threads: 2,

@@ -26,7 +26,7 @@ pub(crate) fn payload_response(body: String) -> HttpResponse {
 /// `max_polling_packets`; the rest wait for the next GET), or with NOOP when the session
 /// upgrades, or CLOSE when it ends.
 pub(crate) async fn get(engine: &Engine, session: Arc<Session>) -> HttpResponse {
-    let Some(_poll) = session.begin_poll() else {
+    let Some(mut poll) = session.begin_poll() else {
         // Two concurrent GETs: the client is broken. Close the session; the pending GET
         // answers with CLOSE.
         session.close(CloseReason::ParseError);
@@ -46,13 +46,18 @@ pub(crate) async fn get(engine: &Engine, session: Arc<Session>) -> HttpResponse 
                 engineio::write_payload_frame(&mut body, frame);
             }
             if closed && frames.len() < max {
-                engineio::write_payload_frame(&mut body, engineio::Frame::Text("1"));
+                // The client's own CLOSE ends its pending poll with NOOP (as the reference
+                // server does); a close the server decides ends it with CLOSE.
+                let last = if session.closed_by_client() { "6" } else { "1" };
+                engineio::write_payload_frame(&mut body, engineio::Frame::Text(last));
             }
             engine.stats.record_write(frames.len(), body.len());
+            poll.answered();
             return payload_response(body);
         }
         if session.poll_yields_to_upgrade() {
             // The client is switching to WebSocket: end this poll so it can send UPGRADE.
+            poll.answered();
             return payload_response("6".to_string());
         }
         tokio::select! {
@@ -62,9 +67,8 @@ pub(crate) async fn get(engine: &Engine, session: Arc<Session>) -> HttpResponse 
     }
 }
 
-/// Client packets. Answers `ok`; a body over `max_payload` gets 413 and is dropped (the
-/// session goes on, as with the reference server); a malformed one gets 400 and closes
-/// the session.
+/// Client packets. Answers `ok`; a body over `max_payload` gets 413 and a malformed
+/// one 400, and both close the session (as the reference server does).
 pub(crate) async fn post(
     engine: &Engine,
     session: Arc<Session>,
@@ -77,11 +81,15 @@ pub(crate) async fn post(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > max) {
+        session.close(CloseReason::ParseError);
         return text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
     }
     let body = match Limited::new(req.into_body(), max).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large"),
+        Err(_) => {
+            session.close(CloseReason::ParseError);
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
+        }
     };
     let Ok(body) = std::str::from_utf8(&body) else {
         session.close(CloseReason::ParseError);

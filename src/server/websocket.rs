@@ -37,22 +37,42 @@ pub(crate) fn is_upgrade_request(req: &Request<Body>) -> bool {
     has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket")
 }
 
-/// Answer 101 and hand the upgraded connection to a task. `session` is the polling
-/// session to upgrade, or `None` for a WebSocket-only handshake.
+/// What a WebSocket handshake is for.
+pub(crate) enum Purpose {
+    /// A new WebSocket-only session.
+    Open,
+    /// Probe, then upgrade, this polling session (it accepted the probe).
+    Upgrade(Arc<Session>),
+    /// A session that is being or has been upgraded by another WebSocket: accept this
+    /// one and close it at once (the spec says the server MUST close it; refusing the
+    /// handshake instead makes the official client report an error).
+    Refuse,
+}
+
+/// Answer 101 and hand the upgraded connection to a task.
 pub(crate) fn upgrade(
     engine: Arc<Engine>,
-    session: Option<Arc<Session>>,
+    purpose: Purpose,
     mut req: Request<Body>,
     info: RequestInfo,
     tasks: TaskTracker,
 ) -> HttpResponse {
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
+        if let Purpose::Upgrade(session) = &purpose {
+            session.probe_abandoned();
+        }
         return EngineError::BadRequest.response();
     };
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     let config = ws_config(engine.config.max_payload);
     tasks.spawn(async move {
+        // However the upgrade ends, a probe that never completed gives the session back
+        // to long-polling (a no-op once upgraded).
+        let _probe = match &purpose {
+            Purpose::Upgrade(session) => Some(AbandonProbeOnDrop(session.clone())),
+            _ => None,
+        };
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
@@ -60,20 +80,20 @@ pub(crate) fn upgrade(
                 return;
             }
         };
-        let ws =
+        let mut ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        match session {
-            Some(session) => run(ws, session, engine, false).await,
-            None => {
+        match purpose {
+            Purpose::Upgrade(session) => run(ws, session, engine, false).await,
+            Purpose::Open => {
                 let (session, open) = engine.open(Transport::WebSocket, &info);
-                let mut ws = ws;
                 if ws.send(Message::text(open)).await.is_err() {
                     session.close(CloseReason::TransportError);
                     return;
                 }
                 run(ws, session, engine, true).await
             }
+            Purpose::Refuse => close_gracefully(&mut ws).await,
         }
     });
     let mut resp = Response::new(Full::new(Bytes::new()));
@@ -110,9 +130,6 @@ fn to_message(frame: Frame) -> Message {
 /// polling session probes this WebSocket: then only the probe and UPGRADE are expected,
 /// and the queue still belongs to the polling transport.
 async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active: bool) {
-    // However this task ends, a probe that never completed gives the session back to
-    // long-polling (a no-op once upgraded).
-    let _probe = AbandonProbeOnDrop(&session);
     let mut batch: VecDeque<Frame> = VecDeque::new();
     let mut batcher = Batcher::new(engine.config.batch_window, engine.config.max_batch);
     let mut hold_until: Option<tokio::time::Instant> = None;
@@ -149,8 +166,13 @@ async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active:
                                 // the polling transport left queued.
                                 active = true;
                             }
-                            // Anything else on a probing socket: drop this socket, keep the session.
-                            _ => return,
+                            // Anything else on a probing socket: close this socket, keep
+                            // the session.
+                            _ => {
+                                session.probe_abandoned();
+                                close_gracefully(&mut ws).await;
+                                return;
+                            }
                         }
                     }
                     Message::Text(text) => {
@@ -162,7 +184,11 @@ async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active:
                         }
                     }
                     Message::Binary(data) if active => session.receive_binary(&data),
-                    Message::Binary(_) => return,
+                    Message::Binary(_) => {
+                        session.probe_abandoned();
+                        close_gracefully(&mut ws).await;
+                        return;
+                    }
                     Message::Close(_) => break CloseReason::TransportClose,
                     // tungstenite answers pings itself; the reply goes out with the next flush.
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
@@ -200,9 +226,21 @@ async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active:
     }
 }
 
-struct AbandonProbeOnDrop<'a>(&'a Session);
+/// Send a close frame (no status code) and wait briefly for the client's, so that the
+/// client sees a clean close rather than a dropped connection.
+async fn close_gracefully(ws: &mut Ws) {
+    if ws.close(None).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
 
-impl Drop for AbandonProbeOnDrop<'_> {
+struct AbandonProbeOnDrop(Arc<Session>);
+
+impl Drop for AbandonProbeOnDrop {
     fn drop(&mut self) {
         self.0.probe_abandoned();
     }

@@ -142,26 +142,29 @@ impl Connection {
             PacketKind::Connect => self.connect(packet.namespace, packet.data),
             PacketKind::Disconnect => {
                 let socket = self.state.lock().sockets.remove(&packet.namespace);
-                if let Some(socket) = socket {
-                    socket
+                match socket {
+                    Some(socket) => socket
                         .0
                         .ns
-                        .remove_socket(&socket, DisconnectReason::ClientNamespaceDisconnect);
+                        .remove_socket(&socket, DisconnectReason::ClientNamespaceDisconnect),
+                    None => self.violation("DISCONNECT for a namespace not joined"),
                 }
             }
             PacketKind::Event | PacketKind::BinaryEvent => {
-                // Events for a namespace the client is not (yet) connected to are ignored,
-                // as Socket.IO does.
+                // An event for a namespace the client has not joined breaks the protocol
+                // (the reference server closes the connection too).
                 let Some(socket) = self.socket(&packet.namespace) else {
-                    return;
+                    return self.violation("EVENT for a namespace not joined");
                 };
                 let Some(Value::Array(mut args)) = packet.data else {
                     return self.violation("event without an argument array");
                 };
+                // The name is a string, or a number (the reference parser accepts one and
+                // handlers see it as its decimal text).
                 let name = match args.first() {
-                    Some(Value::String(_)) => match args.remove(0) {
+                    Some(Value::String(_) | Value::Number(_)) => match args.remove(0) {
                         Value::String(name) => name,
-                        _ => return,
+                        number => number.to_string(),
                     },
                     _ => return self.violation("event without a name"),
                 };
@@ -179,8 +182,11 @@ impl Connection {
                 }
             }
             PacketKind::Ack | PacketKind::BinaryAck => {
-                let (Some(socket), Some(id)) = (self.socket(&packet.namespace), packet.id) else {
-                    return;
+                let Some(socket) = self.socket(&packet.namespace) else {
+                    return self.violation("ACK for a namespace not joined");
+                };
+                let Some(id) = packet.id else {
+                    return self.violation("ACK without an id");
                 };
                 let args = match packet.data {
                     Some(Value::Array(args)) => args,
@@ -202,9 +208,10 @@ impl Connection {
             );
             return;
         };
-        if self.socket(&namespace).is_some() {
-            // Already connected to it: a repeated CONNECT changes nothing.
-            return;
+        if self.state.lock().sockets.contains_key(&namespace) {
+            // Already connected (or connecting) to it: a repeated CONNECT breaks the
+            // protocol (the reference server closes the connection too).
+            return self.violation("CONNECT for a namespace already joined");
         }
         let (auth, recovery) = split_recovery_auth(auth);
         if let Some((pid, offset)) = recovery {
