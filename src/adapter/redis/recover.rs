@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::node::Node;
 use super::reply::parse_entries;
-use super::wire::{self, Message, StreamId};
+use super::wire::{self, kind, Message, StreamId};
 use crate::engine::EngineSocket;
 use crate::namespace::Namespace;
 use crate::rooms::Room;
@@ -119,7 +119,7 @@ async fn recover_session(
                 continue;
             };
             start = id.next();
-            if id <= request.offset || entry.nsp != ns.name() || entry.kind != "3" {
+            if id <= request.offset || entry.nsp != ns.name() || entry.kind != kind::BROADCAST_TEXT {
                 continue;
             }
             let Ok(Message::Broadcast { msg, meta, .. }) = wire::decode_entry(entry) else {

@@ -23,6 +23,8 @@ pub(crate) mod kind {
     pub const INITIAL_HEARTBEAT: u64 = 1;
     pub const HEARTBEAT: u64 = 2;
     pub const BROADCAST: u64 = 3;
+    /// [`BROADCAST`] as the `type` field of a stream entry holds it.
+    pub const BROADCAST_TEXT: &str = "3";
     pub const SOCKETS_JOIN: u64 = 4;
     pub const SOCKETS_LEAVE: u64 = 5;
     pub const DISCONNECT_SOCKETS: u64 = 6;
@@ -952,6 +954,11 @@ mod tests {
         assert_eq!(a.next().to_string(), "1700000000000-6");
         assert!(StreamId::parse("17").is_none());
         assert!(StreamId::parse("a-b").is_none());
+    }
+
+    #[test]
+    fn kinds_in_text_match_their_numbers() {
+        assert_eq!(kind::BROADCAST_TEXT, kind::BROADCAST.to_string());
     }
 
     #[test]
