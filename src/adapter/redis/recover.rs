@@ -119,7 +119,8 @@ async fn recover_session(
                 continue;
             };
             start = id.next();
-            if id <= request.offset || entry.nsp != ns.name() || entry.kind != kind::BROADCAST_TEXT {
+            if id <= request.offset || entry.nsp != ns.name() || entry.kind != kind::BROADCAST_TEXT
+            {
                 continue;
             }
             let Ok(Message::Broadcast { msg, meta, .. }) = wire::decode_entry(entry) else {
