@@ -9,9 +9,9 @@ use redis::aio::ConnectionManagerConfig;
 
 use super::wire;
 
-/// Where and how a node (or a [`RedisEmitter`]) talks to Redis. The defaults are those
-/// of `@socket.io/redis-streams-adapter`, so that Node servers using it join the same
-/// cluster unchanged.
+/// Where and how a node (or a [`RedisEmitter`](super::RedisEmitter)) talks to Redis.
+/// The defaults are those of `@socket.io/redis-streams-adapter`, so that Node servers
+/// using it join the same cluster unchanged.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
     /// `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS (cargo
