@@ -1,0 +1,111 @@
+//! [`RedisConfig`]: where and how a node talks to Redis, and the names derived
+//! from it (pub/sub channels, keyed-state keys, the connection manager's timeouts).
+//! Kept apart so that the node and the [`RedisEmitter`](super::RedisEmitter) name
+//! channels and keys the same way.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManagerConfig;
+
+use super::wire;
+
+/// Where and how a node (or a [`RedisEmitter`](super::RedisEmitter)) talks to Redis.
+/// The defaults are those of `@socket.io/redis-streams-adapter`, so that Node servers
+/// using it join the same cluster unchanged.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS (cargo
+    /// feature `redis-tls`; append `#insecure` to skip certificate checks).
+    pub url: String,
+    /// The stream holding the broadcast log (`streamName`).
+    pub stream_name: String,
+    /// `MAXLEN ~` bound of the stream (`maxLen`): size it for the recovery window
+    /// (see `docs/deployment.md`).
+    pub max_len: usize,
+    /// Prefix of the pub/sub channels (`channelPrefix`).
+    pub channel_prefix: String,
+    /// Prefix of the recovery session keys (`sessionKeyPrefix`).
+    pub session_key_prefix: String,
+    /// Prefix of the keyed-state hashes (swarmcast only).
+    pub state_key_prefix: String,
+    /// Entries per `XREAD` (`readCount`).
+    pub read_count: usize,
+    /// `XREAD BLOCK` time (`blockTimeInMs`).
+    pub block_time: Duration,
+    /// How often the node says it is alive (`heartbeatInterval`).
+    pub heartbeat_interval: Duration,
+    /// How long a socket listing waits for the other nodes.
+    pub request_timeout: Duration,
+    /// How long one Redis command may take before it counts as failed.
+    pub response_timeout: Duration,
+    /// Commands waiting for Redis, at most; beyond, they are counted as failures (local
+    /// delivery is not affected).
+    pub queue_capacity: usize,
+    /// With recovery on, deliver this node's broadcasts locally in log order (their
+    /// offsets are then log ids, recoverable on any node). Off: local delivery is
+    /// immediate and offsets of local broadcasts only recover on this node.
+    pub ordered_delivery: bool,
+}
+
+impl RedisConfig {
+    /// The defaults with this URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            stream_name: "socket.io".into(),
+            max_len: 10_000,
+            channel_prefix: "socket.io".into(),
+            session_key_prefix: "sio:session:".into(),
+            state_key_prefix: "swarmcast:state:".into(),
+            read_count: 100,
+            block_time: Duration::from_secs(5),
+            heartbeat_interval: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(2),
+            queue_capacity: 65_536,
+            ordered_delivery: true,
+        }
+    }
+
+    pub(super) fn public_channel(&self, nsp: &str) -> String {
+        format!("{}#{nsp}#", self.channel_prefix)
+    }
+
+    pub(super) fn private_channel(&self, nsp: &str, uid: &str) -> String {
+        format!("{}#{nsp}#{uid}#", self.channel_prefix)
+    }
+
+    pub(super) fn emitter_request_channel(&self, nsp: &str) -> String {
+        format!("{}-request#{nsp}#", self.channel_prefix)
+    }
+
+    pub(super) fn state_entries_key(&self, nsp: &str, map: &str) -> String {
+        format!(
+            "{}{}:map:{}",
+            self.state_key_prefix,
+            wire::key_part(nsp),
+            wire::key_part(map)
+        )
+    }
+
+    pub(super) fn state_maps_key(&self, nsp: &str) -> String {
+        format!("{}{}:maps", self.state_key_prefix, wire::key_part(nsp))
+    }
+
+    pub(super) fn client(&self) -> Result<redis::Client, redis::RedisError> {
+        #[cfg(feature = "redis-tls")]
+        {
+            // rustls needs a process-wide crypto provider; ours unless one is set.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        redis::Client::open(self.url.as_str())
+    }
+
+    pub(super) fn manager_config(&self) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(self.response_timeout))
+            .set_max_delay(Duration::from_secs(2))
+            .set_number_of_retries(3)
+    }
+}

@@ -1,0 +1,246 @@
+//! The pub/sub side of the cluster: the subscriber task listens on every
+//! namespace's channels for other nodes' requests and answers and for what
+//! `@socket.io/redis-emitter` publishes; [`fetch_remote_sockets`] is the request
+//! side of a socket listing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Value as RValue;
+use tokio::sync::mpsc;
+
+use super::node::{backoff, Node};
+use super::publisher::Command;
+use super::reader::{apply_message, deliver};
+use super::reply::{items, text};
+use super::wire::{self, kind, Message, PubSub};
+use crate::adapter::SocketInfo;
+use crate::namespace::Namespace;
+use crate::rooms::Target;
+
+/// Ask every other node for its sockets the target reaches.
+pub(super) async fn fetch_remote_sockets(
+    node: Arc<Node>,
+    nsp: String,
+    target: Target,
+) -> Vec<SocketInfo> {
+    let Some(mut conn) = node.cmd_conn() else {
+        return Vec::new();
+    };
+    let public = node.config.public_channel(&nsp);
+    let numsub: Result<RValue, _> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(&public)
+        .query_async(&mut conn)
+        .await;
+    let subscribers = numsub
+        .ok()
+        .and_then(|v| items(&v).get(1).and_then(|n| text(n)))
+        .and_then(|n| n.parse::<i64>().ok())
+        .unwrap_or(0);
+    let expected = subscribers - 1;
+    if expected <= 0 {
+        return Vec::new();
+    }
+    let request_id = format!("{:016x}", rand::random::<u64>());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    node.requests.lock().insert(request_id.clone(), tx);
+    let payload = wire::encode_pubsub(
+        &node.uid,
+        &nsp,
+        kind::FETCH_SOCKETS,
+        wire::fetch_request(&target, &request_id),
+    );
+    let published: Result<i64, _> = redis::cmd("PUBLISH")
+        .arg(&public)
+        .arg(payload)
+        .query_async(&mut conn)
+        .await;
+    let mut sockets = Vec::new();
+    if published.is_ok() {
+        let deadline = tokio::time::Instant::now() + node.config.request_timeout;
+        let mut answers = 0;
+        while answers < expected {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(batch)) => {
+                    sockets.extend(batch);
+                    answers += 1;
+                }
+                _ => break,
+            }
+        }
+    }
+    node.requests.lock().remove(&request_id);
+    sockets
+}
+
+/// Listens on the pub/sub channels of every namespace.
+pub(super) async fn subscriber(
+    node: Arc<Node>,
+    mut new_namespaces: mpsc::UnboundedReceiver<String>,
+) {
+    use futures_util::StreamExt;
+    let mut attempt = 0u32;
+    let mut lost = false;
+    loop {
+        if node.closing.is_cancelled() {
+            return;
+        }
+        let pubsub = tokio::select! {
+            p = tokio::time::timeout(Duration::from_secs(3), node.client.get_async_pubsub()) => p,
+            _ = node.closing.cancelled() => return,
+        };
+        let pubsub = match pubsub {
+            Ok(Ok(p)) => p,
+            _ => {
+                lost = true;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff(attempt)) => {}
+                    _ = node.closing.cancelled() => return,
+                }
+                attempt = attempt.saturating_add(1);
+                continue;
+            }
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        let mut subscribed = true;
+        for nsp in node.namespace_names() {
+            subscribed &= subscribe_namespace(&node, &mut sink, &nsp).await;
+        }
+        if !subscribed {
+            lost = true;
+            tokio::time::sleep(backoff(attempt)).await;
+            attempt = attempt.saturating_add(1);
+            continue;
+        }
+        attempt = 0;
+        let _ = node.subscribed.send(true);
+        if std::mem::take(&mut lost) {
+            tracing::info!("pub/sub listener reconnected to redis");
+            if let Some(stats) = node.stats() {
+                stats.cluster_reconnected();
+            }
+        }
+        loop {
+            tokio::select! {
+                _ = node.closing.cancelled() => return,
+                Some(nsp) = new_namespaces.recv() => {
+                    if !subscribe_namespace(&node, &mut sink, &nsp).await {
+                        lost = true;
+                        break;
+                    }
+                }
+                msg = stream.next() => {
+                    let Some(msg) = msg else {
+                        lost = true;
+                        break;
+                    };
+                    on_pubsub(&node, msg.get_channel_name(), msg.from_pattern(), msg.get_payload_bytes());
+                }
+            }
+        }
+    }
+}
+
+async fn subscribe_namespace(node: &Node, sink: &mut redis::aio::PubSubSink, nsp: &str) -> bool {
+    let config = &node.config;
+    let channels = [
+        config.public_channel(nsp),
+        config.private_channel(nsp, &node.uid),
+        config.emitter_request_channel(nsp),
+    ];
+    // Room channels of @socket.io/redis-emitter: `<prefix>#<nsp>#<room>#`.
+    let pattern = format!("{}*", config.public_channel(nsp));
+    sink.subscribe(&channels).await.is_ok() && sink.psubscribe(pattern).await.is_ok()
+}
+
+fn on_pubsub(node: &Node, channel: &str, from_pattern: bool, payload: &[u8]) {
+    let config = &node.config;
+    let Some(core) = node.core() else {
+        return;
+    };
+    for nsp in node.namespace_names() {
+        let public = config.public_channel(&nsp);
+        let private = config.private_channel(&nsp, &node.uid);
+        if channel == config.emitter_request_channel(&nsp) {
+            let Some(ns) = core.get(&nsp) else {
+                return;
+            };
+            match wire::decode_emitter_request(payload) {
+                Ok(message) => apply_message(node, &ns, wire::EMITTER_UID, message),
+                Err(e) => node.malformed(&e),
+            }
+            return;
+        }
+        let ours = channel == public || channel == private;
+        if from_pattern && ours {
+            // Also received through the plain subscription.
+            return;
+        }
+        if !(ours || (from_pattern && channel.starts_with(&public))) {
+            continue;
+        }
+        let Some(ns) = core.get(&nsp) else {
+            return;
+        };
+        match wire::decode_pubsub(payload) {
+            Ok(PubSub::Emitter { msg, delta, .. }) => {
+                deliver(node, &ns, &msg, delta, None);
+                if let Some(stats) = node.stats() {
+                    stats.cluster_remote_delivery();
+                }
+            }
+            // Other nodes' answers on their private channels match our pattern.
+            Ok(PubSub::Cluster { .. }) if from_pattern => {}
+            Ok(PubSub::Cluster { uid, message, .. }) if uid != node.uid => {
+                on_cluster_pubsub(node, &ns, &uid, message);
+            }
+            Ok(PubSub::Cluster { .. }) => {}
+            Err(e) => node.malformed(&e),
+        }
+        return;
+    }
+}
+
+fn on_cluster_pubsub(node: &Node, ns: &Arc<Namespace>, from: &str, message: Message) {
+    match message {
+        Message::FetchSockets { target, request_id } => {
+            let mut sockets = Vec::new();
+            ns.for_each_target(&target, |s| sockets.push(ns.socket_info(s)));
+            node.enqueue(Command::Publish {
+                channel: node.config.private_channel(ns.name(), from),
+                payload: wire::encode_pubsub(
+                    &node.uid,
+                    ns.name(),
+                    kind::FETCH_SOCKETS_RESPONSE,
+                    wire::fetch_response(&request_id, &sockets),
+                ),
+            });
+        }
+        Message::FetchSocketsResponse {
+            request_id,
+            sockets,
+        } => {
+            if let Some(tx) = node.requests.lock().get(&request_id) {
+                let _ = tx.send(sockets);
+            }
+        }
+        Message::Broadcast { meta, msg, delta } => match meta.request_id {
+            Some(request_id) => {
+                // Acknowledgements cannot cross to this server: answer that none of
+                // its clients will acknowledge, so that the sender does not wait.
+                node.enqueue(Command::Publish {
+                    channel: node.config.private_channel(ns.name(), from),
+                    payload: wire::encode_pubsub(
+                        &node.uid,
+                        ns.name(),
+                        kind::BROADCAST_CLIENT_COUNT,
+                        wire::client_count(&request_id, 0),
+                    ),
+                });
+            }
+            None => deliver(node, ns, &msg, delta, None),
+        },
+        other => apply_message(node, ns, from, other),
+    }
+}

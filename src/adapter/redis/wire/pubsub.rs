@@ -1,0 +1,251 @@
+//! Pub/sub messages: msgpack cluster messages `{uid, nsp, type, data}` (requests
+//! and answers between nodes) and `@socket.io/redis-emitter`'s broadcasts
+//! `[uid, packet, opts]` and JSON requests.
+
+use rmpv::Value as Mp;
+use serde_json::Value;
+
+use super::broadcast::{broadcast_from_values, decode_broadcast_mp};
+use super::entry::{decode_typed, json_rooms, json_target};
+use super::msgpack::{
+    json_to_mp, mp_decode, mp_encode, mp_get, mp_str, mp_target, mp_to_json, opts_mp,
+};
+use super::{bad, kind, DeltaInfo, Malformed, Message};
+use crate::adapter::{ClusterBroadcast, SocketInfo};
+use crate::rooms::Target;
+
+/// A pub/sub message: a cluster message (`{uid, nsp, type, data}`) or an emitter
+/// broadcast (`[uid, packet, opts]`).
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum PubSub {
+    Cluster {
+        uid: String,
+        nsp: String,
+        message: Message,
+    },
+    Emitter {
+        nsp: Option<String>,
+        msg: ClusterBroadcast,
+        delta: Option<DeltaInfo>,
+    },
+}
+
+pub(crate) fn decode_pubsub(payload: &[u8]) -> Result<PubSub, Malformed> {
+    let value = mp_decode(payload)?;
+    match &value {
+        Mp::Array(items) if items.len() >= 2 => {
+            // @socket.io/redis-emitter: [uid, packet, opts]
+            let packet = &items[1];
+            let nsp = mp_str(mp_get(packet, "nsp"));
+            let mut attachments = Vec::new();
+            let data = match mp_get(packet, "data").map(|d| mp_to_json(d, &mut attachments)) {
+                Some(Value::Array(items)) => items,
+                _ => return Err(bad("emitter packet data is not an array")),
+            };
+            let (target, volatile) = mp_target(items.get(2));
+            let (msg, delta) = broadcast_from_values(&data, attachments, target, volatile)?;
+            Ok(PubSub::Emitter { nsp, msg, delta })
+        }
+        Mp::Map(_) => {
+            let uid = mp_str(mp_get(&value, "uid")).unwrap_or_default();
+            let nsp = mp_str(mp_get(&value, "nsp")).unwrap_or_default();
+            let kind = mp_get(&value, "type")
+                .and_then(|t| {
+                    t.as_u64()
+                        .or_else(|| t.as_str().and_then(|s| s.parse().ok()))
+                })
+                .ok_or_else(|| bad("message without a type"))?;
+            let message = if kind == kind::BROADCAST {
+                let body = mp_get(&value, "data").ok_or_else(|| bad("broadcast without data"))?;
+                let (msg, meta, delta) = decode_broadcast_mp(body)?;
+                Message::Broadcast { msg, meta, delta }
+            } else {
+                let data = mp_get(&value, "data")
+                    .map(|d| mp_to_json(d, &mut Vec::new()))
+                    .unwrap_or(Value::Null);
+                decode_typed(kind, &data)?
+            };
+            Ok(PubSub::Cluster { uid, nsp, message })
+        }
+        _ => Err(bad("pub/sub payload is neither a map nor an array")),
+    }
+}
+
+/// A msgpack cluster message `{uid, nsp, type, data}`.
+pub(crate) fn encode_pubsub(uid: &str, nsp: &str, kind: u64, data: Mp) -> Vec<u8> {
+    mp_encode(&Mp::Map(vec![
+        (Mp::from("uid"), Mp::from(uid)),
+        (Mp::from("nsp"), Mp::from(nsp)),
+        (Mp::from("type"), Mp::from(kind)),
+        (Mp::from("data"), data),
+    ]))
+}
+
+/// FETCH_SOCKETS request data.
+pub(crate) fn fetch_request(target: &Target, request_id: &str) -> Mp {
+    Mp::Map(vec![
+        (Mp::from("opts"), opts_mp(target, false)),
+        (Mp::from("requestId"), Mp::from(request_id)),
+    ])
+}
+
+/// FETCH_SOCKETS_RESPONSE data, in the shape socket.io's `RemoteSocket` expects.
+pub(crate) fn fetch_response(request_id: &str, sockets: &[SocketInfo]) -> Mp {
+    let sockets = sockets
+        .iter()
+        .map(|s| {
+            let handshake = Mp::Map(vec![
+                (Mp::from("headers"), Mp::Map(Vec::new())),
+                (Mp::from("time"), Mp::from("")),
+                (Mp::from("address"), Mp::from("")),
+                (Mp::from("xdomain"), Mp::Boolean(false)),
+                (Mp::from("secure"), Mp::Boolean(false)),
+                (Mp::from("issued"), Mp::from(0u64)),
+                (Mp::from("url"), Mp::from("")),
+                (Mp::from("query"), Mp::Map(Vec::new())),
+                (
+                    Mp::from("auth"),
+                    match &s.auth {
+                        Value::Null => Mp::Map(Vec::new()),
+                        auth => json_to_mp(auth, &[]),
+                    },
+                ),
+            ]);
+            Mp::Map(vec![
+                (Mp::from("id"), Mp::from(s.id.as_str())),
+                (Mp::from("handshake"), handshake),
+                (
+                    Mp::from("rooms"),
+                    Mp::Array(s.rooms.iter().map(|r| Mp::from(r.as_str())).collect()),
+                ),
+                (Mp::from("data"), Mp::Map(Vec::new())),
+            ])
+        })
+        .collect();
+    Mp::Map(vec![
+        (Mp::from("requestId"), Mp::from(request_id)),
+        (Mp::from("sockets"), Mp::Array(sockets)),
+    ])
+}
+
+/// BROADCAST_CLIENT_COUNT data (the answer to a broadcast with acknowledgements,
+/// which swarmcast does not deliver).
+pub(crate) fn client_count(request_id: &Value, count: u64) -> Mp {
+    Mp::Map(vec![
+        (Mp::from("requestId"), json_to_mp(request_id, &[])),
+        (Mp::from("clientCount"), Mp::from(count)),
+    ])
+}
+
+/// A request on `@socket.io/redis-emitter`'s request channel (JSON): socketsJoin,
+/// socketsLeave, disconnectSockets.
+pub(crate) fn decode_emitter_request(payload: &[u8]) -> Result<Message, Malformed> {
+    let v: Value =
+        serde_json::from_slice(payload).map_err(|e| bad(format!("emitter request: {e}")))?;
+    Ok(match v["type"].as_u64() {
+        Some(2) => Message::SocketsJoin {
+            target: json_target(&v["opts"]),
+            rooms: json_rooms(&v["rooms"]),
+        },
+        Some(3) => Message::SocketsLeave {
+            target: json_target(&v["opts"]),
+            rooms: json_rooms(&v["rooms"]),
+        },
+        Some(4) => Message::DisconnectSockets {
+            target: json_target(&v["opts"]),
+            close: v["close"].as_bool().unwrap_or(false),
+        },
+        other => Message::Other(other.unwrap_or(0)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use serde_json::json;
+
+    use crate::rooms::Room;
+
+    #[test]
+    fn emitter_messages_decode() {
+        // notepack.io encoding of [uid, packet, opts] as @socket.io/redis-emitter sends.
+        let v = Mp::Array(vec![
+            Mp::from("emitter"),
+            Mp::Map(vec![
+                (Mp::from("type"), Mp::from(2u64)),
+                (
+                    Mp::from("data"),
+                    Mp::Array(vec![Mp::from("news"), Mp::from(5u64), Mp::Binary(vec![9])]),
+                ),
+                (Mp::from("nsp"), Mp::from("/")),
+            ]),
+            Mp::Map(vec![
+                (Mp::from("rooms"), Mp::Array(vec![Mp::from("r")])),
+                (Mp::from("flags"), Mp::Map(vec![])),
+                (Mp::from("except"), Mp::Array(vec![])),
+            ]),
+        ]);
+        let PubSub::Emitter { nsp, msg, .. } = decode_pubsub(&mp_encode(&v)).expect("decodes")
+        else {
+            panic!("an emitter message")
+        };
+        assert_eq!(nsp.as_deref(), Some("/"));
+        assert_eq!(msg.event, "news");
+        assert_eq!(msg.tail, br#",5,{"_placeholder":true,"num":0}"#);
+        assert_eq!(msg.attachments, vec![Bytes::from_static(&[9])]);
+        assert_eq!(msg.target.rooms, vec![Room::from("r")]);
+    }
+
+    #[test]
+    fn cluster_requests_round_trip() {
+        let payload = encode_pubsub(
+            "u1",
+            "/",
+            kind::FETCH_SOCKETS,
+            fetch_request(&Target::room("r"), "req1"),
+        );
+        match decode_pubsub(&payload).expect("decodes") {
+            PubSub::Cluster { uid, message, .. } => {
+                assert_eq!(uid, "u1");
+                assert_eq!(
+                    message,
+                    Message::FetchSockets {
+                        target: Target::room("r"),
+                        request_id: "req1".into()
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let sockets = vec![SocketInfo {
+            id: "s1".into(),
+            rooms: vec!["s1".into(), "r".into()],
+            auth: json!({"token": "t"}),
+            local: true,
+        }];
+        let payload = encode_pubsub(
+            "u2",
+            "/",
+            kind::FETCH_SOCKETS_RESPONSE,
+            fetch_response("req1", &sockets),
+        );
+        match decode_pubsub(&payload).expect("decodes") {
+            PubSub::Cluster {
+                message:
+                    Message::FetchSocketsResponse {
+                        request_id,
+                        sockets,
+                    },
+                ..
+            } => {
+                assert_eq!(request_id, "req1");
+                assert_eq!(sockets[0].rooms, vec!["s1", "r"]);
+                assert_eq!(sockets[0].auth, json!({"token": "t"}));
+                assert!(!sockets[0].local);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
