@@ -80,6 +80,11 @@ impl StateShared {
         }
     }
 
+    /// The map's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// In-process ordering: under the map's lock, bump the version, stream the delta
     /// through `publish` and apply the change. Returns whether the key existed; a
     /// delete of a missing key changes nothing and streams nothing.

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use super::config::RedisConfig;
 use super::wire;
-use crate::adapter::StateChange;
-use crate::rooms::Target;
+use super::StateChange;
+use crate::socketio::rooms::Target;
 
 /// A keyed-state change: the hash, the map's version and the delta's log entry move
 /// together, so that versions follow log order on every node.
@@ -41,13 +41,13 @@ pub(super) fn state_command(
     let key_json = Value::from(change.key.as_str()).to_string();
     let prefix = format!(
         r#"{{"packet":{{"type":2,"data":["{}",{{"map":{map_json},"version":"#,
-        crate::state::DELTA_EVENT
+        crate::socketio::state::DELTA_EVENT
     );
     let rest = match &change.value {
         Some(v) => format!(r#","key":{key_json},"value":{v}}}"#),
         None => format!(r#","key":{key_json},"deleted":true}}"#),
     };
-    let room = crate::state::state_room(&change.map);
+    let room = crate::socketio::state::state_room(&change.map);
     let target = Target::room(room);
     let suffix = format!(
         r#"{rest}],"nsp":{}}},"opts":{}}}"#,

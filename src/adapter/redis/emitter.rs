@@ -8,11 +8,12 @@ use redis::aio::ConnectionManager;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::StateChange;
 use super::{kind, state_command, wire, xadd_command, RedisConfig};
-use crate::adapter::{ClusterBroadcast, StateChange};
-use crate::packet::Payload;
 use crate::protocol::socketio;
-use crate::rooms::{Room, Target};
+use crate::socketio::adapter::ClusterBroadcast;
+use crate::socketio::packet::Payload;
+use crate::socketio::rooms::{Room, Target};
 
 /// Why a [`RedisEmitter`] call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -26,7 +26,7 @@ pub(super) async fn loader(node: Arc<Node>, mut rx: mpsc::UnboundedReceiver<(Str
 }
 
 pub(super) async fn load_map(node: &Node, nsp: &str, map: &str) {
-    let (Some(mut conn), Some(ns)) = (node.cmd_conn(), node.core().and_then(|c| c.get(nsp))) else {
+    let (Some(mut conn), Some(ns)) = (node.cmd_conn(), node.namespace(nsp)) else {
         return;
     };
     let reply: Result<RValue, _> = redis::cmd("EVAL")
@@ -57,5 +57,5 @@ pub(super) async fn load_map(node: &Node, nsp: &str, map: &str) {
             }
         }
     }
-    ns.state_shared(map).load_cluster_snapshot(version, entries);
+    ns.state(map).load_cluster_snapshot(version, entries);
 }

@@ -38,10 +38,19 @@ use std::sync::Arc;
 use self::commands::{state_command, xadd_command};
 use self::node::Node;
 use self::wire::kind;
-use super::{Adapter, ClusterNode};
+use crate::socketio::adapter::{Adapter, AdapterNode};
 
 pub use self::config::RedisConfig;
 pub use self::emitter::{RedisBroadcast, RedisEmitter, RedisEmitterError};
+
+/// A change to a keyed state map, on its way to the shared store.
+#[derive(Debug, Clone)]
+pub(crate) struct StateChange {
+    pub map: String,
+    pub key: String,
+    /// None deletes the key.
+    pub value: Option<serde_json::Value>,
+}
 
 /// A cluster of swarmcast nodes (and Node socket.io servers using
 /// `@socket.io/redis-streams-adapter`) joined through Redis.
@@ -90,7 +99,7 @@ impl RedisAdapter {
 impl From<RedisAdapter> for Adapter {
     fn from(adapter: RedisAdapter) -> Self {
         Adapter {
-            node: Some(adapter.node as Arc<dyn ClusterNode>),
+            node: adapter.node as Arc<dyn AdapterNode>,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! [`Node`]: the state one server process shares among its namespace links and
 //! background tasks (queues, pending ordered broadcasts, outstanding requests, the
-//! command connection), its [`ClusterNode`] side (start, ready, stop), and the
+//! command connection), its [`AdapterNode`] side (start, ready, stop), and the
 //! startup that announces the node and loads its shared state. The tasks
 //! themselves live in their own files.
 
@@ -23,9 +23,12 @@ use super::recover::RecoverRequest;
 use super::subscriber::subscriber;
 use super::ticker::ticker;
 use super::wire::{self, kind};
-use crate::adapter::{BoxFuture, ClusterBroadcast, ClusterNamespace, ClusterNode, SocketInfo};
-use crate::emitter::IoCore;
 use crate::metrics::Stats;
+use crate::socketio::adapter::{
+    AdapterNode, BoxFuture, ClusterBroadcast, LocalNamespace, NamespaceAdapter, Namespaces,
+    SocketInfo,
+};
+use crate::socketio::context::Context;
 
 /// An ordered broadcast of this node waiting for the log.
 pub(super) struct Pending {
@@ -96,7 +99,7 @@ pub(super) struct Node {
     pub(super) started: AtomicBool,
     pub(super) closing: CancellationToken,
     stats: OnceLock<Arc<Stats>>,
-    core: OnceLock<Weak<IoCore>>,
+    core: OnceLock<Weak<dyn Namespaces>>,
     pub(super) pending: Mutex<HashMap<u64, Pending>>,
     pub(super) next_seq: AtomicU64,
     pub(super) requests: Mutex<HashMap<String, mpsc::UnboundedSender<Vec<SocketInfo>>>>,
@@ -160,8 +163,14 @@ impl Node {
         }
     }
 
-    pub(super) fn core(&self) -> Option<Arc<IoCore>> {
+    /// The namespaces of this node, once started.
+    pub(super) fn core(&self) -> Option<Arc<dyn Namespaces>> {
         self.core.get()?.upgrade()
+    }
+
+    /// A namespace of this node by name.
+    pub(super) fn namespace(&self, name: &str) -> Option<Arc<dyn LocalNamespace>> {
+        self.core()?.get(name)
     }
 
     pub(super) fn cmd_conn(&self) -> Option<ConnectionManager> {
@@ -188,9 +197,9 @@ impl Node {
         let Some(p) = self.pending.lock().remove(&seq) else {
             return;
         };
-        if let Some(ns) = self.core().and_then(|c| c.get(&p.nsp)) {
+        if let Some(ns) = self.namespace(&p.nsp) {
             let offset = p.id.as_deref();
-            if let Err(e) = ns.deliver_cluster(&p.msg, offset) {
+            if let Err(e) = ns.deliver(&p.msg, offset) {
                 tracing::warn!(error = %e, "broadcast not delivered");
             }
         }
@@ -216,9 +225,13 @@ impl Node {
     }
 }
 
-impl ClusterNode for Node {
-    fn namespace(&self, name: &str, stats: &Arc<Stats>) -> Arc<dyn ClusterNamespace> {
-        let _ = self.stats.set(stats.clone());
+impl AdapterNode for Node {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn namespace(&self, name: &str, ctx: &Context) -> Arc<dyn NamespaceAdapter> {
+        let _ = self.stats.set(ctx.stats.clone());
         let new = {
             let mut names = self.namespaces.lock();
             if names.iter().any(|n| n == name) {
@@ -235,10 +248,11 @@ impl ClusterNode for Node {
         Arc::new(NsLink {
             node: self.me(),
             name: name.to_string(),
+            recovery: ctx.recovery.is_some(),
         })
     }
 
-    fn start(&self, core: Weak<IoCore>, runtime: tokio::runtime::Handle) {
+    fn start(&self, core: Weak<dyn Namespaces>, runtime: tokio::runtime::Handle) {
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }

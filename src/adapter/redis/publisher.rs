@@ -14,7 +14,8 @@ use super::commands::{state_command, xadd_command};
 use super::node::{backoff, Node};
 use super::reply::text;
 use super::wire::{self, kind};
-use crate::adapter::{ClusterBroadcast, StateChange};
+use super::StateChange;
+use crate::socketio::adapter::ClusterBroadcast;
 
 /// A queued command for Redis.
 pub(super) enum Command {
@@ -141,12 +142,9 @@ impl Node {
         match command {
             Command::Broadcast { seq: Some(seq), .. } => self.deliver_pending_now(seq),
             Command::State { nsp, change } => {
-                if let Some(ns) = self.core().and_then(|c| c.get(&nsp)) {
-                    ns.state_shared(&change.map).deliver_local_change(
-                        &ns,
-                        &change.key,
-                        change.value,
-                    );
+                if let Some(ns) = self.namespace(&nsp) {
+                    ns.state(&change.map)
+                        .deliver_local_change(&*ns, &change.key, change.value);
                 }
             }
             _ => {}

@@ -14,8 +14,8 @@ use super::node::{backoff, Node};
 use super::recover::{fail_recoveries, recover_at, sweep, RecoverRequest};
 use super::reply::{parse_entries, parse_xread};
 use super::wire::{self, kind, Entry, Message, StreamId};
-use crate::adapter::ClusterBroadcast;
-use crate::namespace::Namespace;
+use crate::socketio::adapter::ClusterBroadcast;
+use crate::socketio::adapter::LocalNamespace;
 
 /// Follows the stream and delivers; slots recovering clients in between entries.
 pub(super) async fn reader(node: Arc<Node>, mut recover_rx: mpsc::Receiver<RecoverRequest>) {
@@ -162,9 +162,9 @@ fn process_entry(node: &Node, entry: &Entry) {
                     .ok()
                     .and_then(|s: u64| node.pending.lock().remove(&s));
                 if let Some(p) = pending {
-                    if let Some(ns) = node.core().and_then(|c| c.get(&p.nsp)) {
-                        let offset = ns.recovery_enabled().then_some(entry.id.as_str());
-                        if let Err(e) = ns.deliver_cluster(&p.msg, offset) {
+                    if let Some(ns) = node.namespace(&p.nsp) {
+                        let offset = ns.recovery_config().is_some().then_some(entry.id.as_str());
+                        if let Err(e) = ns.deliver(&p.msg, offset) {
                             tracing::warn!(error = %e, "broadcast not delivered");
                         }
                     }
@@ -175,7 +175,7 @@ fn process_entry(node: &Node, entry: &Entry) {
             None => return,
         }
     }
-    let Some(ns) = node.core().and_then(|c| c.get(&entry.nsp)) else {
+    let Some(ns) = node.namespace(&entry.nsp) else {
         return;
     };
     let message = match wire::decode_entry(entry) {
@@ -188,7 +188,7 @@ fn process_entry(node: &Node, entry: &Entry) {
                 // Broadcasts with acknowledgements travel by pub/sub; not from a stream.
                 return;
             }
-            let offset = (ns.recovery_enabled() && !msg.volatile && !meta.has_packet_id)
+            let offset = (ns.recovery_config().is_some() && !msg.volatile && !meta.has_packet_id)
                 .then_some(entry.id.as_str());
             deliver(node, &ns, &msg, delta, offset);
             if !own {
@@ -204,21 +204,21 @@ fn process_entry(node: &Node, entry: &Entry) {
 /// Deliver a broadcast from the cluster, applying a keyed-state delta first.
 pub(super) fn deliver(
     node: &Node,
-    ns: &Arc<Namespace>,
+    ns: &Arc<dyn LocalNamespace>,
     msg: &ClusterBroadcast,
     delta: Option<wire::DeltaInfo>,
     offset: Option<&str>,
 ) {
     match delta {
         Some(d) => {
-            let shared = ns.state_shared(&d.map);
-            let gap = shared.apply_cluster_delta(ns, d.version, &d.key, d.value, msg, offset);
+            let shared = ns.state(&d.map);
+            let gap = shared.apply_cluster_delta(&**ns, d.version, &d.key, d.value, msg, offset);
             if gap {
                 let _ = node.load_tx.send((ns.name().to_string(), d.map));
             }
         }
         None => {
-            if let Err(e) = ns.deliver_cluster(msg, offset) {
+            if let Err(e) = ns.deliver(msg, offset) {
                 tracing::warn!(error = %e, "cluster broadcast not delivered");
             }
         }
@@ -226,11 +226,16 @@ pub(super) fn deliver(
 }
 
 /// Room operations, disconnects and heartbeats from another node.
-pub(super) fn apply_message(node: &Node, ns: &Arc<Namespace>, from: &str, message: Message) {
+pub(super) fn apply_message(
+    node: &Node,
+    ns: &Arc<dyn LocalNamespace>,
+    from: &str,
+    message: Message,
+) {
     match message {
-        Message::SocketsJoin { target, rooms } => ns.local_sockets_join(&target, &rooms),
-        Message::SocketsLeave { target, rooms } => ns.local_sockets_leave(&target, &rooms),
-        Message::DisconnectSockets { target, close } => ns.local_disconnect(&target, close),
+        Message::SocketsJoin { target, rooms } => ns.join(&target, &rooms),
+        Message::SocketsLeave { target, rooms } => ns.leave(&target, &rooms),
+        Message::DisconnectSockets { target, close } => ns.disconnect(&target, close),
         Message::InitialHeartbeat if from != node.uid => {
             node.entry(ns.name(), kind::HEARTBEAT, None);
         }

@@ -15,13 +15,13 @@ use super::node::Node;
 use super::reply::parse_entries;
 use super::wire::{self, kind, Message, StreamId};
 use crate::engine::EngineSocket;
-use crate::namespace::Namespace;
-use crate::rooms::Room;
-use crate::socket::Socket;
+use crate::socketio::adapter::{LocalNamespace, SessionRecord};
+use crate::socketio::rooms::Room;
+use crate::socketio::socket::Socket;
 
 /// A client asking to recover its session, waiting for the reader.
 pub(super) struct RecoverRequest {
-    pub(super) ns: Arc<Namespace>,
+    pub(super) ns: Arc<dyn LocalNamespace>,
     pub(super) engine: EngineSocket,
     pub(super) pid: String,
     pub(super) offset: StreamId,
@@ -132,7 +132,7 @@ async fn recover_session(
             if !wire::reaches(&msg.target, &rooms) {
                 continue;
             }
-            match ns.encode_cluster(&msg, Some(&entry.id)) {
+            match ns.encode(&msg, Some(&entry.id)) {
                 Ok(encoded) => missed.push(encoded),
                 Err(e) => tracing::debug!(error = %e, "cannot replay a packet"),
             }
@@ -141,13 +141,10 @@ async fn recover_session(
             break;
         }
     }
-    ns.restore_socket(
-        &request.engine,
-        request.auth.clone().or(session.auth),
-        session.sid,
-        &request.pid,
-        session.rooms,
-        session.filters,
-        &missed,
-    )
+    let session = SessionRecord {
+        pid: request.pid.clone(),
+        auth: request.auth.clone().or(session.auth),
+        ..session
+    };
+    ns.clone().restore(&request.engine, session, &missed)
 }

@@ -14,9 +14,9 @@ use super::publisher::Command;
 use super::reader::{apply_message, deliver};
 use super::reply::{items, text};
 use super::wire::{self, kind, Message, PubSub};
-use crate::adapter::SocketInfo;
-use crate::namespace::Namespace;
-use crate::rooms::Target;
+use crate::socketio::adapter::LocalNamespace;
+use crate::socketio::adapter::SocketInfo;
+use crate::socketio::rooms::Target;
 
 /// Ask every other node for its sockets the target reaches.
 pub(super) async fn fetch_remote_sockets(
@@ -202,11 +202,11 @@ fn on_pubsub(node: &Node, channel: &str, from_pattern: bool, payload: &[u8]) {
     }
 }
 
-fn on_cluster_pubsub(node: &Node, ns: &Arc<Namespace>, from: &str, message: Message) {
+fn on_cluster_pubsub(node: &Node, ns: &Arc<dyn LocalNamespace>, from: &str, message: Message) {
     match message {
         Message::FetchSockets { target, request_id } => {
             let mut sockets = Vec::new();
-            ns.for_each_target(&target, |s| sockets.push(ns.socket_info(s)));
+            sockets.extend(ns.socket_infos(&target));
             node.enqueue(Command::Publish {
                 channel: node.config.private_channel(ns.name(), from),
                 payload: wire::encode_pubsub(

@@ -40,8 +40,8 @@ pub(super) async fn ticker(node: Arc<Node>) {
         }
         last_refresh = Instant::now();
         for ns in core.all() {
-            for socket in ns.sockets() {
-                ns.touch_session(socket.id());
+            for session in ns.session_records() {
+                node.persist_session(ns.name(), session, false);
             }
         }
     }

@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use super::msgpack::{json_to_mp, mp_decode, mp_encode, mp_get, mp_target, mp_to_json, opts_mp};
 use super::{bad, BroadcastMeta, DeltaInfo, Malformed};
-use crate::adapter::ClusterBroadcast;
-use crate::rooms::{Room, Target};
-use crate::state::{delta_queue_key, DELTA_EVENT};
+use crate::socketio::adapter::ClusterBroadcast;
+use crate::socketio::rooms::{Room, Target};
+use crate::socketio::state::{delta_queue_key, DELTA_EVENT};
 
 // ---------------------------------------------------------------------------
 // Broadcast options: {rooms, except, flags}

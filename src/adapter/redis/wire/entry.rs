@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::broadcast::{decode_broadcast, opts_json};
 use super::msgpack::{mp_decode, mp_to_json};
 use super::{bad, kind, Malformed, Message};
-use crate::adapter::SocketInfo;
-use crate::rooms::{Room, Target};
+use crate::socketio::adapter::SocketInfo;
+use crate::socketio::rooms::{Room, Target};
 
 /// The fields of one stream entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -17,8 +17,8 @@ mod session;
 
 use serde_json::Value;
 
-use crate::adapter::{ClusterBroadcast, SocketInfo};
-use crate::rooms::{Room, Target};
+use crate::socketio::adapter::{ClusterBroadcast, SocketInfo};
+use crate::socketio::rooms::{Room, Target};
 
 pub(crate) use self::broadcast::{broadcast_data, opts_json};
 // Only tests outside this folder read broadcasts back.

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{bad, Malformed};
 use crate::protocol::socketio;
-use crate::rooms::{Room, Target};
+use crate::socketio::rooms::{Room, Target};
 
 pub(super) fn opts_mp(target: &Target, volatile: bool) -> Mp {
     let list = |rooms: &[Room]| Mp::Array(rooms.iter().map(|r| Mp::from(&**r)).collect());

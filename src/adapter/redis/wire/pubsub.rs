@@ -11,8 +11,8 @@ use super::msgpack::{
     json_to_mp, mp_decode, mp_encode, mp_get, mp_str, mp_target, mp_to_json, opts_mp,
 };
 use super::{bad, kind, DeltaInfo, Malformed, Message};
-use crate::adapter::{ClusterBroadcast, SocketInfo};
-use crate::rooms::Target;
+use crate::socketio::adapter::{ClusterBroadcast, SocketInfo};
+use crate::socketio::rooms::Target;
 
 /// A pub/sub message: a cluster message (`{uid, nsp, type, data}`) or an emitter
 /// broadcast (`[uid, packet, opts]`).
@@ -166,7 +166,7 @@ mod tests {
     use bytes::Bytes;
     use serde_json::json;
 
-    use crate::rooms::Room;
+    use crate::socketio::rooms::Room;
 
     #[test]
     fn emitter_messages_decode() {

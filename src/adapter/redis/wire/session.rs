@@ -9,8 +9,8 @@ use rmpv::Value as Mp;
 
 use super::msgpack::{json_to_mp, mp_decode, mp_encode, mp_get, mp_str, mp_strings, mp_to_json};
 use super::{bad, Malformed};
-use crate::adapter::SessionRecord;
-use crate::rooms::{Filter, Room, Target};
+use crate::socketio::adapter::SessionRecord;
+use crate::socketio::rooms::{Filter, Room, Target};
 
 /// Encode a session as the Node adapter stores it (its rooms include the socket's own
 /// id, `data` is the application's `socket.data`); swarmcast's filters and auth ride
