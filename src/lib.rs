@@ -59,6 +59,11 @@
 //! - [`engine`]: Engine.IO sessions, usable on their own ([`Server::engine_endpoint`]).
 //! - [`Namespace`], [`Socket`], [`Emitter`]: the Socket.IO API.
 //! - [`Server`]: hyper + tokio-tungstenite transports, CORS, `/healthz`, `/api/emit`.
+//!   [`ServerHandle::stop`] gives the server back: it can start again.
+//! - [`Host`]: what a binding for another language drives: the lifecycle (start, stop,
+//!   start again), handlers on the [`Dispatcher`]'s threads keyed by socket, connect /
+//!   disconnect gating, acks routed to handler threads. The Python and C bindings are
+//!   conversions over it.
 
 #![warn(missing_docs)]
 
@@ -68,8 +73,8 @@ pub mod protocol;
 mod adapter;
 mod batch;
 mod connection;
-mod dispatch;
 mod emitter;
+mod host;
 mod metrics;
 mod namespace;
 mod packet;
@@ -83,9 +88,9 @@ mod subscriptions;
 pub use adapter::{Adapter, ClusterMetrics, LocalAdapter, SocketInfo};
 #[cfg(feature = "redis")]
 pub use adapter::{RedisAdapter, RedisBroadcast, RedisConfig, RedisEmitter, RedisEmitterError};
-pub use dispatch::Dispatcher;
 pub use emitter::{Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy};
 pub use engine::{CloseReason, EngineConfig, Transport};
+pub use host::{is_reserved_event, Dispatcher, Host, HostError, HostState};
 pub use metrics::Metrics;
 pub use namespace::{ConnectError, ConnectFuture, Event, EventHandler, Namespace};
 pub use packet::{EncodeError, Payload};
