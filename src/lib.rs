@@ -90,7 +90,7 @@ pub use adapter::{Adapter, ClusterMetrics, LocalAdapter, SocketInfo};
 pub use adapter::{RedisAdapter, RedisBroadcast, RedisConfig, RedisEmitter, RedisEmitterError};
 pub use emitter::{Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy};
 pub use engine::{CloseReason, EngineConfig, Transport};
-pub use host::{is_reserved_event, Dispatcher, Host, HostError, HostState};
+pub use host::{is_reserved_event, Dispatcher, Host, HostError, HostState, WeakHost};
 pub use metrics::Metrics;
 pub use namespace::{ConnectError, ConnectFuture, Event, EventHandler, Namespace};
 pub use packet::{EncodeError, Payload};
