@@ -74,7 +74,7 @@ mod adapter;
 mod batch;
 mod connection;
 mod emitter;
-mod host;
+pub mod host;
 mod metrics;
 mod namespace;
 mod packet;

@@ -191,7 +191,8 @@ impl Host {
                 *self.inner.phase.lock() = Phase::Running(handle);
                 Ok(addr)
             }
-            Err((server, e)) => {
+            Err(failed) => {
+                let (server, e) = *failed;
                 drop(self.inner.dispatcher.write().take());
                 *self.inner.state.lock() = HostState::Stopped;
                 *self.inner.phase.lock() = Phase::Idle(server);

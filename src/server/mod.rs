@@ -243,14 +243,14 @@ impl Server {
     /// This is the mode for programs that are not async (and for the Python and C
     /// bindings). [`ServerHandle::stop`] gives the server back, to start again.
     pub fn start(self) -> Result<ServerHandle, ServerError> {
-        self.try_start().map_err(|(_, e)| e)
+        self.try_start().map_err(|failed| failed.1)
     }
 
     /// [`Server::start`] that gives the server back when it cannot start (the host
     /// layer keeps it, so that a failed start can be retried).
-    pub(crate) fn try_start(self) -> Result<ServerHandle, (Server, ServerError)> {
+    pub(crate) fn try_start(self) -> Result<ServerHandle, Box<(Server, ServerError)>> {
         if let Err(e) = self.validate() {
-            return Err((self, e));
+            return Err(Box::new((self, e)));
         }
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.config.worker_threads.max(1))
@@ -259,18 +259,18 @@ impl Server {
             .build()
         {
             Ok(runtime) => runtime,
-            Err(e) => return Err((self, ServerError::Runtime(e))),
+            Err(e) => return Err(Box::new((self, ServerError::Runtime(e)))),
         };
         let addr = format!("{}:{}", self.config.host, self.config.port);
         // Bind first: a server that cannot bind has not started its cluster node, and
         // can be retried. Clients wait in the backlog until the node is ready.
         let listener = match runtime.block_on(TcpListener::bind(&addr)) {
             Ok(listener) => listener,
-            Err(source) => return Err((self, ServerError::Bind { addr, source })),
+            Err(source) => return Err(Box::new((self, ServerError::Bind { addr, source }))),
         };
         let local_addr = match listener.local_addr() {
             Ok(local_addr) => local_addr,
-            Err(source) => return Err((self, ServerError::Bind { addr, source })),
+            Err(source) => return Err(Box::new((self, ServerError::Bind { addr, source }))),
         };
         runtime.block_on(self.start_cluster());
         let _entered = runtime.enter();

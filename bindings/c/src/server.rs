@@ -370,10 +370,12 @@ unsafe fn emit(
     boundary(|| {
         // SAFETY: pointer arguments as the caller promises.
         let (s, nsp) = unsafe { (server_arg(server)?, namespace_arg(nsp)?) };
-        // SAFETY: as the caller promises.
         let target = match to {
             Recipients::All => None,
-            Recipients::Room(name) | Recipients::Socket(name) => Some(unsafe { str_arg(name)? }),
+            Recipients::Room(name) | Recipients::Socket(name) => {
+                // SAFETY: NUL-terminated, as the caller promises.
+                Some(unsafe { str_arg(name)? })
+            }
         };
         // SAFETY: as the caller promises.
         let (event, data) = unsafe { (event_arg(event)?, json_arg(json, json_len)?) };
