@@ -64,7 +64,8 @@ fn one_server_serves_clients_across_a_restart() {
     for round in 0..2 {
         let addr = host.start().expect("starts");
         assert_eq!(host.state(), HostState::Running);
-        let sid = rt.block_on(async {
+        // The clients live until after the stop: its disconnects are the server's.
+        let (sid, _clients) = rt.block_on(async {
             // Refused: no disconnect callback will follow.
             let mut refused = WsClient::open(addr, "/socket.io").await;
             let err = refused.connect_ns("/", None).await.expect_err("refused");
@@ -86,7 +87,7 @@ fn one_server_serves_clients_across_a_restart() {
                 (name.as_str(), args),
                 ("news", vec![json!({"round": round})])
             );
-            sid
+            (sid, (client, refused))
         });
         host.stop().expect("stops");
         assert_eq!(host.state(), HostState::Stopped);
