@@ -84,7 +84,9 @@ enum swarmcast_result
    */
   SWARMCAST_RESULT_INSUFFICIENT_SIZE = 6,
   /**
-   * The server was already started (a server starts at most once, even when the
+   * The server is running (or another thread starts or stops it): it cannot start, and
+   * callbacks cannot be registered, until it stops. (Before version 0.2: a server
+   * started at most once, even when the
    * start failed), or a callback is registered after `swarmcast_server_start`.
    */
   SWARMCAST_RESULT_ALREADY_STARTED = 7,
@@ -206,7 +208,8 @@ typedef struct swarmcast_connect_refusal swarmcast_connect_refusal;
  * A Socket.IO server. Created with `swarmcast_server_new`, given callbacks with
  * `swarmcast_server_on_*`, started with `swarmcast_server_start` (it then runs on
  * threads of its own), stopped with `swarmcast_server_stop` and freed with
- * `swarmcast_server_free`. A server starts at most once.
+ * `swarmcast_server_free`. A stopped server can start again, with its callbacks,
+ * namespaces and state maps.
  *
  * Thread safety: the functions taking a `const swarmcast_server *` (emits, rooms,
  * state, `swarmcast_server_local_port`) may be called from any thread, concurrently
@@ -662,8 +665,8 @@ void swarmcast_server_free(struct swarmcast_server *server);
  * freed.
  *
  * Returns `SWARMCAST_RESULT_NULL_PARAMETER` for a NULL `callback`,
- * `SWARMCAST_RESULT_ALREADY_STARTED` once the server has started: register every
- * callback before `swarmcast_server_start`.
+ * `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs: register callbacks before
+ * `swarmcast_server_start` (or while it is stopped; they serve every later start).
  *
  * Thread safety: any thread.
  *
@@ -679,7 +682,7 @@ swarmcast_result swarmcast_server_on_connect(struct swarmcast_server *server,
  * Register the disconnect callback of namespace `nsp` (declaring it), replacing any
  * previous one. `userdata` as for `swarmcast_server_on_connect`.
  *
- * Returns `SWARMCAST_RESULT_ALREADY_STARTED` once the server has started.
+ * Returns `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
  *
  * Thread safety: any thread.
  *
@@ -696,7 +699,7 @@ swarmcast_result swarmcast_server_on_disconnect(struct swarmcast_server *server,
  * replacing any previous one for that name. `userdata` as for
  * `swarmcast_server_on_connect`.
  *
- * Returns `SWARMCAST_RESULT_ALREADY_STARTED` once the server has started.
+ * Returns `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
  *
  * Thread safety: any thread.
  *
@@ -714,7 +717,7 @@ swarmcast_result swarmcast_server_on_event(struct swarmcast_server *server,
  * every event that has no callback of its own. `userdata` as for
  * `swarmcast_server_on_connect`.
  *
- * Returns `SWARMCAST_RESULT_ALREADY_STARTED` once the server has started.
+ * Returns `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
  *
  * Thread safety: any thread.
  *
@@ -731,8 +734,9 @@ swarmcast_result swarmcast_server_on_any_event(struct swarmcast_server *server,
  *
  * Returns `SWARMCAST_RESULT_BIND_FAILED` (port in use...),
  * `SWARMCAST_RESULT_INVALID_CONFIG`, `SWARMCAST_RESULT_RUNTIME_FAILED`, or
- * `SWARMCAST_RESULT_ALREADY_STARTED` on a second call (also after a failed start: a
- * server starts at most once; create a new one to retry).
+ * `SWARMCAST_RESULT_ALREADY_STARTED` while it runs (or another thread starts or stops
+ * it). After `swarmcast_server_stop`, or a failed start, it starts again with its
+ * callbacks, namespaces and state maps.
  *
  * Thread safety: any thread.
  *
@@ -745,7 +749,7 @@ swarmcast_result swarmcast_server_start(struct swarmcast_server *server);
  * Stop the server: stop accepting, close every connection (flushing what is queued,
  * waiting up to 5 s), call the disconnect callbacks, and wait for every callback to
  * finish. Once it returns, no callback of this server runs any more. Emits after it
- * return `SWARMCAST_RESULT_NOT_RUNNING`.
+ * return `SWARMCAST_RESULT_NOT_RUNNING` until the server starts again.
  *
  * Returns `SWARMCAST_RESULT_NOT_RUNNING` if the server is not running (never started,
  * or already stopped: a second stop is harmless), `SWARMCAST_RESULT_IN_CALLBACK` when

@@ -66,7 +66,10 @@
 //! - cluster adapters (`RedisAdapter`, feature `redis`).
 //! - [`Server`]: hyper + tokio-tungstenite transports, CORS, `/healthz`, `/metrics`,
 //!   `/api/emit`.
-//! - the host layer for language bindings ([`Dispatcher`]).
+//! - [`Host`]: what a binding for another language drives: the lifecycle (start, stop,
+//!   start again; [`ServerHandle::stop`] gives the server back), handlers on the
+//!   [`Dispatcher`]'s threads keyed by socket, connect / disconnect gating, acks routed
+//!   to handler threads. The Python and C bindings are conversions over it.
 //!
 //! Counters ([`Metrics`]) are a leaf every layer may use.
 
@@ -77,15 +80,15 @@ pub mod protocol;
 
 mod adapter;
 mod batch;
-mod dispatch;
+pub mod host;
 mod metrics;
 mod server;
 mod socketio;
 
 #[cfg(feature = "redis")]
 pub use adapter::{RedisAdapter, RedisBroadcast, RedisConfig, RedisEmitter, RedisEmitterError};
-pub use dispatch::Dispatcher;
 pub use engine::{CloseReason, EngineConfig, Transport};
+pub use host::{is_reserved_event, Dispatcher, Host, HostError, HostState, WeakHost};
 pub use metrics::{ClusterMetrics, Metrics};
 pub use server::{Server, ServerConfig, ServerError, ServerHandle};
 pub use socketio::adapter::{Adapter, LocalAdapter, SocketInfo};

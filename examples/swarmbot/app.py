@@ -69,33 +69,33 @@ class RealtimeServer:
 
     def start(self) -> None:
         with self._lock:
-            if self.server is not None:
+            server = self.server
+            if server is None:
+                server = self.server = swarmcast.Server(
+                    host=self.host,
+                    port=self.port,
+                    cors_allowed_origins=self.origins,  # CORS and the WebSocket Origin check
+                    allow_subscribe=["state:agents", "state:tasks"],
+                    recovery=True,  # socket.io-client resumes short disconnects
+                    transports=self.transports,
+                )
+                self.bridge.attach(server)
+            if server.running:
                 return
-            server = swarmcast.Server(
-                host=self.host,
-                port=self.port,
-                cors_allowed_origins=self.origins,  # CORS and the WebSocket Origin check
-                allow_subscribe=["state:agents", "state:tasks"],
-                recovery=True,  # socket.io-client resumes short disconnects
-                transports=self.transports,
-            )
-            self.bridge.attach(server)
             deadline = time.monotonic() + 10
             while True:  # the port may linger for a moment after a restart
                 try:
-                    server.start()
+                    server.start()  # the same server again after a stop: state maps kept
                     break
                 except swarmcast.ServerStartError:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.1)
             self.port = server.port
-            self.server = server
 
     def stop(self) -> None:
         with self._lock:
-            server, self.server = self.server, None
-            self.bridge.detach()
+            server = self.server
         if server is not None:
             server.stop()
 

@@ -32,7 +32,7 @@ import json
 import threading
 import time
 import uuid
-from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import dash
 from dash import MATCH, ClientsideFunction, Input, Output, State, dcc, html
@@ -309,55 +309,54 @@ dash.clientside_callback(
 
 
 class BridgeState:
-    """A keyed live state map written through a `Bridge`: the swarmcast server's map
-    plus a copy the snapshot endpoint serves (and a restarted server is seeded from).
-    Values are kept as given: do not mutate them after `set`."""
+    """A keyed live state map written through a `Bridge`: the swarmcast server's own map
+    (`server.state(name)`), which the snapshot endpoint serves too. It survives the
+    server's restarts (`server.stop()` then `server.start()`)."""
 
     def __init__(self, bridge: "Bridge", name: str) -> None:
         self._bridge = bridge
         self.name = name
 
+    @property
+    def _map(self) -> Any:
+        return self._bridge._map(self.name)
+
     def set(self, key: str, value: Any) -> None:
-        self._bridge._set(self.name, key, value)
+        self._map.set(key, value)
 
     def delete(self, key: str) -> bool:
-        return self._bridge._delete(self.name, key)
+        return bool(self._map.delete(key))
 
     def update(self, entries: Mapping[str, Any]) -> None:
+        smap = self._map
         for key, value in entries.items():
-            self._bridge._set(self.name, key, value)
+            smap.set(key, value)
 
     def get(self, key: str, default: Any = None) -> Any:
-        with self._bridge._lock:
-            return self._bridge._states.get(self.name, {}).get(key, default)
+        return self._map.get(key, default)
 
     def snapshot(self) -> Dict[str, Any]:
-        with self._bridge._lock:
-            return dict(self._bridge._states.get(self.name, {}))
+        return dict(self._map.snapshot())
 
     @property
     def version(self) -> int:
-        with self._bridge._lock:
-            return self._bridge._versions.get(self.name, 0)
+        return int(self._map.version)
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.set(key, value)
 
     def __getitem__(self, key: str) -> Any:
-        with self._bridge._lock:
-            return self._bridge._states[self.name][key]
+        return self._map[key]
 
     def __delitem__(self, key: str) -> None:
         if not self.delete(key):
             raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
-        with self._bridge._lock:
-            return key in self._bridge._states.get(self.name, {})
+        return isinstance(key, str) and key in self._map
 
     def __len__(self) -> int:
-        with self._bridge._lock:
-            return len(self._bridge._states.get(self.name, {}))
+        return len(self._map)
 
 
 class Bridge:
@@ -369,13 +368,15 @@ class Bridge:
       page that was away (reconnecting, or polling while the realtime server was down)
       fetches exactly what it missed, in order. Plain `server.emit` works too, without
       that guarantee.
-    - `state(name)` writes a keyed state map (swarmcast's, plus a copy for the endpoint).
+    - `state(name)` writes a keyed state map: the server's own, which the snapshot
+      endpoint serves too and which survives a restart of the server.
     - answers `swarmcast:ping` (the status indicator's round trip);
     - `init_app(app)` serves the snapshot endpoint on the Dash app's Flask server.
-    - `attach(server)` moves to a new swarmcast server (after a restart: a stopped
-      server cannot start again), re-seeding its state maps.
+    - `attach(server)` publishes through `server` (one that is restarted with
+      `stop()` / `start()` stays attached).
 
-    Works while the swarmcast server is stopped or absent: emits are recorded only.
+    Works while the swarmcast server is stopped (emits are recorded only, state maps
+    take changes); state maps need a server attached.
     """
 
     def __init__(
@@ -396,9 +397,9 @@ class Bridge:
         self._lock = threading.Lock()
         self._events: Dict[str, Deque[Tuple[int, float, Any]]] = {}
         self._last: Dict[str, int] = {}
-        self._states: Dict[str, Dict[str, Any]] = {}
-        self._versions: Dict[str, int] = {}
-        self._maps: Dict[str, Any] = {}
+        # The names of the maps written through this Bridge (their entries are the
+        # server's): what the snapshot endpoint may serve.
+        self._state_names: Set[str] = set()
         self.server: Optional[Any] = None
         if server is not None:
             self.attach(server)
@@ -408,33 +409,21 @@ class Bridge:
     # -- the swarmcast server ------------------------------------------------------
 
     def attach(self, server: Any) -> None:
-        """Publish through `server` from now on; its state maps get the current entries."""
+        """Publish through `server` from now on."""
         server.on("swarmcast:ping", _pong, namespace=self.namespace)
         with self._lock:
             self.server = server
-            self._maps = {}
-            for name, entries in self._states.items():
-                smap = self._map(name)
-                if smap is None:
-                    continue
-                for key, value in entries.items():
-                    _quiet(smap.set, key, value)
 
     def detach(self) -> None:
-        """Stop publishing (emits and state changes are only recorded)."""
+        """Stop publishing (emits are only recorded)."""
         with self._lock:
             self.server = None
-            self._maps = {}
 
     def _map(self, name: str) -> Any:
-        smap = self._maps.get(name)
-        if smap is None and self.server is not None:
-            try:
-                smap = self.server.state(name, namespace=self.namespace)
-            except Exception:  # noqa: BLE001 - a stopped server: the copy still serves
-                return None
-            self._maps[name] = smap
-        return smap
+        server = self.server
+        if server is None:
+            raise RuntimeError("swarmcast.dash.Bridge: no server attached for state maps")
+        return server.state(name, namespace=self.namespace)
 
     # -- publishing ------------------------------------------------------------------
 
@@ -463,29 +452,8 @@ class Bridge:
 
     def state(self, name: str) -> BridgeState:
         with self._lock:
-            self._states.setdefault(name, {})
-            self._versions.setdefault(name, 0)
+            self._state_names.add(name)
         return BridgeState(self, name)
-
-    def _set(self, name: str, key: str, value: Any) -> None:
-        with self._lock:
-            self._states.setdefault(name, {})[key] = value
-            self._versions[name] = self._versions.get(name, 0) + 1
-            smap = self._map(name)
-            if smap is not None:
-                _quiet(smap.set, key, value)
-
-    def _delete(self, name: str, key: str) -> bool:
-        with self._lock:
-            entries = self._states.setdefault(name, {})
-            if key not in entries:
-                return False
-            del entries[key]
-            self._versions[name] = self._versions.get(name, 0) + 1
-            smap = self._map(name)
-            if smap is not None:
-                _quiet(smap.delete, key)
-            return True
 
     # -- the snapshot endpoint -------------------------------------------------------
 
@@ -500,15 +468,21 @@ class Bridge:
         `events`: `(name, since)`; `since >= 0` gives the events with a greater id,
         `since < 0` the last `-since` ones, `None` none (only the last id).
         """
+        out_states: Dict[str, Any] = {}
         with self._lock:
-            out_states: Dict[str, Any] = {}
-            for name, version in states:
-                if name not in self._states:
-                    continue
-                current = self._versions.get(name, 0)
-                if version is not None and version == current:
-                    continue
-                out_states[name] = {"version": current, "entries": dict(self._states[name])}
+            known = set(self._state_names)
+            server = self.server
+        for name, version in states:
+            if name not in known or server is None:
+                continue
+            smap = server.state(name, namespace=self.namespace)
+            # The version first: a change in between makes the next poll fetch again.
+            current = smap.version
+            entries = smap.snapshot()
+            if version is not None and version == current:
+                continue
+            out_states[name] = {"version": current, "entries": dict(entries)}
+        with self._lock:
             out_events: Dict[str, Any] = {}
             for name, since in events:
                 if name not in self._last:

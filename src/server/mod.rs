@@ -103,6 +103,11 @@ pub enum ServerError {
     /// A configuration value is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The server was stopped and has a cluster adapter: the adapter's link to the
+    /// cluster is closed for good when the server stops, so this server cannot start
+    /// again. Create a new server (and adapter) instead.
+    #[error("a server with a cluster adapter cannot start again after a stop: create a new one")]
+    ClusterRestart,
 }
 
 /// A Socket.IO server being set up: declare namespaces and handlers, then
@@ -128,6 +133,8 @@ pub struct Server {
     config: ServerConfig,
     core: Arc<IoCore>,
     endpoints: Vec<(String, Arc<dyn EngineHandler>)>,
+    /// Set once a server with a cluster adapter has stopped: its node is closed.
+    cluster_closed: bool,
 }
 
 impl Server {
@@ -142,6 +149,7 @@ impl Server {
             config,
             core: IoCore::new(ctx),
             endpoints: Vec::new(),
+            cluster_closed: false,
         }
     }
 
@@ -204,6 +212,9 @@ impl Server {
     }
 
     fn validate(&self) -> Result<(), ServerError> {
+        if self.cluster_closed {
+            return Err(ServerError::ClusterRestart);
+        }
         let e = &self.config.engine;
         if e.ping_interval.is_zero() || e.ping_timeout.is_zero() {
             return Err(ServerError::Config(
@@ -233,27 +244,56 @@ impl Server {
 
     /// Start on a runtime of its own (`worker_threads` threads) and return at once.
     /// This is the mode for programs that are not async (and for the Python and C
-    /// bindings).
+    /// bindings). [`ServerHandle::stop`] gives the server back, to start again.
     pub fn start(self) -> Result<ServerHandle, ServerError> {
-        self.validate()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        self.try_start().map_err(|failed| failed.1)
+    }
+
+    /// [`Server::start`] that gives the server back when it cannot start (the host
+    /// layer keeps it, so that a failed start can be retried).
+    pub(crate) fn try_start(self) -> Result<ServerHandle, Box<(Server, ServerError)>> {
+        if let Err(e) = self.validate() {
+            return Err(Box::new((self, e)));
+        }
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
             .worker_threads(self.config.worker_threads.max(1))
             .thread_name("swarmcast")
             .enable_all()
             .build()
-            .map_err(ServerError::Runtime)?;
-        let mut handle = runtime.block_on(self.serve())?;
+        {
+            Ok(runtime) => runtime,
+            Err(e) => return Err(Box::new((self, ServerError::Runtime(e)))),
+        };
+        let addr = format!("{}:{}", self.config.host, self.config.port);
+        // Bind first: a server that cannot bind has not started its cluster node, and
+        // can be retried. Clients wait in the backlog until the node is ready.
+        let listener = match runtime.block_on(TcpListener::bind(&addr)) {
+            Ok(listener) => listener,
+            Err(source) => return Err(Box::new((self, ServerError::Bind { addr, source }))),
+        };
+        let local_addr = match listener.local_addr() {
+            Ok(local_addr) => local_addr,
+            Err(source) => return Err(Box::new((self, ServerError::Bind { addr, source }))),
+        };
+        runtime.block_on(self.start_cluster());
+        let _entered = runtime.enter();
+        let mut handle = self.run(listener, local_addr);
         handle.runtime = Some(runtime);
         Ok(handle)
+    }
+
+    /// Start the adapter node's tasks and wait until it has loaded the shared state
+    /// this node serves, before the first client comes.
+    async fn start_cluster(&self) {
+        let node = self.core.ctx.adapter();
+        node.start(self.namespaces(), tokio::runtime::Handle::current());
+        node.ready().await;
     }
 
     /// Bind and serve on the current tokio runtime; returns once listening.
     pub async fn serve(self) -> Result<ServerHandle, ServerError> {
         self.validate()?;
-        // Load the shared state this node serves before the first client comes.
-        let node = self.core.ctx.adapter();
-        node.start(self.namespaces(), tokio::runtime::Handle::current());
-        node.ready().await;
+        self.start_cluster().await;
         let addr = format!("{}:{}", self.config.host, self.config.port);
         let listener = TcpListener::bind(&addr)
             .await
@@ -268,6 +308,11 @@ impl Server {
             addr: "listener".into(),
             source,
         })?;
+        Ok(self.run(listener, local_addr))
+    }
+
+    /// Serve on a bound listener, inside a runtime.
+    fn run(self, listener: TcpListener, local_addr: SocketAddr) -> ServerHandle {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         self.core
@@ -290,7 +335,7 @@ impl Server {
             normalize_path(&self.config.path),
             socketio as Arc<dyn EngineHandler>,
         )];
-        routes.extend(self.endpoints);
+        routes.extend(self.endpoints.iter().cloned());
         let engines: Vec<(String, Arc<Engine>)> = routes
             .into_iter()
             .map(|(path, handler)| {
@@ -315,7 +360,7 @@ impl Server {
             shutdown.clone(),
         ));
         tracing::info!(%local_addr, path = %self.config.path, "swarmcast listening");
-        Ok(ServerHandle {
+        ServerHandle {
             local_addr,
             emitter: Emitter { core: self.core },
             shutdown,
@@ -323,7 +368,9 @@ impl Server {
             engines: engines.into_iter().map(|(_, e)| e).collect(),
             runtime: None,
             shutdown_timeout: self.config.shutdown_timeout,
-        })
+            config: self.config,
+            endpoints: self.endpoints,
+        }
     }
 }
 
@@ -339,7 +386,19 @@ fn normalize_path(path: &str) -> String {
 }
 
 /// A running server. Stop it with [`ServerHandle::stop`] (own runtime) or
-/// [`ServerHandle::shutdown`] (inside your runtime); dropping it stops it too.
+/// [`ServerHandle::shutdown`] (inside your runtime); dropping it stops it too. Both give
+/// the [`Server`] back, with its namespaces, handlers, state maps and configuration,
+/// ready to start again:
+///
+/// ```no_run
+/// # let mut config = swarmcast::ServerConfig::default();
+/// # config.port = 0;
+/// let server = swarmcast::Server::new(config);
+/// server.state("agents").set("a1", &"idle").unwrap();
+/// let server = server.start().unwrap().stop(); // stopped
+/// let running = server.start().unwrap(); // serving again, "agents" still holds a1
+/// running.stop();
+/// ```
 pub struct ServerHandle {
     local_addr: SocketAddr,
     emitter: Emitter,
@@ -348,6 +407,9 @@ pub struct ServerHandle {
     engines: Vec<Arc<Engine>>,
     runtime: Option<tokio::runtime::Runtime>,
     shutdown_timeout: Duration,
+    /// What [`ServerHandle::stop`] gives back in a [`Server`].
+    config: ServerConfig,
+    endpoints: Vec<(String, Arc<dyn EngineHandler>)>,
 }
 
 impl ServerHandle {
@@ -384,19 +446,37 @@ impl ServerHandle {
     /// Graceful shutdown inside the caller's runtime: stop accepting, close every
     /// session (queued packets are flushed first), wait up to `shutdown_timeout` for
     /// connections to finish.
-    pub async fn shutdown(mut self) {
+    /// Returns the server, to serve again (see [`ServerHandle::stop`]).
+    pub async fn shutdown(mut self) -> Server {
         self.begin_shutdown();
         let _ = tokio::time::timeout(self.shutdown_timeout, self.tasks.wait()).await;
         self.emitter.core.ctx.set_runtime(None);
         // Nothing left for Drop to do.
         self.runtime = None;
+        self.into_server()
     }
 
     /// Graceful shutdown for a server started with [`Server::start`]: like
     /// [`ServerHandle::shutdown`], then joins the runtime's threads. Blocks; do not
     /// call from inside an async task.
-    pub fn stop(mut self) {
+    ///
+    /// Returns the server, stopped, with everything it was given (namespaces,
+    /// handlers, state maps, configuration): [`Server::start`] serves it again. A
+    /// server with a cluster adapter cannot (its start fails with
+    /// [`ServerError::ClusterRestart`]).
+    pub fn stop(mut self) -> Server {
         self.stop_blocking();
+        self.into_server()
+    }
+
+    /// The definition behind a handle that has shut down.
+    fn into_server(mut self) -> Server {
+        Server {
+            config: self.config.clone(),
+            core: self.emitter.core.clone(),
+            endpoints: std::mem::take(&mut self.endpoints),
+            cluster_closed: !self.emitter.core.ctx.adapter().restartable(),
+        }
     }
 
     fn stop_blocking(&mut self) {

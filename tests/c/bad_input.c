@@ -253,7 +253,8 @@ static void test_lifecycle(void) {
     check(other != NULL, "second server created");
     if (other != NULL) {
         CHECK_RC(swarmcast_server_start(other), SWARMCAST_RESULT_BIND_FAILED);
-        CHECK_RC(swarmcast_server_start(other), SWARMCAST_RESULT_ALREADY_STARTED);
+        /* A failed start can be retried (the port is still taken here). */
+        CHECK_RC(swarmcast_server_start(other), SWARMCAST_RESULT_BIND_FAILED);
         CHECK_RC(swarmcast_server_emit(other, NS, "status", J("1")), SWARMCAST_RESULT_NOT_RUNNING);
         CHECK_RC(swarmcast_server_stop(other), SWARMCAST_RESULT_NOT_RUNNING);
         swarmcast_server_free(other);
@@ -261,7 +262,9 @@ static void test_lifecycle(void) {
 
     CHECK_RC(swarmcast_server_stop(server), SWARMCAST_RESULT_OK);
     CHECK_RC(swarmcast_server_stop(server), SWARMCAST_RESULT_NOT_RUNNING);
-    CHECK_RC(swarmcast_server_start(server), SWARMCAST_RESULT_ALREADY_STARTED);
+    /* A stopped server starts again (tests/c/restart.c has clients); stop it again. */
+    CHECK_RC(swarmcast_server_start(server), SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_server_stop(server), SWARMCAST_RESULT_OK);
     CHECK_RC(swarmcast_server_local_port(server, &port), SWARMCAST_RESULT_NOT_RUNNING);
     CHECK_RC(swarmcast_server_emit(server, NS, "status", J("1")), SWARMCAST_RESULT_NOT_RUNNING);
     CHECK_RC(swarmcast_server_emit_to_room(server, NS, "room", "status", J("1")),

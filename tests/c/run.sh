@@ -138,6 +138,7 @@ build_test() {
 }
 build_test bad_input
 build_test e2e
+build_test restart
 # The complete example of docs/c.md (the first ```c block) must keep compiling.
 awk '/^```c$/ {on = 1; next} /^```$/ && on {exit} on' docs/c.md >"$OUT/doc_example.c"
 step "docs/c.md example compiles" "$CC" -std=c11 -pedantic "${WARN[@]}" -Iinclude \
@@ -198,6 +199,19 @@ if [ -x "$OUT/e2e" ]; then
     rc=$?
     count_checks "$OUT/e2e.out"
     sanitizer_verdict "e2e" "$rc" "$LOGS/e2e.stderr" strict
+fi
+
+# --- restart: one server stopped and started again, a client after every start ----
+if [ -x "$OUT/restart" ]; then
+    timeout 90 "$OUT/restart" 2 >"$OUT/restart.out" 2>"$LOGS/restart.stderr" &
+    pid=$!
+    timeout 70 node tests/c/restart_client.mjs "$OUT/restart.out" 2 \
+        >"$OUT/restart_client.out" 2>&1
+    count_checks "$OUT/restart_client.out"
+    wait "$pid"
+    rc=$?
+    count_checks "$OUT/restart.out"
+    sanitizer_verdict "restart" "$rc" "$LOGS/restart.stderr" strict
 fi
 
 echo "$passed passed, $failed failed"

@@ -1,5 +1,5 @@
 """Unit checks of swarmcast.dash without a browser (run by scripts/test-e2e.sh with the
-demo's interpreter, which has Dash): Bridge ids, copies, snapshot queries, restarts;
+demo's interpreter, which has Dash): Bridge ids, state maps, snapshot queries, restarts;
 Realtime's layout pieces; new_events."""
 
 import json
@@ -48,20 +48,25 @@ snap = bridge.snapshot(events=[("log", 2), ("other", None)])
 check([e["id"] for e in snap["events"]["log"]["events"]] == [3, 4, 5], "events after an id, within keep")
 check(snap["events"]["other"] == {"last": 1, "events": []}, "latest: only the last id")
 check([e["id"] for e in bridge.snapshot(events=[("log", -2)])["events"]["log"]["events"]] == [4, 5], "the last n")
+try:
+    bridge.state("agents").set("a1", 1)
+    check(False, "state maps need a server")
+except RuntimeError:
+    check(True, "state maps need a server")
+
+# With a server: its own maps (no copy), emits carry (data, meta), the endpoint, restart.
+server = swarmcast.Server(port=0)
+bridge.attach(server)
 agents = bridge.state("agents")
 agents.set("a1", {"s": 1})
 agents.set("a2", {"s": 2})
 check(agents.delete("a2") and not agents.delete("a2"), "delete says whether the key was there")
+check(server.state("agents").snapshot() == {"a1": {"s": 1}}, "the Bridge writes the server's own map")
 v = agents.version
 check(bridge.snapshot(states=[("agents", v)])["states"] == {}, "an unchanged map is left out")
-check(bridge.snapshot(states=[("agents", None)])["states"]["agents"]["entries"] == {"a1": {"s": 1}}, "the map's copy")
-
-# With a server: the copy seeds it, emits carry (data, meta), ping answers, restart.
-server = swarmcast.Server(port=0)
-bridge.attach(server)
+check(bridge.snapshot(states=[("agents", None)])["states"]["agents"]["entries"] == {"a1": {"s": 1}}, "the map's entries")
 server.start()
 try:
-    check(server.state("agents").snapshot() == {"a1": {"s": 1}}, "attach seeds the server's state maps")
     n = bridge.emit("log", {"i": 5})
     check(n == 6, "ids go on across attach")
     app = dash.Dash(__name__)
@@ -74,8 +79,13 @@ try:
     check(client.get("/_swarmcast/snapshot?event=log").status_code == 400, "a malformed query is refused")
 finally:
     server.stop()
-bridge.detach()
 bridge.emit("log", "while stopped")
-check(bridge.snapshot(events=[("log", 6)])["events"]["log"]["events"][0]["data"] == "while stopped", "emits are recorded without a server")
+check(bridge.snapshot(events=[("log", 6)])["events"]["log"]["events"][0]["data"] == "while stopped", "emits are recorded while stopped")
+agents["a3"] = 3
+server.start()
+try:
+    check(agents.snapshot() == {"a1": {"s": 1}, "a3": 3}, "state maps survive a restart")
+finally:
+    server.stop()
 print("check_dash: all passed")
 sys.exit(0)

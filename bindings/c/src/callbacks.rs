@@ -1,12 +1,9 @@
-//! C callbacks: their types, what they receive, acks and connect refusals, and how
-//! they are run (on the core's [`sc::Dispatcher`], never on a network thread).
+//! C callbacks: their types, what they receive, acks and connect refusals, and their
+//! registration on the core's [`sc::Host`] (which runs them on its dispatcher, never on
+//! a network thread, and gates them by the connect decision).
 
-use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_void};
-use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 
 use crate::ffi::{c_string, json_arg, str_arg, UserData};
@@ -244,271 +241,140 @@ type ConnectFn = unsafe extern "C" fn(
     *const swarmcast_connect_info,
     *mut swarmcast_connect_refusal,
 ) -> bool;
-type DisconnectFn = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, *const c_char);
 type EventFn = unsafe extern "C" fn(*mut c_void, *const swarmcast_event, *mut swarmcast_ack);
 
-/// The callbacks registered on one namespace before the server starts.
-#[derive(Default)]
-pub(crate) struct NsCallbacks {
-    pub connect: Option<Callback<ConnectFn>>,
-    pub disconnect: Option<Callback<DisconnectFn>>,
-    pub events: HashMap<String, Callback<EventFn>>,
-    pub any: Option<Callback<EventFn>>,
+/// Register a C connect callback on the host (a NULL one is refused).
+pub(crate) fn on_connect(
+    host: &sc::Host,
+    nsp: &str,
+    f: swarmcast_connect_callback,
+    userdata: *mut c_void,
+) -> Result<(), swarmcast_result> {
+    let cb = callback(f, userdata)?;
+    Ok(host.on_connect(nsp, move |socket| connect(cb, socket))?)
 }
 
-impl NsCallbacks {
-    pub fn set_connect(&mut self, f: swarmcast_connect_callback, userdata: *mut c_void) -> bool {
-        let Some(f) = f else { return false };
-        self.connect = Some(Callback {
-            f,
-            userdata: UserData::new(userdata),
-        });
-        true
-    }
-
-    pub fn set_disconnect(
-        &mut self,
-        f: swarmcast_disconnect_callback,
-        userdata: *mut c_void,
-    ) -> bool {
-        let Some(f) = f else { return false };
-        self.disconnect = Some(Callback {
-            f,
-            userdata: UserData::new(userdata),
-        });
-        true
-    }
-
-    pub fn set_event(
-        &mut self,
-        event: Option<&str>,
-        f: swarmcast_event_callback,
-        userdata: *mut c_void,
-    ) -> bool {
-        let Some(f) = f else { return false };
-        let cb = Callback {
-            f,
-            userdata: UserData::new(userdata),
-        };
-        match event {
-            Some(name) => {
-                self.events.insert(name.to_string(), cb);
-            }
-            None => self.any = Some(cb),
+/// Register a C disconnect callback on the host (a NULL one is refused).
+pub(crate) fn on_disconnect(
+    host: &sc::Host,
+    nsp: &str,
+    f: swarmcast_disconnect_callback,
+    userdata: *mut c_void,
+) -> Result<(), swarmcast_result> {
+    let cb = callback(f, userdata)?;
+    Ok(host.on_disconnect(nsp, move |socket, reason| {
+        let (nsp, sid) = (c_string(socket.namespace()), c_string(socket.id()));
+        let reason = c_string(reason.as_str());
+        // SAFETY: a C function pointer registered by the user, called with strings
+        // that outlive the call.
+        unsafe {
+            (cb.f)(
+                cb.userdata.get(),
+                nsp.as_ptr(),
+                sid.as_ptr(),
+                reason.as_ptr(),
+            )
         }
-        true
-    }
+    })?)
 }
 
-thread_local! {
-    /// The server whose callback this thread is running, if any.
-    static IN_CALLBACK: Cell<*const Shared> = const { Cell::new(std::ptr::null()) };
+/// Register a C event callback on the host: for `event`, or the catch-all for `None`
+/// (a NULL callback is refused).
+pub(crate) fn on_event(
+    host: &sc::Host,
+    nsp: &str,
+    event: Option<&str>,
+    f: swarmcast_event_callback,
+    userdata: *mut c_void,
+) -> Result<(), swarmcast_result> {
+    let cb = callback(f, userdata)?;
+    let handler = move |socket: &sc::Socket, event: sc::Event, ack: Option<sc::AckSender>| {
+        deliver_event(cb, socket, event, ack)
+    };
+    Ok(match event {
+        Some(name) => host.on(nsp, name, handler),
+        None => host.on_any(nsp, handler),
+    }?)
 }
 
-/// What the callbacks of one server share: the handler threads, and which sockets a C
-/// connect callback accepted.
-#[derive(Default)]
-pub(crate) struct Shared {
-    dispatcher: RwLock<Option<sc::Dispatcher>>,
-    /// Sockets accepted by a C connect callback and not yet disconnected. The core may
-    /// report the disconnect of a socket whose connect decision was still pending; the
-    /// C side only hears of sockets it accepted.
-    accepted: Mutex<HashSet<String>>,
-}
-
-impl Shared {
-    pub fn start_dispatcher(&self, threads: usize) {
-        *self.dispatcher.write() = Some(sc::Dispatcher::new(threads, "swarmcast-cb"));
-    }
-
-    /// Stop the handler threads after the callbacks already queued have run.
-    pub fn stop_dispatcher(&self) {
-        let dispatcher = self.dispatcher.write().take();
-        // Joins the threads, outside the lock.
-        drop(dispatcher);
-    }
-
-    /// Whether the current thread is running one of this server's callbacks.
-    pub fn in_own_callback(&self) -> bool {
-        IN_CALLBACK.with(|c| std::ptr::eq(c.get(), self))
-    }
-
-    /// Queue `job` on the handler thread of `key`; false when the server is stopped.
-    fn run(&self, key: &str, job: impl FnOnce() + Send + 'static) -> bool {
-        match self.dispatcher.read().as_ref() {
-            Some(d) => {
-                d.run(key, job);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Call into C with this thread marked as running one of this server's callbacks.
-    fn call<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Reset(*const Shared);
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                IN_CALLBACK.with(|c| c.set(self.0));
-            }
-        }
-        let _reset = Reset(IN_CALLBACK.with(|c| c.replace(self)));
-        f()
-    }
-}
-
-/// Install the C callbacks of one namespace on the core namespace.
-pub(crate) fn install(ns: &sc::Namespace, callbacks: NsCallbacks, shared: &Arc<Shared>) {
-    // With a connect callback, the C side hears only of sockets it accepted.
-    let gated = callbacks.connect.is_some();
-    if let Some(cb) = callbacks.connect {
-        let shared = shared.clone();
-        ns.on_connect_async(move |socket| connect_hook(&shared, cb, socket));
-    }
-    if gated || callbacks.disconnect.is_some() {
-        let shared = shared.clone();
-        let cb = callbacks.disconnect;
-        ns.on_disconnect(move |socket, reason| {
-            let sid = socket.id().to_string();
-            let nsp = socket.namespace().to_string();
-            let reason = reason.as_str();
-            let inner = shared.clone();
-            shared.run(&sid.clone(), move || {
-                if gated && !inner.accepted.lock().remove(&sid) {
-                    return;
-                }
-                if let Some(cb) = cb {
-                    let (nsp, sid, reason) = (c_string(&nsp), c_string(&sid), c_string(reason));
-                    inner.call(|| {
-                        // SAFETY: a C function pointer registered by the user, called
-                        // with strings that outlive the call.
-                        unsafe {
-                            (cb.f)(
-                                cb.userdata.get(),
-                                nsp.as_ptr(),
-                                sid.as_ptr(),
-                                reason.as_ptr(),
-                            )
-                        }
-                    });
-                }
-            });
-        });
-    }
-    for (name, cb) in callbacks.events {
-        let shared = shared.clone();
-        ns.on(&name, move |socket, event, ack| {
-            dispatch_event(&shared, gated, cb, socket, event, ack)
-        });
-    }
-    if let Some(cb) = callbacks.any {
-        let shared = shared.clone();
-        ns.on_any(move |socket, event, ack| dispatch_event(&shared, gated, cb, socket, event, ack));
-    }
-}
-
-fn connect_hook(
-    shared: &Arc<Shared>,
-    cb: Callback<ConnectFn>,
-    socket: sc::Socket,
-) -> sc::ConnectFuture {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let sid = socket.id().to_string();
-    let inner = shared.clone();
-    let queued = shared.run(&sid, move || {
-        let nsp = c_string(socket.namespace());
-        let id = c_string(socket.id());
-        let auth = c_string(
-            &socket
-                .auth()
-                .map_or_else(|| "null".to_string(), Value::to_string),
-        );
-        let info = swarmcast_connect_info {
-            nsp: nsp.as_ptr(),
-            socket_id: id.as_ptr(),
-            auth_json: auth.as_ptr(),
-            auth_json_len: auth.as_bytes().len(),
-        };
-        let mut refusal = swarmcast_connect_refusal::default();
-        let refusal_ptr: *mut swarmcast_connect_refusal = &mut refusal;
-        let accepted = inner.call(|| {
-            // SAFETY: a C function pointer registered by the user; `info`, its strings
-            // and `refusal` outlive the call.
-            unsafe { (cb.f)(cb.userdata.get(), &info, refusal_ptr) }
-        });
-        let decision = if accepted {
-            inner.accepted.lock().insert(socket.id().to_string());
-            Ok(())
-        } else {
-            let mut error = sc::ConnectError::new(refusal.message.as_deref().unwrap_or("refused"));
-            if let Some(data) = refusal.data {
-                error = error.with_data(data);
-            }
-            Err(error)
-        };
-        let _ = tx.send(decision);
-    });
-    Box::pin(async move {
-        if !queued {
-            return Err(sc::ConnectError::new("server shutting down"));
-        }
-        rx.await
-            .unwrap_or_else(|_| Err(sc::ConnectError::new("server shutting down")))
+fn callback<F>(f: Option<F>, userdata: *mut c_void) -> Result<Callback<F>, swarmcast_result> {
+    let f = f.ok_or(swarmcast_result::NullParameter)?;
+    Ok(Callback {
+        f,
+        userdata: UserData::new(userdata),
     })
 }
 
-fn dispatch_event(
-    shared: &Arc<Shared>,
-    gated: bool,
+/// Ask the C connect callback (on the socket's handler thread).
+fn connect(cb: Callback<ConnectFn>, socket: &sc::Socket) -> Result<(), sc::ConnectError> {
+    let nsp = c_string(socket.namespace());
+    let id = c_string(socket.id());
+    let auth = c_string(
+        &socket
+            .auth()
+            .map_or_else(|| "null".to_string(), Value::to_string),
+    );
+    let info = swarmcast_connect_info {
+        nsp: nsp.as_ptr(),
+        socket_id: id.as_ptr(),
+        auth_json: auth.as_ptr(),
+        auth_json_len: auth.as_bytes().len(),
+    };
+    let mut refusal = swarmcast_connect_refusal::default();
+    let refusal_ptr: *mut swarmcast_connect_refusal = &mut refusal;
+    // SAFETY: a C function pointer registered by the user; `info`, its strings and
+    // `refusal` outlive the call.
+    if unsafe { (cb.f)(cb.userdata.get(), &info, refusal_ptr) } {
+        return Ok(());
+    }
+    let mut error = sc::ConnectError::new(refusal.message.as_deref().unwrap_or("refused"));
+    if let Some(data) = refusal.data {
+        error = error.with_data(data);
+    }
+    Err(error)
+}
+
+/// Hand an event to the C event callback (on the socket's handler thread).
+fn deliver_event(
     cb: Callback<EventFn>,
     socket: &sc::Socket,
     event: sc::Event,
     ack: Option<sc::AckSender>,
 ) {
-    let sid = socket.id().to_string();
-    let nsp = socket.namespace().to_string();
-    let inner = shared.clone();
-    shared.run(&sid.clone(), move || {
-        if gated && !inner.accepted.lock().contains(&sid) {
-            return;
-        }
-        let args = serde_json::to_string(&event.payload.args).unwrap_or_else(|_| "[]".into());
-        let (nsp, sid, name, args) = (
-            c_string(&nsp),
-            c_string(&sid),
-            c_string(&event.name),
-            c_string(&args),
-        );
-        let attachments: Vec<swarmcast_bytes> = event
-            .payload
-            .attachments
-            .iter()
-            .map(|b| swarmcast_bytes {
-                data: b.as_ptr(),
-                len: b.len(),
-            })
-            .collect();
-        let c_event = swarmcast_event {
-            nsp: nsp.as_ptr(),
-            socket_id: sid.as_ptr(),
-            name: name.as_ptr(),
-            args_json: args.as_ptr(),
-            args_json_len: args.as_bytes().len(),
-            attachments: if attachments.is_empty() {
-                std::ptr::null()
-            } else {
-                attachments.as_ptr()
-            },
-            attachments_len: attachments.len(),
-        };
-        // Ownership of the ack passes to C (swarmcast_ack_send / swarmcast_ack_free).
-        let ack = ack.map_or(std::ptr::null_mut(), |sender| {
-            Box::into_raw(Box::new(swarmcast_ack { sender }))
-        });
-        inner.call(|| {
-            // SAFETY: a C function pointer registered by the user; the event, its strings
-            // and attachment buffers outlive the call.
-            unsafe { (cb.f)(cb.userdata.get(), &c_event, ack) }
-        });
+    let args = serde_json::to_string(&event.payload.args).unwrap_or_else(|_| "[]".into());
+    let (nsp, sid, name, args) = (
+        c_string(socket.namespace()),
+        c_string(socket.id()),
+        c_string(&event.name),
+        c_string(&args),
+    );
+    let attachments: Vec<swarmcast_bytes> = event
+        .payload
+        .attachments
+        .iter()
+        .map(|b| swarmcast_bytes {
+            data: b.as_ptr(),
+            len: b.len(),
+        })
+        .collect();
+    let c_event = swarmcast_event {
+        nsp: nsp.as_ptr(),
+        socket_id: sid.as_ptr(),
+        name: name.as_ptr(),
+        args_json: args.as_ptr(),
+        args_json_len: args.as_bytes().len(),
+        attachments: if attachments.is_empty() {
+            std::ptr::null()
+        } else {
+            attachments.as_ptr()
+        },
+        attachments_len: attachments.len(),
+    };
+    // Ownership of the ack passes to C (swarmcast_ack_send / swarmcast_ack_free).
+    let ack = ack.map_or(std::ptr::null_mut(), |sender| {
+        Box::into_raw(Box::new(swarmcast_ack { sender }))
     });
+    // SAFETY: a C function pointer registered by the user; the event, its strings and
+    // attachment buffers outlive the call.
+    unsafe { (cb.f)(cb.userdata.get(), &c_event, ack) }
 }

@@ -28,7 +28,9 @@ pub enum swarmcast_result {
     InvalidArgument = 5,
     /// The caller's buffer is too small.
     InsufficientSize = 6,
-    /// The server was already started (a server starts at most once, even when the
+    /// The server is running (or another thread starts or stops it): it cannot start, and
+    /// callbacks cannot be registered, until it stops. (Before version 0.2: a server
+    /// started at most once, even when the
     /// start failed), or a callback is registered after `swarmcast_server_start`.
     AlreadyStarted = 7,
     /// The server is not running: stopped (or never started, for `swarmcast_server_stop`
@@ -168,6 +170,21 @@ impl From<sc::ServerError> for swarmcast_result {
             sc::ServerError::Bind { .. } => Self::BindFailed,
             sc::ServerError::Runtime(_) => Self::RuntimeFailed,
             sc::ServerError::Config(_) => Self::InvalidConfig,
+            // The C API sets no cluster adapter; should it one day, a restart it refuses
+            // is a configuration matter.
+            sc::ServerError::ClusterRestart => Self::InvalidConfig,
+        }
+    }
+}
+
+impl From<sc::HostError> for swarmcast_result {
+    fn from(e: sc::HostError) -> Self {
+        match e {
+            sc::HostError::Server(e) => e.into(),
+            sc::HostError::NotRunning => Self::NotRunning,
+            sc::HostError::Undeclared(_) => Self::UnknownNamespace,
+            // AlreadyRunning, Busy (another thread starts or stops it).
+            _ => Self::AlreadyStarted,
         }
     }
 }

@@ -1,15 +1,10 @@
 //! `swarmcast_server`: lifecycle, callbacks registration, emits, rooms, keyed state.
 
-use std::collections::HashMap;
 use std::ffi::{c_char, c_void};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 
 use crate::callbacks::{
     self, swarmcast_connect_callback, swarmcast_disconnect_callback, swarmcast_event_callback,
-    NsCallbacks, Shared,
 };
 use crate::config::swarmcast_config;
 use crate::ffi::{json_arg, out_arg, str_arg};
@@ -19,7 +14,8 @@ use crate::result::swarmcast_result;
 /// A Socket.IO server. Created with `swarmcast_server_new`, given callbacks with
 /// `swarmcast_server_on_*`, started with `swarmcast_server_start` (it then runs on
 /// threads of its own), stopped with `swarmcast_server_stop` and freed with
-/// `swarmcast_server_free`. A server starts at most once.
+/// `swarmcast_server_free`. A stopped server can start again, with its callbacks,
+/// namespaces and state maps.
 ///
 /// Thread safety: the functions taking a `const swarmcast_server *` (emits, rooms,
 /// state, `swarmcast_server_local_port`) may be called from any thread, concurrently
@@ -27,21 +23,8 @@ use crate::result::swarmcast_result;
 /// callbacks. Those taking a `swarmcast_server *` are synchronised too, but
 /// `swarmcast_server_free` must not overlap any other call on the same server.
 pub struct swarmcast_server {
-    phase: Mutex<Phase>,
-    /// Set once the server has stopped (or failed to start): emits are refused.
-    stopped: AtomicBool,
-    emitter: sc::Emitter,
-    shared: Arc<Shared>,
-    handler_threads: usize,
-}
-
-enum Phase {
-    Created {
-        server: Box<sc::Server>,
-        callbacks: HashMap<String, NsCallbacks>,
-    },
-    Running(sc::ServerHandle),
-    Done,
+    /// The core's host layer: lifecycle, handler threads, callback gating.
+    host: sc::Host,
 }
 
 /// A namespace argument: a string starting with '/'.
@@ -65,93 +48,40 @@ pub(crate) unsafe fn namespace_arg<'a>(nsp: *const c_char) -> Result<&'a str, sw
 unsafe fn event_arg<'a>(event: *const c_char) -> Result<&'a str, swarmcast_result> {
     // SAFETY: forwarded from the caller.
     let event = unsafe { str_arg(event)? };
-    if sc::protocol::socketio::RESERVED_EVENTS.contains(&event) {
+    if sc::is_reserved_event(event) {
         return Err(swarmcast_result::ReservedEvent);
     }
     Ok(event)
 }
 
 impl swarmcast_server {
+    /// A namespace emits may use: refused while stopped (emits before the first start
+    /// succeed and reach nobody).
     fn live_namespace(&self, nsp: &str) -> Result<Arc<sc::Namespace>, swarmcast_result> {
-        if self.stopped.load(Ordering::Acquire) {
+        if self.host.state() == sc::HostState::Stopped {
             return Err(swarmcast_result::NotRunning);
         }
-        self.emitter
+        self.host
             .namespace(nsp)
             .ok_or(swarmcast_result::UnknownNamespace)
     }
 
+    /// Callbacks are registered while the server is not running.
     fn register(
         &self,
-        nsp: &str,
-        f: impl FnOnce(&mut NsCallbacks) -> bool,
+        f: impl FnOnce(&sc::Host) -> Result<(), swarmcast_result>,
     ) -> Result<(), swarmcast_result> {
-        let mut phase = self.phase.lock();
-        let Phase::Created { server, callbacks } = &mut *phase else {
+        if self.host.is_running() {
             return Err(swarmcast_result::AlreadyStarted);
-        };
-        if !f(callbacks.entry(nsp.to_string()).or_default()) {
-            return Err(swarmcast_result::NullParameter);
         }
-        // Declared now, so that emits to it work from here on.
-        server.namespace(nsp);
-        Ok(())
-    }
-
-    fn start(&self) -> Result<(), swarmcast_result> {
-        let mut phase = self.phase.lock();
-        let (server, callbacks) = match std::mem::replace(&mut *phase, Phase::Done) {
-            Phase::Created { server, callbacks } => (server, callbacks),
-            other => {
-                *phase = other;
-                return Err(swarmcast_result::AlreadyStarted);
-            }
-        };
-        self.shared.start_dispatcher(self.handler_threads);
-        for (nsp, cbs) in callbacks {
-            callbacks::install(&server.namespace(&nsp), cbs, &self.shared);
-        }
-        match server.start() {
-            Ok(handle) => {
-                *phase = Phase::Running(handle);
-                Ok(())
-            }
-            Err(e) => {
-                self.stopped.store(true, Ordering::Release);
-                drop(phase);
-                self.shared.stop_dispatcher();
-                Err(e.into())
-            }
-        }
+        f(&self.host)
     }
 
     fn stop(&self) -> Result<(), swarmcast_result> {
-        if self.shared.in_own_callback() {
+        if self.host.in_handler() {
             return Err(swarmcast_result::InCallback);
         }
-        let handle = {
-            let mut phase = self.phase.lock();
-            match std::mem::replace(&mut *phase, Phase::Done) {
-                Phase::Running(handle) => handle,
-                other => {
-                    *phase = other;
-                    return Err(swarmcast_result::NotRunning);
-                }
-            }
-        };
-        self.stopped.store(true, Ordering::Release);
-        // Closes every connection (disconnect callbacks are queued), joins the network
-        // threads, then runs what is queued and joins the handler threads.
-        handle.stop();
-        self.shared.stop_dispatcher();
-        Ok(())
-    }
-}
-
-impl Drop for swarmcast_server {
-    fn drop(&mut self) {
-        let _ = self.stop();
-        self.shared.stop_dispatcher();
+        Ok(self.host.stop()?)
     }
 }
 
@@ -190,16 +120,8 @@ pub unsafe extern "C" fn swarmcast_server_new(
         for nsp in &config.namespaces {
             server.namespace(nsp);
         }
-        let emitter = server.emitter();
         let boxed = Box::new(swarmcast_server {
-            phase: Mutex::new(Phase::Created {
-                server: Box::new(server),
-                callbacks: HashMap::new(),
-            }),
-            stopped: AtomicBool::new(false),
-            emitter,
-            shared: Arc::new(Shared::default()),
-            handler_threads: config.handler_threads,
+            host: sc::Host::new(server, config.handler_threads),
         });
         // SAFETY: checked non-NULL; the caller promises it is writable.
         unsafe { out.write(Box::into_raw(boxed)) };
@@ -226,7 +148,7 @@ pub unsafe extern "C" fn swarmcast_server_free(server: *mut swarmcast_server) {
         // SAFETY: from `Box::into_raw` in `swarmcast_server_new`, freed once, with no
         // other call in progress (API contract).
         let server = unsafe { Box::from_raw(server) };
-        if server.shared.in_own_callback() {
+        if server.host.in_handler() {
             // Stopping waits for the handler threads, this one included: do it on a
             // thread of its own. (Should spawning fail, the closure, and with it the
             // server, is dropped here: the dispatcher then skips joining this thread.)
@@ -245,8 +167,8 @@ pub unsafe extern "C" fn swarmcast_server_free(server: *mut swarmcast_server) {
 /// freed.
 ///
 /// Returns `SWARMCAST_RESULT_NULL_PARAMETER` for a NULL `callback`,
-/// `SWARMCAST_RESULT_ALREADY_STARTED` once the server has started: register every
-/// callback before `swarmcast_server_start`.
+/// `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs: register callbacks before
+/// `swarmcast_server_start` (or while it is stopped; they serve every later start).
 ///
 /// Thread safety: any thread.
 ///
@@ -262,14 +184,14 @@ pub unsafe extern "C" fn swarmcast_server_on_connect(
     boundary(|| {
         // SAFETY: pointer arguments as documented above.
         let (s, nsp) = unsafe { (server_arg(server)?, namespace_arg(nsp)?) };
-        s.register(nsp, |c| c.set_connect(callback, userdata))
+        s.register(|host| callbacks::on_connect(host, nsp, callback, userdata))
     })
 }
 
 /// Register the disconnect callback of namespace `nsp` (declaring it), replacing any
 /// previous one. `userdata` as for `swarmcast_server_on_connect`.
 ///
-/// Returns `SWARMCAST_RESULT_ALREADY_STARTED` once the server has started.
+/// Returns `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
 ///
 /// Thread safety: any thread.
 ///
@@ -285,7 +207,7 @@ pub unsafe extern "C" fn swarmcast_server_on_disconnect(
     boundary(|| {
         // SAFETY: pointer arguments as documented above.
         let (s, nsp) = unsafe { (server_arg(server)?, namespace_arg(nsp)?) };
-        s.register(nsp, |c| c.set_disconnect(callback, userdata))
+        s.register(|host| callbacks::on_disconnect(host, nsp, callback, userdata))
     })
 }
 
@@ -293,7 +215,7 @@ pub unsafe extern "C" fn swarmcast_server_on_disconnect(
 /// replacing any previous one for that name. `userdata` as for
 /// `swarmcast_server_on_connect`.
 ///
-/// Returns `SWARMCAST_RESULT_ALREADY_STARTED` once the server has started.
+/// Returns `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
 ///
 /// Thread safety: any thread.
 ///
@@ -311,7 +233,7 @@ pub unsafe extern "C" fn swarmcast_server_on_event(
         // SAFETY: pointer arguments as documented above.
         let (s, nsp, event) =
             unsafe { (server_arg(server)?, namespace_arg(nsp)?, str_arg(event)?) };
-        s.register(nsp, |c| c.set_event(Some(event), callback, userdata))
+        s.register(|host| callbacks::on_event(host, nsp, Some(event), callback, userdata))
     })
 }
 
@@ -319,7 +241,7 @@ pub unsafe extern "C" fn swarmcast_server_on_event(
 /// every event that has no callback of its own. `userdata` as for
 /// `swarmcast_server_on_connect`.
 ///
-/// Returns `SWARMCAST_RESULT_ALREADY_STARTED` once the server has started.
+/// Returns `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
 ///
 /// Thread safety: any thread.
 ///
@@ -335,7 +257,7 @@ pub unsafe extern "C" fn swarmcast_server_on_any_event(
     boundary(|| {
         // SAFETY: pointer arguments as documented above.
         let (s, nsp) = unsafe { (server_arg(server)?, namespace_arg(nsp)?) };
-        s.register(nsp, |c| c.set_event(None, callback, userdata))
+        s.register(|host| callbacks::on_event(host, nsp, None, callback, userdata))
     })
 }
 
@@ -343,8 +265,9 @@ pub unsafe extern "C" fn swarmcast_server_on_any_event(
 ///
 /// Returns `SWARMCAST_RESULT_BIND_FAILED` (port in use...),
 /// `SWARMCAST_RESULT_INVALID_CONFIG`, `SWARMCAST_RESULT_RUNTIME_FAILED`, or
-/// `SWARMCAST_RESULT_ALREADY_STARTED` on a second call (also after a failed start: a
-/// server starts at most once; create a new one to retry).
+/// `SWARMCAST_RESULT_ALREADY_STARTED` while it runs (or another thread starts or stops
+/// it). After `swarmcast_server_stop`, or a failed start, it starts again with its
+/// callbacks, namespaces and state maps.
 ///
 /// Thread safety: any thread.
 ///
@@ -355,14 +278,15 @@ pub unsafe extern "C" fn swarmcast_server_start(server: *mut swarmcast_server) -
     boundary(|| {
         // SAFETY: pointer argument as documented above.
         let s = unsafe { server_arg(server)? };
-        s.start()
+        s.host.start()?;
+        Ok(())
     })
 }
 
 /// Stop the server: stop accepting, close every connection (flushing what is queued,
 /// waiting up to 5 s), call the disconnect callbacks, and wait for every callback to
 /// finish. Once it returns, no callback of this server runs any more. Emits after it
-/// return `SWARMCAST_RESULT_NOT_RUNNING`.
+/// return `SWARMCAST_RESULT_NOT_RUNNING` until the server starts again.
 ///
 /// Returns `SWARMCAST_RESULT_NOT_RUNNING` if the server is not running (never started,
 /// or already stopped: a second stop is harmless), `SWARMCAST_RESULT_IN_CALLBACK` when
@@ -399,10 +323,11 @@ pub unsafe extern "C" fn swarmcast_server_local_port(
         // SAFETY: pointer argument as documented above.
         let s = unsafe { server_arg(server)? };
         let out = out_arg(out_port)?;
-        let port = match &*s.phase.lock() {
-            Phase::Running(handle) => handle.local_addr().port(),
-            _ => return Err(swarmcast_result::NotRunning),
-        };
+        let port = s
+            .host
+            .local_addr()
+            .ok_or(swarmcast_result::NotRunning)?
+            .port();
         // SAFETY: checked non-NULL; the caller promises it is writable.
         unsafe { out.write(port) };
         Ok(())
@@ -416,6 +341,58 @@ fn broadcast_result(report: Result<sc::EmitReport, sc::EmitError>) -> Result<(),
     } else {
         Err(swarmcast_result::QueueFull)
     }
+}
+
+/// Whom an emit goes to.
+#[derive(Clone, Copy)]
+enum Recipients {
+    All,
+    /// A room (NUL-terminated string).
+    Room(*const c_char),
+    /// One socket id (NUL-terminated string).
+    Socket(*const c_char),
+}
+
+/// The body every `swarmcast_server_emit*` shares: check the arguments (in the order of
+/// the parameters), then forward to the core.
+///
+/// # Safety
+/// As `swarmcast_server_emit`; the room or socket id of `to` is a NUL-terminated string.
+unsafe fn emit(
+    server: *const swarmcast_server,
+    nsp: *const c_char,
+    to: Recipients,
+    volatile: bool,
+    event: *const c_char,
+    json: *const c_char,
+    json_len: usize,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer arguments as the caller promises.
+        let (s, nsp) = unsafe { (server_arg(server)?, namespace_arg(nsp)?) };
+        let target = match to {
+            Recipients::All => None,
+            Recipients::Room(name) | Recipients::Socket(name) => {
+                // SAFETY: NUL-terminated, as the caller promises.
+                Some(unsafe { str_arg(name)? })
+            }
+        };
+        // SAFETY: as the caller promises.
+        let (event, data) = unsafe { (event_arg(event)?, json_arg(json, json_len)?) };
+        let ns = s.live_namespace(nsp)?;
+        let mut broadcast = match (to, target) {
+            (Recipients::Socket(_), Some(sid)) => {
+                let socket = ns.socket(sid).ok_or(swarmcast_result::UnknownSocket)?;
+                return socket.emit(event, data).map_err(swarmcast_result::from);
+            }
+            (_, Some(room)) => ns.to(room),
+            (_, None) => ns.broadcast(),
+        };
+        if volatile {
+            broadcast = broadcast.volatile();
+        }
+        broadcast_result(broadcast.emit(event, data))
+    })
 }
 
 /// Emit event `event` with one JSON argument (`json_len` bytes at `json`, for example
@@ -442,18 +419,8 @@ pub unsafe extern "C" fn swarmcast_server_emit(
     json: *const c_char,
     json_len: usize,
 ) -> swarmcast_result {
-    boundary(|| {
-        // SAFETY: pointer arguments as documented above.
-        let (s, nsp, event, data) = unsafe {
-            (
-                server_arg(server)?,
-                namespace_arg(nsp)?,
-                event_arg(event)?,
-                json_arg(json, json_len)?,
-            )
-        };
-        broadcast_result(s.live_namespace(nsp)?.broadcast().emit(event, data))
-    })
+    // SAFETY: forwarded, as documented above.
+    unsafe { emit(server, nsp, Recipients::All, false, event, json, json_len) }
 }
 
 /// Like `swarmcast_server_emit`, to the clients in room `room` of namespace `nsp`
@@ -472,19 +439,18 @@ pub unsafe extern "C" fn swarmcast_server_emit_to_room(
     json: *const c_char,
     json_len: usize,
 ) -> swarmcast_result {
-    boundary(|| {
-        // SAFETY: pointer arguments as documented above.
-        let (s, nsp, room, event, data) = unsafe {
-            (
-                server_arg(server)?,
-                namespace_arg(nsp)?,
-                str_arg(room)?,
-                event_arg(event)?,
-                json_arg(json, json_len)?,
-            )
-        };
-        broadcast_result(s.live_namespace(nsp)?.to(room).emit(event, data))
-    })
+    // SAFETY: forwarded, as documented above.
+    unsafe {
+        emit(
+            server,
+            nsp,
+            Recipients::Room(room),
+            false,
+            event,
+            json,
+            json_len,
+        )
+    }
 }
 
 /// Like `swarmcast_server_emit`, to the one socket `socket_id` of namespace `nsp`.
@@ -504,23 +470,18 @@ pub unsafe extern "C" fn swarmcast_server_emit_to_socket(
     json: *const c_char,
     json_len: usize,
 ) -> swarmcast_result {
-    boundary(|| {
-        // SAFETY: pointer arguments as documented above.
-        let (s, nsp, sid, event, data) = unsafe {
-            (
-                server_arg(server)?,
-                namespace_arg(nsp)?,
-                str_arg(socket_id)?,
-                event_arg(event)?,
-                json_arg(json, json_len)?,
-            )
-        };
-        let socket = s
-            .live_namespace(nsp)?
-            .socket(sid)
-            .ok_or(swarmcast_result::UnknownSocket)?;
-        socket.emit(event, data).map_err(swarmcast_result::from)
-    })
+    // SAFETY: forwarded, as documented above.
+    unsafe {
+        emit(
+            server,
+            nsp,
+            Recipients::Socket(socket_id),
+            false,
+            event,
+            json,
+            json_len,
+        )
+    }
 }
 
 /// Like `swarmcast_server_emit`, but volatile: clients whose queue is full simply miss
@@ -539,23 +500,8 @@ pub unsafe extern "C" fn swarmcast_server_emit_volatile(
     json: *const c_char,
     json_len: usize,
 ) -> swarmcast_result {
-    boundary(|| {
-        // SAFETY: pointer arguments as documented above.
-        let (s, nsp, event, data) = unsafe {
-            (
-                server_arg(server)?,
-                namespace_arg(nsp)?,
-                event_arg(event)?,
-                json_arg(json, json_len)?,
-            )
-        };
-        broadcast_result(
-            s.live_namespace(nsp)?
-                .broadcast()
-                .volatile()
-                .emit(event, data),
-        )
-    })
+    // SAFETY: forwarded, as documented above.
+    unsafe { emit(server, nsp, Recipients::All, true, event, json, json_len) }
 }
 
 /// Volatile emit (see `swarmcast_server_emit_volatile`) to room `room`.
@@ -573,19 +519,18 @@ pub unsafe extern "C" fn swarmcast_server_emit_volatile_to_room(
     json: *const c_char,
     json_len: usize,
 ) -> swarmcast_result {
-    boundary(|| {
-        // SAFETY: pointer arguments as documented above.
-        let (s, nsp, room, event, data) = unsafe {
-            (
-                server_arg(server)?,
-                namespace_arg(nsp)?,
-                str_arg(room)?,
-                event_arg(event)?,
-                json_arg(json, json_len)?,
-            )
-        };
-        broadcast_result(s.live_namespace(nsp)?.to(room).volatile().emit(event, data))
-    })
+    // SAFETY: forwarded, as documented above.
+    unsafe {
+        emit(
+            server,
+            nsp,
+            Recipients::Room(room),
+            true,
+            event,
+            json,
+            json_len,
+        )
+    }
 }
 
 /// Put socket `socket_id` of namespace `nsp` in room `room`. Returns

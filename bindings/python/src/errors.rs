@@ -2,10 +2,10 @@
 //! here, lives in `swarmcast._native` and is re-exported by `swarmcast`.
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyTimeoutError};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use swarmcast::{AckError, EmitError as CoreEmitError, EmitReport, ServerError};
+use swarmcast::{AckError, EmitError as CoreEmitError, EmitReport, HostError, ServerError};
 
 create_exception!(
     swarmcast._native,
@@ -111,6 +111,19 @@ pub(crate) fn ack_error(e: AckError) -> PyErr {
 /// Map a start failure.
 pub(crate) fn server_error(e: ServerError) -> PyErr {
     ServerStartError::new_err(e.to_string())
+}
+
+/// Map a lifecycle or registration failure of the core's host layer.
+pub(crate) fn host_error(e: HostError) -> PyErr {
+    match e {
+        HostError::Server(e) => server_error(e),
+        HostError::NotRunning => NotRunningError::new_err(e.to_string()),
+        HostError::Undeclared(name) => PyRuntimeError::new_err(format!(
+            "namespace '{name}' has no handler: declare its handlers before start()"
+        )),
+        // AlreadyRunning, Busy and whatever the core adds later.
+        _ => ServerStartError::new_err(e.to_string()),
+    }
 }
 
 /// Register every exception class on the module.

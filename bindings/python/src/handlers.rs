@@ -1,54 +1,19 @@
-//! Python handlers behind core handlers: the runtime hands each call to the core
-//! [`Dispatcher`] (keyed by socket id: one socket's events in wire order), whose thread
-//! takes the GIL only for the Python call. The runtime itself never waits for Python:
-//! connect decisions travel back through a oneshot channel (`on_connect_async`).
+//! Python handlers registered on the core's [`Host`]: it runs each call on its
+//! dispatcher (keyed by socket id: one socket's events in wire order, the disconnect
+//! last, gated by the connect decision), whose thread takes the GIL only for the Python
+//! call. This module only converts arguments and results.
 
 use std::sync::Arc;
 
-use parking_lot::RwLock;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
-use swarmcast::{AckSender, ConnectError, Dispatcher, Event, Namespace, Socket};
+use swarmcast::{AckSender, ConnectError, Event, Host, HostError, Socket};
 
 use crate::convert;
 use crate::errors::ConnectionRefusedError;
 
 /// The message python-socketio sends when a connect handler returns `False`.
 pub(crate) const REFUSED: &str = "Connection rejected by server";
-
-/// The handler threads of one server. Empty before `start()` and after `stop()`.
-#[derive(Default)]
-pub(crate) struct Runner {
-    dispatcher: RwLock<Option<Dispatcher>>,
-}
-
-impl Runner {
-    pub fn start(&self, threads: usize) {
-        let mut slot = self.dispatcher.write();
-        if slot.is_none() {
-            *slot = Some(Dispatcher::new(threads, "swarmcast-handler"));
-        }
-    }
-
-    /// Take the dispatcher out; dropping it runs what is queued, then joins its threads.
-    /// Call without the GIL (queued jobs need it).
-    pub fn take(&self) -> Option<Dispatcher> {
-        self.dispatcher.write().take()
-    }
-
-    /// Queue `job` on the thread owning `key`; false (job dropped) when not running.
-    pub fn run(&self, key: &str, job: impl FnOnce() + Send + 'static) -> bool {
-        // Recursive read: a handler thread that queues a job (a disconnect it causes) must
-        // not wait behind a pending `take`.
-        match &*self.dispatcher.read_recursive() {
-            Some(d) => {
-                d.run(key, job);
-                true
-            }
-            None => false,
-        }
-    }
-}
 
 /// Log `err` with its traceback on the `swarmcast` logger.
 pub(crate) fn log_exception(py: Python<'_>, err: PyErr, message: &str) {
@@ -94,31 +59,25 @@ fn sid_str<'py>(py: Python<'py>, socket: &Socket) -> Bound<'py, PyAny> {
 
 /// `handler(sid, *args)`; its return value answers the ack, if the client asked for one.
 pub(crate) fn install_event(
-    ns: &Namespace,
-    runner: &Arc<Runner>,
+    host: &Host,
+    nsp: &str,
     name: &str,
     handler: Arc<PyHandler>,
-) {
-    let runner = runner.clone();
-    ns.on(name, move |socket, event, ack| {
-        let owned = socket.clone();
-        let handler = handler.clone();
-        runner.run(socket.id(), move || {
-            Python::try_attach(|py| call_event(py, &handler, &owned, event, ack, false));
-        });
-    });
+) -> Result<(), HostError> {
+    host.on(nsp, name, move |socket, event, ack| {
+        Python::try_attach(|py| call_event(py, &handler, socket, event, ack, false));
+    })
 }
 
 /// Catch-all: `handler(event, sid, *args)` for events without a handler of their own.
-pub(crate) fn install_any(ns: &Namespace, runner: &Arc<Runner>, handler: Arc<PyHandler>) {
-    let runner = runner.clone();
-    ns.on_any(move |socket, event, ack| {
-        let owned = socket.clone();
-        let handler = handler.clone();
-        runner.run(socket.id(), move || {
-            Python::try_attach(|py| call_event(py, &handler, &owned, event, ack, true));
-        });
-    });
+pub(crate) fn install_any(
+    host: &Host,
+    nsp: &str,
+    handler: Arc<PyHandler>,
+) -> Result<(), HostError> {
+    host.on_any(nsp, move |socket, event, ack| {
+        Python::try_attach(|py| call_event(py, &handler, socket, event, ack, true));
+    })
 }
 
 fn call_event(
@@ -156,25 +115,17 @@ fn call_event(
     }
 }
 
-/// Connect decisions: `handler(sid, auth)` on a handler thread, the result sent back to
-/// the waiting runtime task. `False` or `ConnectionRefusedError` refuse.
-pub(crate) fn install_connect(ns: &Namespace, runner: &Arc<Runner>, handler: Arc<PyHandler>) {
-    let runner = runner.clone();
-    ns.on_connect_async(move |socket| {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let handler = handler.clone();
-        let key = socket.id().to_owned();
-        runner.run(&key, move || {
-            let decision = Python::try_attach(|py| call_connect(py, &handler, &socket))
-                .unwrap_or_else(|| Err(ConnectError::new("server shutting down")));
-            let _ = tx.send(decision);
-        });
-        // A dropped job (server stopping) drops the sender: refuse.
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(ConnectError::new("server shutting down")))
-        })
-    });
+/// Connect decisions: `handler(sid, auth)` on a handler thread (the host sends the
+/// result back to the waiting connection). `False` or `ConnectionRefusedError` refuse.
+pub(crate) fn install_connect(
+    host: &Host,
+    nsp: &str,
+    handler: Arc<PyHandler>,
+) -> Result<(), HostError> {
+    host.on_connect(nsp, move |socket| {
+        Python::try_attach(|py| call_connect(py, &handler, socket))
+            .unwrap_or_else(|| Err(ConnectError::new("server shutting down")))
+    })
 }
 
 fn call_connect(py: Python<'_>, handler: &PyHandler, socket: &Socket) -> Result<(), ConnectError> {
@@ -246,29 +197,27 @@ fn refusal(py: Python<'_>, err: &PyErr) -> ConnectError {
 }
 
 /// `handler(sid, reason)` once a socket has left.
-pub(crate) fn install_disconnect(ns: &Namespace, runner: &Arc<Runner>, handler: Arc<PyHandler>) {
-    let runner = runner.clone();
-    ns.on_disconnect(move |socket, reason| {
-        let owned = socket.clone();
-        let handler = handler.clone();
-        runner.run(socket.id(), move || {
-            let socket = owned;
-            Python::try_attach(|py| {
-                let func = handler.func.bind(py);
-                let result = if handler.takes_extra {
-                    func.call1((sid_str(py, &socket), reason.as_str()))
-                } else {
-                    func.call1((sid_str(py, &socket),))
-                };
-                if let Err(e) = result {
-                    let context = format!(
-                        "error in the disconnect handler (namespace '{}', sid {})",
-                        socket.namespace(),
-                        socket.id()
-                    );
-                    log_exception(py, e, &context);
-                }
-            });
+pub(crate) fn install_disconnect(
+    host: &Host,
+    nsp: &str,
+    handler: Arc<PyHandler>,
+) -> Result<(), HostError> {
+    host.on_disconnect(nsp, move |socket, reason| {
+        Python::try_attach(|py| {
+            let func = handler.func.bind(py);
+            let result = if handler.takes_extra {
+                func.call1((sid_str(py, socket), reason.as_str()))
+            } else {
+                func.call1((sid_str(py, socket),))
+            };
+            if let Err(e) = result {
+                let context = format!(
+                    "error in the disconnect handler (namespace '{}', sid {})",
+                    socket.namespace(),
+                    socket.id()
+                );
+                log_exception(py, e, &context);
+            }
         });
-    });
+    })
 }

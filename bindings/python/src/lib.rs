@@ -5,6 +5,7 @@
 //! threads. No `unsafe` (the workspace lint denies it). Users import `swarmcast`, never
 //! this module.
 
+mod args;
 mod convert;
 mod errors;
 mod handlers;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use swarmcast::{RedisConfig, RedisEmitter, RedisEmitterError};
 
+use crate::args::Targets;
 use crate::convert;
 use crate::errors::EmitError;
-use crate::server::names;
 
 fn redis_error(e: RedisEmitterError) -> PyErr {
     EmitError::new_err(e.to_string())
@@ -85,10 +85,9 @@ impl PyRedisEmitter {
         volatile: bool,
     ) -> PyResult<String> {
         let payload = convert::to_payload(data.as_ref(), "data")?;
-        let targets = names(to.as_ref(), "to")?;
-        let except = names(skip_sid.as_ref(), "skip_sid")?;
+        let Targets { to, except } = Targets::parse(to.as_ref(), None, skip_sid.as_ref())?;
         let mut op = self.emitter.of(namespace.unwrap_or("/"));
-        for room in targets {
+        for room in to {
             op = op.to(room);
         }
         for room in except {

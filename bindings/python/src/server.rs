@@ -7,169 +7,76 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyTuple};
 use swarmcast::{
-    AckError, Emitter, EngineConfig, Namespace, Payload, RecoveryConfig, Room, Server,
-    ServerConfig, ServerHandle, SlowConsumerPolicy,
+    AckError, EngineConfig, Host, HostState, Namespace, Payload, RecoveryConfig, Room, Server,
+    ServerConfig, SlowConsumerPolicy, Socket, WeakHost,
 };
 
+use crate::args::{names, positive, seconds, Targets};
 use crate::convert;
-use crate::errors::{self, DisconnectedError, ServerStartError};
-use crate::handlers::{self, PyHandler, Runner};
+use crate::errors::{self, DisconnectedError};
+use crate::handlers::{self, PyHandler};
 use crate::state::PyStateMap;
 
-enum Lifecycle {
-    /// Built, handlers may declare namespaces.
-    Ready(Server),
-    Running(ServerHandle),
-    Stopped,
-}
-
-struct Shared {
-    emitter: Emitter,
-    runner: Arc<Runner>,
-    lifecycle: Mutex<Lifecycle>,
-    host: String,
-    port: Mutex<u16>,
-    path: String,
-    handler_threads: usize,
-    /// Whether emits raise `QueueFullError` for full queues (`slow_consumer="report"`);
-    /// under "disconnect" the core has already disconnected those clients.
-    report_full: bool,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // Dropped with the GIL held (garbage collection): joining handler threads that wait
-        // for the GIL would deadlock, so the teardown happens on a thread of its own.
-        let lifecycle = std::mem::replace(&mut *self.lifecycle.lock(), Lifecycle::Stopped);
-        let dispatcher = self.runner.take();
-        if matches!(lifecycle, Lifecycle::Running(_)) || dispatcher.is_some() {
-            let _ = std::thread::Builder::new()
-                .name("swarmcast-teardown".into())
-                .spawn(move || {
-                    drop(lifecycle);
-                    drop(dispatcher);
-                });
-        }
-    }
-}
-
-/// Every started server, so that `_stop_all` (registered with `atexit`) can stop them
-/// before the interpreter finalizes (handler threads need it alive).
-static STARTED: Mutex<Vec<std::sync::Weak<Shared>>> = Mutex::new(Vec::new());
-
-impl Shared {
-    /// Stop if running; idempotent. Call without the GIL.
-    fn stop(&self) {
-        let previous = {
-            let mut lifecycle = self.lifecycle.lock();
-            match &*lifecycle {
-                Lifecycle::Running(_) => std::mem::replace(&mut *lifecycle, Lifecycle::Stopped),
-                _ => return,
-            }
-        };
-        if let Lifecycle::Running(handle) = previous {
-            handle.stop();
-        }
-        drop(self.runner.take());
-    }
-}
+/// Every server, so that `_stop_all` (registered with `atexit`) can stop the running
+/// ones before the interpreter finalizes (handler threads need it alive).
+static SERVERS: Mutex<Vec<WeakHost>> = Mutex::new(Vec::new());
 
 /// Stop every running server (registered with `atexit` by the `swarmcast` package).
 #[pyfunction]
 pub fn _stop_all(py: Python<'_>) {
-    let servers: Vec<Arc<Shared>> = {
-        let mut started = STARTED.lock();
-        started.retain(|w| w.strong_count() > 0);
-        started.iter().filter_map(|w| w.upgrade()).collect()
+    let hosts: Vec<Host> = {
+        let mut servers = SERVERS.lock();
+        servers.retain(|w| w.upgrade().is_some());
+        servers.iter().filter_map(WeakHost::upgrade).collect()
     };
     py.detach(move || {
-        for server in &servers {
-            server.stop();
+        for host in &hosts {
+            let _ = host.stop();
         }
         // The last reference may be ours: drop it here, without the GIL.
-        drop(servers);
+        drop(hosts);
     });
-}
-
-fn seconds(name: &str, value: f64) -> PyResult<Duration> {
-    if !value.is_finite() || value <= 0.0 {
-        return Err(PyValueError::new_err(format!(
-            "{name} must be a positive number of seconds, not {value}"
-        )));
-    }
-    Duration::try_from_secs_f64(value).map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
-}
-
-fn positive(name: &str, value: usize) -> PyResult<usize> {
-    if value == 0 {
-        return Err(PyValueError::new_err(format!("{name} must be > 0")));
-    }
-    Ok(value)
-}
-
-/// `str`, or a list/tuple of `str` (rooms, sids, origins).
-pub(crate) fn names(arg: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Vec<String>> {
-    let Some(arg) = arg else {
-        return Ok(Vec::new());
-    };
-    if arg.is_none() {
-        return Ok(Vec::new());
-    }
-    if let Ok(s) = arg.cast::<PyString>() {
-        return Ok(vec![s.to_str()?.to_owned()]);
-    }
-    if arg.is_instance_of::<PyList>()
-        || arg.is_instance_of::<PyTuple>()
-        || arg.hasattr("__iter__")?
-    {
-        let mut out = Vec::new();
-        for item in arg.try_iter()? {
-            let item = item?;
-            match item.cast::<PyString>() {
-                Ok(s) => out.push(s.to_str()?.to_owned()),
-                Err(_) => {
-                    return Err(PyTypeError::new_err(format!(
-                        "{what}: expected str items, got {}",
-                        item.get_type().name()?
-                    )))
-                }
-            }
-        }
-        return Ok(out);
-    }
-    Err(PyTypeError::new_err(format!(
-        "{what}: expected a str or a list of str, got {}",
-        arg.get_type().name()?
-    )))
 }
 
 /// A Socket.IO server (Engine.IO v4 / Socket.IO v5) running on threads of its own.
 #[pyclass(frozen, weakref, module = "swarmcast._native", name = "Server")]
 pub struct PyServer {
-    shared: Arc<Shared>,
+    host: Host,
+    host_name: String,
+    /// The port asked for, until the first start binds one.
+    port: u16,
+    path: String,
+    /// Whether emits raise `QueueFullError` for full queues (`slow_consumer="report"`);
+    /// under "disconnect" the core has already disconnected those clients.
+    report_full: bool,
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        // Dropped with the GIL held (garbage collection): stopping joins handler threads
+        // that wait for the GIL, so a running server stops on a thread of its own.
+        if self.host.is_running() {
+            let host = self.host.clone();
+            let _ = std::thread::Builder::new()
+                .name("swarmcast-teardown".into())
+                .spawn(move || drop(host.stop()));
+        }
+    }
 }
 
 impl PyServer {
     /// A declared namespace; before `start()` it is declared on demand.
     fn namespace(&self, name: &str, declare: bool) -> PyResult<Arc<Namespace>> {
-        if let Some(ns) = self.shared.emitter.namespace(name) {
-            return Ok(ns);
-        }
         if declare {
-            if let Lifecycle::Ready(server) = &*self.shared.lifecycle.lock() {
-                return Ok(server.namespace(name));
-            }
-            return Err(PyRuntimeError::new_err(format!(
-                "namespace '{name}' has no handler: declare its handlers before start()"
-            )));
+            return self.host.declare(name).map_err(errors::host_error);
         }
-        Err(errors::EmitError::new_err(format!(
-            "no namespace `{name}` is declared"
-        )))
+        self.host
+            .namespace(name)
+            .ok_or_else(|| errors::EmitError::new_err(format!("no namespace `{name}` is declared")))
     }
 
     fn register(
@@ -182,27 +89,26 @@ impl PyServer {
         if !handler.is_callable() {
             return Err(PyTypeError::new_err("the handler must be callable"));
         }
-        let ns = self.namespace(namespace, true)?;
-        let runner = &self.shared.runner;
+        let host = &self.host;
         let make = |extra: bool| {
             Arc::new(PyHandler {
                 func: handler.clone().unbind(),
                 takes_extra: extra,
             })
         };
-        match event {
+        let installed = match event {
             "connect" => {
                 let extra = handlers::accepts(py, handler, 2);
-                handlers::install_connect(&ns, runner, make(extra));
+                handlers::install_connect(host, namespace, make(extra))
             }
             "disconnect" => {
                 let extra = handlers::accepts(py, handler, 2);
-                handlers::install_disconnect(&ns, runner, make(extra));
+                handlers::install_disconnect(host, namespace, make(extra))
             }
-            "*" => handlers::install_any(&ns, runner, make(true)),
-            _ => handlers::install_event(&ns, runner, event, make(true)),
-        }
-        Ok(())
+            "*" => handlers::install_any(host, namespace, make(true)),
+            _ => handlers::install_event(host, namespace, event, make(true)),
+        };
+        installed.map_err(errors::host_error)
     }
 }
 
@@ -337,66 +243,38 @@ impl PyServer {
             allow_subscribe: names(allow_subscribe.as_ref(), "allow_subscribe")?,
             ..ServerConfig::default()
         };
-        let server = Server::new(config);
+        let host_ = Host::new(
+            Server::new(config),
+            positive("handler_threads", handler_threads)?,
+        );
+        let mut servers = SERVERS.lock();
+        servers.retain(|w| w.upgrade().is_some());
+        servers.push(host_.downgrade());
         Ok(Self {
-            shared: Arc::new(Shared {
-                emitter: server.emitter(),
-                runner: Arc::new(Runner::default()),
-                lifecycle: Mutex::new(Lifecycle::Ready(server)),
-                host: host.to_string(),
-                port: Mutex::new(port),
-                path: path.to_string(),
-                handler_threads: positive("handler_threads", handler_threads)?,
-                report_full: slow_consumer == SlowConsumerPolicy::Report,
-            }),
+            host: host_,
+            host_name: host.to_string(),
+            port,
+            path: path.to_string(),
+            report_full: slow_consumer == SlowConsumerPolicy::Report,
         })
     }
 
-    /// Bind and serve on a runtime of its own; returns once listening.
+    /// Bind and serve on a runtime of its own; returns once listening. A stopped
+    /// server starts again with its handlers and state maps.
     fn start(&self, py: Python<'_>) -> PyResult<()> {
-        let shared = self.shared.clone();
-        py.detach(move || -> PyResult<()> {
-            let mut lifecycle = shared.lifecycle.lock();
-            let server = match std::mem::replace(&mut *lifecycle, Lifecycle::Stopped) {
-                Lifecycle::Ready(server) => server,
-                running @ Lifecycle::Running(_) => {
-                    *lifecycle = running;
-                    return Err(ServerStartError::new_err("the server is already running"));
-                }
-                Lifecycle::Stopped => {
-                    return Err(ServerStartError::new_err(
-                        "a stopped server cannot start again: create a new one",
-                    ))
-                }
-            };
-            // Handler threads first: the first connect may arrive as soon as we listen.
-            shared.runner.start(shared.handler_threads);
-            match server.start() {
-                Ok(handle) => {
-                    *shared.port.lock() = handle.local_addr().port();
-                    *lifecycle = Lifecycle::Running(handle);
-                    STARTED.lock().push(Arc::downgrade(&shared));
-                    Ok(())
-                }
-                Err(e) => {
-                    drop(lifecycle);
-                    drop(shared.runner.take());
-                    Err(errors::server_error(e))
-                }
-            }
-        })
+        py.detach(|| self.host.start())
+            .map(|_| ())
+            .map_err(errors::host_error)
     }
 
     /// Stop: close every connection (disconnect handlers run), wait for the handler
     /// threads to finish what is queued. Idempotent.
     fn stop(&self, py: Python<'_>) {
-        let shared = self.shared.clone();
-        py.detach(move || shared.stop());
+        let _ = py.detach(|| self.host.stop());
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
-        let running = matches!(*slf.get().shared.lifecycle.lock(), Lifecycle::Running(_));
-        if !running {
+        if !slf.get().host.is_running() {
             slf.get().start(slf.py())?;
         }
         Ok(slf)
@@ -411,25 +289,27 @@ impl PyServer {
     /// The port: the bound one once started (useful with `port=0`).
     #[getter]
     fn port(&self) -> u16 {
-        *self.shared.port.lock()
+        self.host
+            .last_local_addr()
+            .map_or(self.port, |addr| addr.port())
     }
 
     /// The host the server binds.
     #[getter]
     fn host(&self) -> String {
-        self.shared.host.clone()
+        self.host_name.clone()
     }
 
     /// The Socket.IO path.
     #[getter]
     fn path(&self) -> String {
-        self.shared.path.clone()
+        self.path.clone()
     }
 
     /// `http://host:port`, what clients connect to.
     #[getter]
     fn url(&self) -> String {
-        let host = &self.shared.host;
+        let host = &self.host_name;
         let host = if host.contains(':') {
             format!("[{host}]")
         } else {
@@ -441,7 +321,7 @@ impl PyServer {
     /// Whether the server is running.
     #[getter]
     fn running(&self) -> bool {
-        matches!(*self.shared.lifecycle.lock(), Lifecycle::Running(_))
+        self.host.is_running()
     }
 
     /// Register `handler` for `event` (or return a decorator that does).
@@ -533,14 +413,9 @@ impl PyServer {
             Some(_) => Payload::default(),
             None => convert::to_payload(data.as_ref(), "data")?,
         };
-        let to = match to {
-            Some(t) if !t.is_none() => Some(t),
-            _ => room,
-        };
-        let targets = names(to.as_ref(), "to")?;
-        let except = names(skip_sid.as_ref(), "skip_sid")?;
+        let Targets { to, except } = Targets::parse(to.as_ref(), room.as_ref(), skip_sid.as_ref())?;
         if let Some(callback) = callback.filter(|c| !c.is_none()) {
-            let [sid] = targets.as_slice() else {
+            let [sid] = to.as_slice() else {
                 return Err(PyValueError::new_err(
                     "callback needs a single recipient: pass to=<sid>",
                 ));
@@ -548,11 +423,11 @@ impl PyServer {
             self.emit_with_callback(py, event, &payload, sid, namespace, callback, timeout)?;
             return Ok(1);
         }
-        let emitter = &self.shared.emitter;
+        let emitter = self.host.emitter();
         let report = py
             .detach(|| {
                 let mut b = emitter.of(namespace);
-                for room in targets {
+                for room in to {
                     b = b.to(Room::from(room));
                 }
                 for room in except {
@@ -567,7 +442,7 @@ impl PyServer {
                 }
             })
             .map_err(errors::emit_error)?;
-        if self.shared.report_full {
+        if self.report_full {
             errors::check_report(&report)
         } else {
             Ok(report.delivered)
@@ -618,10 +493,7 @@ impl PyServer {
         let namespace = namespace.unwrap_or("/");
         let payload = convert::to_payload(data.as_ref(), "data")?;
         let timeout = seconds("timeout", timeout)?;
-        let socket =
-            self.shared.emitter.socket(namespace, sid).ok_or_else(|| {
-                DisconnectedError::new_err(format!("socket {sid} is not connected"))
-            })?;
+        let socket = self.connected(namespace, sid)?;
         let (tx, rx) = crossbeam_channel::bounded(1);
         socket.emit_with_ack_callback(event, &payload, timeout, move |result| {
             let _ = tx.send(result);
@@ -714,7 +586,7 @@ impl PyServer {
 
     /// The server's counters since it was created.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let m = self.shared.emitter.metrics();
+        let m = self.host.emitter().metrics();
         let d = PyDict::new(py);
         d.set_item("emits", m.emits)?;
         d.set_item("deliveries", m.deliveries)?;
@@ -730,10 +602,10 @@ impl PyServer {
     }
 
     fn __repr__(&self) -> String {
-        let state = match &*self.shared.lifecycle.lock() {
-            Lifecycle::Ready(_) => "not started",
-            Lifecycle::Running(_) => "running",
-            Lifecycle::Stopped => "stopped",
+        let state = match self.host.state() {
+            HostState::Created => "not started",
+            HostState::Running => "running",
+            HostState::Stopped => "stopped",
         };
         format!("<swarmcast.Server {} ({state})>", self.url())
     }
@@ -752,18 +624,13 @@ impl PyServer {
         timeout: f64,
     ) -> PyResult<()> {
         let timeout = seconds("timeout", timeout)?;
-        let socket =
-            self.shared.emitter.socket(namespace, sid).ok_or_else(|| {
-                DisconnectedError::new_err(format!("socket {sid} is not connected"))
-            })?;
-        let callback = Arc::new(callback.unbind());
-        let runner = self.shared.runner.clone();
-        let key = sid.to_string();
+        let socket = self.connected(namespace, sid)?;
+        let callback = callback.unbind();
         py.detach(|| {
-            socket.emit_with_ack_callback(event, payload, timeout, move |result| {
-                // python-socketio calls the callback only when the ack comes.
-                let Ok(payload) = result else { return };
-                runner.run(&key, move || {
+            self.host
+                .emit_with_ack(&socket, event, payload, timeout, move |result| {
+                    // python-socketio calls the callback only when the ack comes.
+                    let Ok(payload) = result else { return };
                     Python::try_attach(|py| {
                         let called = convert::args_to_python(py, &payload)
                             .and_then(|args| PyTuple::new(py, args))
@@ -772,9 +639,16 @@ impl PyServer {
                             handlers::log_exception(py, e, "error in an emit callback");
                         }
                     });
-                });
-            })
+                })
         });
         Ok(())
+    }
+
+    /// The connected socket `sid` of `namespace`.
+    fn connected(&self, namespace: &str, sid: &str) -> PyResult<Socket> {
+        self.host
+            .emitter()
+            .socket(namespace, sid)
+            .ok_or_else(|| DisconnectedError::new_err(format!("socket {sid} is not connected")))
     }
 }

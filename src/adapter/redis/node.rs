@@ -287,6 +287,11 @@ impl AdapterNode for Node {
         }
         self.closing.cancel();
     }
+
+    /// A stopped node's link is closed for good (its tasks and channels are gone).
+    fn restartable(&self) -> bool {
+        false
+    }
 }
 
 impl Node {

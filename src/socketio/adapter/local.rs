@@ -54,6 +54,10 @@ impl AdapterNode for LocalAdapter {
     }
 
     fn stop(&self) {}
+
+    fn restartable(&self) -> bool {
+        true
+    }
 }
 
 /// The local adapter of one namespace: the replay buffer and the sessions of

@@ -235,6 +235,8 @@ pub(crate) trait AdapterNode: Send + Sync {
     fn ready(&self) -> BoxFuture<()>;
     /// Say goodbye to the cluster and stop the tasks (best effort, does not wait).
     fn stop(&self);
+    /// Whether [`AdapterNode::start`] may run again after [`AdapterNode::stop`].
+    fn restartable(&self) -> bool;
 }
 
 /// The operations of one namespace that may reach beyond this node. `ns` is always the

@@ -1,0 +1,86 @@
+//! Python arguments shared by several methods: durations, counts, names and emit
+//! targets.
+
+use std::time::Duration;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString, PyTuple};
+
+pub(crate) fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    if !value.is_finite() || value <= 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "{name} must be a positive number of seconds, not {value}"
+        )));
+    }
+    Duration::try_from_secs_f64(value).map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
+}
+
+pub(crate) fn positive(name: &str, value: usize) -> PyResult<usize> {
+    if value == 0 {
+        return Err(PyValueError::new_err(format!("{name} must be > 0")));
+    }
+    Ok(value)
+}
+
+/// `str`, or a list/tuple of `str` (rooms, sids, origins).
+pub(crate) fn names(arg: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Vec<String>> {
+    let Some(arg) = arg else {
+        return Ok(Vec::new());
+    };
+    if arg.is_none() {
+        return Ok(Vec::new());
+    }
+    if let Ok(s) = arg.cast::<PyString>() {
+        return Ok(vec![s.to_str()?.to_owned()]);
+    }
+    if arg.is_instance_of::<PyList>()
+        || arg.is_instance_of::<PyTuple>()
+        || arg.hasattr("__iter__")?
+    {
+        let mut out = Vec::new();
+        for item in arg.try_iter()? {
+            let item = item?;
+            match item.cast::<PyString>() {
+                Ok(s) => out.push(s.to_str()?.to_owned()),
+                Err(_) => {
+                    return Err(PyTypeError::new_err(format!(
+                        "{what}: expected str items, got {}",
+                        item.get_type().name()?
+                    )))
+                }
+            }
+        }
+        return Ok(out);
+    }
+    Err(PyTypeError::new_err(format!(
+        "{what}: expected a str or a list of str, got {}",
+        arg.get_type().name()?
+    )))
+}
+
+/// Where an emit goes: the rooms (or sids) it targets, none for everyone, and those it
+/// leaves out.
+pub(crate) struct Targets {
+    pub to: Vec<String>,
+    pub except: Vec<String>,
+}
+
+impl Targets {
+    /// `to` (a str or a list of str; `room` is its alias, used when `to` is None) and
+    /// `skip_sid`, as python-socketio takes them.
+    pub(crate) fn parse(
+        to: Option<&Bound<'_, PyAny>>,
+        room: Option<&Bound<'_, PyAny>>,
+        skip_sid: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let to = match to {
+            Some(t) if !t.is_none() => Some(t),
+            _ => room,
+        };
+        Ok(Self {
+            to: names(to, "to")?,
+            except: names(skip_sid, "skip_sid")?,
+        })
+    }
+}
