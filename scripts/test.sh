@@ -14,8 +14,10 @@ bash scripts/install-test-deps.sh
 stage "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 
-stage "cargo clippy --workspace --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+# Without the cluster adapter: --no-default-features, or the CLI's default feature
+# (cli/, `redis`) would turn swarmcast/redis on for the whole workspace.
+stage "cargo clippy --workspace --all-targets --no-default-features -- -D warnings"
+cargo clippy --workspace --all-targets --no-default-features -- -D warnings
 
 # The cluster adapter (feature `redis`) is built and tested in the same profile as
 # everything else: the stages below enable it once, so nothing is built twice.
@@ -26,12 +28,15 @@ stage "cargo doc (warnings are errors)"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet --features swarmcast/redis
 
 # Includes tests/cluster.rs (each test starts and stops its own redis-server) and
-# builds target/debug/swarmcast with `--redis` for tests/js/cluster.test.mjs.
+# cli/tests/cli.rs, which builds the CLI, target/debug/swarmcast (cli/, Redis on), that
+# tests/js/cluster.test.mjs and tests/python/test_cluster.py start.
 stage "cargo test --workspace --features swarmcast/redis"
 cargo test --workspace --features swarmcast/redis
 
-stage "cargo build --example e2e_server"
-cargo build --example e2e_server --features swarmcast/redis
+# The same package selection and features as the test stage, so this only makes sure
+# the two programs the Node suites start exist: nothing is rebuilt.
+stage "cargo build: the e2e_server example and the swarmcast CLI for the Node suites"
+cargo build --workspace --features swarmcast/redis --bin swarmcast --example e2e_server
 
 stage "node end-to-end tests against target/debug/examples/e2e_server"
 SWARMCAST_TEST_SERVER=target/debug/examples/e2e_server \
