@@ -14,6 +14,13 @@ bash scripts/install-test-deps.sh
 stage "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 
+# The layers of src/ (protocol < metrics < batch < engine < socketio < adapter < server
+# < host; table in the script) and the 800-line limit per source file. The self-test
+# first, so that a broken checker cannot pass a broken tree.
+stage "layer check (scripts/check-layers.py --self-test, then the tree)"
+python3 scripts/check-layers.py --self-test
+python3 scripts/check-layers.py
+
 # Without the cluster adapter: --no-default-features, or the CLI's default feature
 # (cli/, `redis`) would turn swarmcast/redis on for the whole workspace.
 stage "cargo clippy --workspace --all-targets --no-default-features -- -D warnings"
