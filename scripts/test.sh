@@ -55,14 +55,19 @@ bash bindings/c/check-header.sh
 stage "C API tests (tests/c/run.sh: ASan, socket.io-client)"
 bash tests/c/run.sh
 
-stage "Python package: build (dev profile, the shared target dir) and pip install"
-# In place, no build isolation: maturin (a pinned test requirement) reuses target/.
-MATURIN_PEP517_ARGS="--profile dev" python3 -m pip install --disable-pip-version-check \
-    --no-input --no-build-isolation --no-deps -q .
+# Everything Python runs in the project's virtualenv, .venv (scripts/python-env.sh;
+# install-test-deps.sh made it and installed the test requirements).
+# shellcheck source=python-env.sh
+source scripts/python-env.sh
 
-stage "Python tests (pytest + official python-socketio client) and stubtest"
-python3 -m pytest tests/python -q
-python3 -m mypy.stubtest swarmcast._native
+stage "Python package: build (dev profile, the shared target dir) and install into .venv"
+# In place, no build isolation: maturin (a pinned test requirement) reuses target/.
+# Skipped when nothing it is built from changed since the last install.
+venv_swarmcast
+
+stage "Python tests (pytest + official python-socketio client) and stubtest, in .venv"
+"$VENV_PY" -m pytest tests/python -q
+"$VENV_PY" -m mypy.stubtest swarmcast._native
 
 stage "browser end-to-end tests (tests/e2e: SwarmBot demo in headless chromium)"
 bash scripts/test-e2e.sh
