@@ -8,13 +8,14 @@
 #   bash scripts/demo.sh --install-only   # only prepare the Python environment
 #   bash scripts/demo.sh --port 8060 --realtime-port 5001 --task-rate 1.0   # app.py options
 #
-# Needs python3 (>= 3.10, with venv) and a Rust toolchain (cargo) to build swarmcast
-# from this checkout; everything else comes from PyPI into a virtualenv
-# ($SWARMBOT_VENV, default .venv). Set SWARMBOT_DASH to pin Dash (default "dash>=2.16,<5").
+# Needs python3 (>= 3.10; as root on Debian/Ubuntu, python3-venv is installed if
+# missing) and a Rust toolchain (cargo) to build swarmcast from this checkout;
+# everything else comes from PyPI into the project's virtualenv (.venv, shared with
+# scripts/test.sh; $SWARMCAST_VENV elsewhere; see scripts/python-env.sh), never the
+# system Python. Set SWARMBOT_DASH to pin Dash (default "dash>=2.16,<5").
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${SWARMBOT_VENV:-$ROOT/.venv}"
 DASH_SPEC="${SWARMBOT_DASH:-dash>=2.16,<5}"
 say() { printf 'demo: %s\n' "$*" >&2; }
 
@@ -28,17 +29,10 @@ for arg in "$@"; do
 done
 
 # --- the virtualenv ------------------------------------------------------------------
-if [ ! -x "$VENV/bin/python" ]; then
-    python_bin="${PYTHON:-python3}"
-    command -v "$python_bin" >/dev/null 2>&1 || { say "python3 is required"; exit 1; }
-    if ! "$python_bin" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
-        say "python >= 3.10 is required, found $("$python_bin" --version 2>&1)"
-        exit 1
-    fi
-    say "creating the virtualenv $VENV"
-    "$python_bin" -m venv "$VENV" || { say "python3 -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }
-fi
-PY="$VENV/bin/python"
+# shellcheck source=python-env.sh
+source "$ROOT/scripts/python-env.sh"
+venv_ensure
+PY="$VENV_PY"
 
 # --- Dash -----------------------------------------------------------------------------
 if ! "$PY" -c 'import dash, sys; sys.exit(tuple(map(int, dash.__version__.split(".")[:2])) < (2, 16))' 2>/dev/null; then
@@ -47,19 +41,10 @@ if ! "$PY" -c 'import dash, sys; sys.exit(tuple(map(int, dash.__version__.split(
 fi
 
 # --- swarmcast from this checkout, rebuilt only when its sources changed ----------------
-source_hash() {
-    (cd "$ROOT" && find Cargo.toml Cargo.lock pyproject.toml src bindings/python python \
-        -type f ! -path '*/__pycache__/*' ! -name '*.pyc' ! -name '*.so' -print0 \
-        | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
-}
-STAMP="$VENV/.swarmcast-source-sha256"
-hash="$(source_hash)"
-if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$hash" ] || ! "$PY" -c 'import swarmcast.dash' 2>/dev/null; then
-    command -v cargo >/dev/null 2>&1 || { say "cargo (Rust) is required to build swarmcast: see https://rustup.rs"; exit 1; }
-    say "building and installing swarmcast from $ROOT (a few minutes the first time)"
-    "$PY" -m pip install --quiet --disable-pip-version-check "$ROOT"
-    printf '%s\n' "$hash" >"$STAMP"
-fi
+# The same build as the test run's (dev profile, target/, the pinned maturin), so the
+# demo and the tests never rebuild for each other. A few minutes the first time.
+venv_maturin
+venv_swarmcast
 
 if [ "$install_only" = 1 ]; then
     say "ready: $PY ($("$PY" -c 'import dash, swarmcast; print("dash", dash.__version__, "swarmcast", swarmcast.__version__)'))"

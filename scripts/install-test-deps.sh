@@ -41,20 +41,13 @@ if [ ! -d "$JS_DIR/node_modules" ] || [ "$(cat "$STAMP" 2>/dev/null || true)" !=
 fi
 
 # --- Python test requirements (tests/python) ---------------------------------
-# The system python3 and its pip, no virtualenv (CI runs as root). Installed only
-# when tests/python/requirements.txt changed since the last install: a stamp in the
-# interpreter's prefix holds the file's hash.
-if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
-    say "python3 (>= 3.10) with pip is required for tests/python"
-    exit 1
-fi
-PY_REQS="$ROOT/tests/python/requirements.txt"
-PY_STAMP="$(python3 -c 'import sys; print(sys.prefix)')/.swarmcast-test-requirements-sha256"
-reqs_hash="$(sha256sum "$PY_REQS" | cut -d' ' -f1)"
-if [ "$(cat "$PY_STAMP" 2>/dev/null || true)" != "$reqs_hash" ]; then
-    quiet python3 -m pip install --disable-pip-version-check --no-input -q -r "$PY_REQS"
-    printf '%s\n' "$reqs_hash" >"$PY_STAMP"
-fi
+# Into the project's virtualenv (.venv, scripts/python-env.sh), never the system
+# Python (which may refuse: PEP 668). Creates it (apt-get python3-venv if needed), then
+# installs tests/python/requirements.txt only when it changed since the last install.
+# shellcheck source=python-env.sh
+source "$ROOT/scripts/python-env.sh"
+venv_ensure
+venv_requirements "$ROOT/tests/python/requirements.txt"
 
 # --- rustfmt and clippy ------------------------------------------------------
 if command -v rustup >/dev/null 2>&1; then

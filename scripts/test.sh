@@ -14,8 +14,17 @@ bash scripts/install-test-deps.sh
 stage "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 
-stage "cargo clippy --workspace --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+# The layers of src/ (protocol < metrics < batch < engine < socketio < adapter < server
+# < host; table in the script) and the 800-line limit per source file. The self-test
+# first, so that a broken checker cannot pass a broken tree.
+stage "layer check (scripts/check-layers.py --self-test, then the tree)"
+python3 scripts/check-layers.py --self-test
+python3 scripts/check-layers.py
+
+# Without the cluster adapter: --no-default-features, or the CLI's default feature
+# (cli/, `redis`) would turn swarmcast/redis on for the whole workspace.
+stage "cargo clippy --workspace --all-targets --no-default-features -- -D warnings"
+cargo clippy --workspace --all-targets --no-default-features -- -D warnings
 
 # The cluster adapter (feature `redis`) is built and tested in the same profile as
 # everything else: the stages below enable it once, so nothing is built twice.
@@ -26,12 +35,15 @@ stage "cargo doc (warnings are errors)"
 RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet --features swarmcast/redis
 
 # Includes tests/cluster.rs (each test starts and stops its own redis-server) and
-# builds target/debug/swarmcast with `--redis` for tests/js/cluster.test.mjs.
+# cli/tests/cli.rs, which builds the CLI, target/debug/swarmcast (cli/, Redis on), that
+# tests/js/cluster.test.mjs and tests/python/test_cluster.py start.
 stage "cargo test --workspace --features swarmcast/redis"
 cargo test --workspace --features swarmcast/redis
 
-stage "cargo build --example e2e_server"
-cargo build --example e2e_server --features swarmcast/redis
+# The same package selection and features as the test stage, so this only makes sure
+# the two programs the Node suites start exist: nothing is rebuilt.
+stage "cargo build: the e2e_server example and the swarmcast CLI for the Node suites"
+cargo build --workspace --features swarmcast/redis --bin swarmcast --example e2e_server
 
 stage "node end-to-end tests against target/debug/examples/e2e_server"
 SWARMCAST_TEST_SERVER=target/debug/examples/e2e_server \
@@ -43,14 +55,19 @@ bash bindings/c/check-header.sh
 stage "C API tests (tests/c/run.sh: ASan, socket.io-client)"
 bash tests/c/run.sh
 
-stage "Python package: build (dev profile, the shared target dir) and pip install"
-# In place, no build isolation: maturin (a pinned test requirement) reuses target/.
-MATURIN_PEP517_ARGS="--profile dev" python3 -m pip install --disable-pip-version-check \
-    --no-input --no-build-isolation --no-deps -q .
+# Everything Python runs in the project's virtualenv, .venv (scripts/python-env.sh;
+# install-test-deps.sh made it and installed the test requirements).
+# shellcheck source=python-env.sh
+source scripts/python-env.sh
 
-stage "Python tests (pytest + official python-socketio client) and stubtest"
-python3 -m pytest tests/python -q
-python3 -m mypy.stubtest swarmcast._native
+stage "Python package: build (dev profile, the shared target dir) and install into .venv"
+# In place, no build isolation: maturin (a pinned test requirement) reuses target/.
+# Skipped when nothing it is built from changed since the last install.
+venv_swarmcast
+
+stage "Python tests (pytest + official python-socketio client) and stubtest, in .venv"
+"$VENV_PY" -m pytest tests/python -q
+"$VENV_PY" -m mypy.stubtest swarmcast._native
 
 stage "browser end-to-end tests (tests/e2e: SwarmBot demo in headless chromium)"
 bash scripts/test-e2e.sh

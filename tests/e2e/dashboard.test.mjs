@@ -249,9 +249,12 @@ test("screenshot of the dashboard (a fresh demo, 25 s of agent activity)", async
       what: "connected",
     });
     await sleep(25000);
-    const dir = join(ROOT, "docs/images");
+    // Under target/, never over the tracked docs/images/dashboard.png: a test run writes
+    // nothing that git tracks. Copy it there by hand to refresh the picture in docs/dash.md.
+    const dir = join(ROOT, "target/e2e");
     mkdirSync(dir, { recursive: true });
     await p3.screenshot({ path: join(dir, "dashboard.png"), fullPage: true });
+    console.log(`screenshot: ${join(dir, "dashboard.png")}`);
     assert.deepEqual(errors3, []);
     await p3.close();
   } finally {

@@ -4,8 +4,9 @@
 // publishing into a room, and failover (SIGKILL a node mid-stream; its clients
 // recover on another node with zero missing and zero duplicate events).
 //
-// Starts its own redis-server on a free loopback port and the swarmcast CLI built with
-// the `redis` feature (SWARMCAST_CLUSTER_BIN, default target/debug/swarmcast); skipped
+// Starts its own redis-server on a free loopback port and the swarmcast CLI (cli/, the
+// `redis` feature on by default; SWARMCAST_CLUSTER_BIN, default target/debug/swarmcast,
+// built by `cargo test --workspace` in scripts/test.sh); skipped
 // when either is missing.
 
 import { describe, test, before, after } from "node:test";

@@ -1,7 +1,7 @@
 """swarmcast.RedisEmitter: publishing into a cluster through Redis without a server.
 
-Starts its own redis-server on a free loopback port and a swarmcast node (the CLI built
-with the `redis` feature, target/debug/swarmcast, as scripts/test.sh builds it);
+Starts its own redis-server on a free loopback port and a swarmcast node (the CLI of
+cli/, Redis on by default, target/debug/swarmcast, as scripts/test.sh builds it);
 skipped when either is missing.
 """
 
@@ -39,7 +39,7 @@ def _node_has_redis() -> bool:
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None or not _node_has_redis(),
-    reason="needs redis-server and target/debug/swarmcast built with --features redis",
+    reason="needs redis-server and target/debug/swarmcast (cli/) built with its redis feature",
 )
 
 
