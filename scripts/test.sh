@@ -42,8 +42,14 @@ cargo test --workspace --features swarmcast/redis
 
 # The same package selection and features as the test stage, so this only makes sure
 # the two programs the Node suites start exist: nothing is rebuilt.
-stage "cargo build: the e2e_server example and the swarmcast CLI for the Node suites"
-cargo build --workspace --features swarmcast/redis --bin swarmcast --example e2e_server
+stage "cargo build: the e2e_server and conformance_server examples and the swarmcast CLI"
+cargo build --workspace --features swarmcast/redis --bin swarmcast \
+    --example e2e_server --example conformance_server
+
+# The official Engine.IO v4 and Socket.IO v5 suites (../shared/conformance), unmodified,
+# against examples/rust/conformance_server.rs: 57/57 or the stage fails.
+stage "official protocol suites against target/debug/examples/conformance_server"
+bash scripts/conformance.sh
 
 stage "node end-to-end tests against target/debug/examples/e2e_server"
 SWARMCAST_TEST_SERVER=target/debug/examples/e2e_server \
