@@ -86,12 +86,14 @@ mod server;
 mod socketio;
 
 #[cfg(feature = "redis")]
-pub use adapter::{RedisAdapter, RedisBroadcast, RedisConfig, RedisEmitter, RedisEmitterError};
+pub use adapter::{
+    OutagePolicy, RedisAdapter, RedisBroadcast, RedisConfig, RedisEmitter, RedisEmitterError,
+};
 pub use engine::{CloseReason, EngineConfig, Transport};
 pub use host::{is_reserved_event, Dispatcher, Host, HostError, HostState, WeakHost};
 pub use metrics::{ClusterMetrics, Metrics};
 pub use server::{Server, ServerConfig, ServerError, ServerHandle};
-pub use socketio::adapter::{Adapter, LocalAdapter, SocketInfo};
+pub use socketio::adapter::{Adapter, LocalAdapter, Readiness, SocketInfo};
 pub use socketio::emitter::{Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy};
 pub use socketio::namespace::{ConnectError, ConnectFuture, Event, EventHandler, Namespace};
 pub use socketio::packet::{EncodeError, Payload};

@@ -35,6 +35,13 @@ pub(crate) struct Stats {
     cluster_remote: AtomicU64,
     cluster_late: AtomicU64,
     cluster_malformed: AtomicU64,
+    cluster_outage_dropped: AtomicU64,
+    cluster_outage_published: AtomicU64,
+    cluster_stream_resets: AtomicU64,
+    /// Recoveries that started a fresh session, by [`RecoveryMiss`].
+    cluster_recovery_misses: [AtomicU64; 4],
+    /// Gauges the cluster adapter sets (see [`ClusterGauge`]).
+    cluster_gauges: [AtomicU64; ClusterGauge::COUNT],
     /// Frames per WebSocket flush or polling response.
     batch_sizes: Histogram,
     /// Seconds from a PING to its PONG.
@@ -62,10 +69,69 @@ impl Default for Stats {
             cluster_remote: AtomicU64::new(0),
             cluster_late: AtomicU64::new(0),
             cluster_malformed: AtomicU64::new(0),
+            cluster_outage_dropped: AtomicU64::new(0),
+            cluster_outage_published: AtomicU64::new(0),
+            cluster_stream_resets: AtomicU64::new(0),
+            cluster_recovery_misses: Default::default(),
+            cluster_gauges: Default::default(),
             batch_sizes: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             ping_rtt: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
         }
     }
+}
+
+/// Why a recovery in a cluster started a fresh session instead.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecoveryMiss {
+    /// No session in Redis (expired, never written, or lost with Redis's data).
+    NoSession = 0,
+    /// The client's offset is no longer in the stream (trimmed, or lost with Redis's
+    /// data): what it missed cannot be known.
+    OffsetGone = 1,
+    /// Redis did not answer.
+    Redis = 2,
+    /// The stream reader did not reach the client's offset in time.
+    Timeout = 3,
+}
+
+impl RecoveryMiss {
+    const ALL: [RecoveryMiss; 4] = [
+        RecoveryMiss::NoSession,
+        RecoveryMiss::OffsetGone,
+        RecoveryMiss::Redis,
+        RecoveryMiss::Timeout,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            RecoveryMiss::NoSession => "no_session",
+            RecoveryMiss::OffsetGone => "offset_gone",
+            RecoveryMiss::Redis => "redis",
+            RecoveryMiss::Timeout => "timeout",
+        }
+    }
+}
+
+/// A gauge of the cluster link, set by the adapter as it runs.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClusterGauge {
+    /// 1 once a cluster adapter runs (the cluster gauges are rendered only then).
+    Enabled = 0,
+    /// 1 while every Redis connection of the node is up.
+    RedisConnected,
+    OutageBufferBytes,
+    OutageBufferMessages,
+    StreamLagEntries,
+    StreamLagMs,
+    Peers,
+    ReplayWindowEntries,
+    ReplayWindowMs,
+}
+
+impl ClusterGauge {
+    const COUNT: usize = 9;
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -157,14 +223,57 @@ impl Stats {
         add(&self.cluster_malformed, 1);
     }
 
+    /// Messages dropped from a full outage buffer.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn cluster_outage_dropped(&self, n: u64) {
+        add(&self.cluster_outage_dropped, n);
+    }
+
+    /// Messages published to Redis after waiting out an outage in the buffer.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn cluster_outage_published(&self, n: u64) {
+        add(&self.cluster_outage_published, n);
+    }
+
+    /// Redis came back without the stream this node had read (data lost).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn cluster_stream_reset(&self) {
+        add(&self.cluster_stream_resets, 1);
+    }
+
+    /// A recovery that started a fresh session.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn cluster_recovery_miss(&self, why: RecoveryMiss) {
+        add(&self.cluster_recovery_misses[why as usize], 1);
+    }
+
+    /// Set a cluster gauge.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub fn cluster_gauge(&self, gauge: ClusterGauge, v: u64) {
+        self.cluster_gauges[gauge as usize].store(v, Ordering::Relaxed);
+    }
+
     pub fn cluster_snapshot(&self) -> ClusterMetrics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let gauge = |g: ClusterGauge| get(&self.cluster_gauges[g as usize]);
         ClusterMetrics {
             publish_failures: get(&self.cluster_publish_failures),
             reconnects: get(&self.cluster_reconnects),
             remote_deliveries: get(&self.cluster_remote),
             late_deliveries: get(&self.cluster_late),
             malformed: get(&self.cluster_malformed),
+            outage_dropped: get(&self.cluster_outage_dropped),
+            outage_published: get(&self.cluster_outage_published),
+            stream_resets: get(&self.cluster_stream_resets),
+            recovery_misses: self.cluster_recovery_misses.iter().map(get).sum(),
+            redis_connected: gauge(ClusterGauge::RedisConnected) == 1,
+            outage_buffer_bytes: gauge(ClusterGauge::OutageBufferBytes),
+            outage_buffer_messages: gauge(ClusterGauge::OutageBufferMessages),
+            stream_lag_entries: gauge(ClusterGauge::StreamLagEntries),
+            stream_lag_ms: gauge(ClusterGauge::StreamLagMs),
+            peers: gauge(ClusterGauge::Peers),
+            replay_window_entries: gauge(ClusterGauge::ReplayWindowEntries),
+            replay_window_ms: gauge(ClusterGauge::ReplayWindowMs),
         }
     }
 
@@ -220,7 +329,7 @@ pub struct Metrics {
     pub flushes: u64,
 }
 
-/// Counters of the cluster link (all zero with the local adapter). Also in
+/// Counters and gauges of the cluster link (all zero with the local adapter). Also in
 /// `GET /metrics` as `swarmcast_cluster_*`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClusterMetrics {
@@ -236,6 +345,34 @@ pub struct ClusterMetrics {
     pub late_deliveries: u64,
     /// Malformed cluster messages that were logged and dropped.
     pub malformed: u64,
+    /// Messages dropped because the outage buffer was full (the other nodes missed
+    /// them; `RedisConfig::outage_policy` says which ones).
+    pub outage_dropped: u64,
+    /// Messages published late, after waiting out a Redis outage in the buffer.
+    pub outage_published: u64,
+    /// Times Redis came back without the stream entries this node had read (a restart
+    /// without persistence): recoveries from older offsets then start afresh.
+    pub stream_resets: u64,
+    /// Recoveries that started a fresh session (no session, offset gone, Redis
+    /// unreachable, reader too slow); by reason in `/metrics`.
+    pub recovery_misses: u64,
+    /// Gauge: every Redis connection of this node is up.
+    pub redis_connected: bool,
+    /// Gauge: bytes waiting in the outage buffer.
+    pub outage_buffer_bytes: u64,
+    /// Gauge: messages waiting in the outage buffer.
+    pub outage_buffer_messages: u64,
+    /// Gauge: stream entries not yet read by this node (Redis 7 and later).
+    pub stream_lag_entries: u64,
+    /// Gauge: how far the stream reader is behind the newest entry, in ms.
+    pub stream_lag_ms: u64,
+    /// Gauge: other nodes seen in the stream recently (3 heartbeats, at least 15 s).
+    pub peers: u64,
+    /// Gauge: entries the stream holds (the replay window, in entries).
+    pub replay_window_entries: u64,
+    /// Gauge: ms between the oldest and the newest entry of the stream (the replay
+    /// window, in time): a client disconnected longer than this cannot recover.
+    pub replay_window_ms: u64,
 }
 
 /// What only the server knows at scrape time.
@@ -357,6 +494,9 @@ pub(crate) fn render(stats: &Stats, gauges: &Gauges) -> String {
     ] {
         counter(&mut registry, name, help, v);
     }
+    if stats.cluster_gauges[ClusterGauge::Enabled as usize].load(Ordering::Relaxed) == 1 {
+        render_cluster(&mut registry, stats, &c);
+    }
 
     let connections = Family::<Vec<(String, String)>, Gauge>::default();
     for (namespace, transport, n) in &gauges.connections {
@@ -402,4 +542,83 @@ pub(crate) fn render(stats: &Stats, gauges: &Gauges) -> String {
         out.clear();
     }
     out
+}
+
+/// The cluster link's extra counters and gauges (only with a cluster adapter).
+fn render_cluster(registry: &mut Registry, stats: &Stats, c: &ClusterMetrics) {
+    for (name, help, v) in [
+        (
+            "cluster_outage_dropped",
+            "Cluster messages dropped because the outage buffer was full",
+            c.outage_dropped,
+        ),
+        (
+            "cluster_outage_published",
+            "Cluster messages published late, after waiting out a Redis outage",
+            c.outage_published,
+        ),
+        (
+            "cluster_stream_resets",
+            "Redis came back without the stream entries this node had read",
+            c.stream_resets,
+        ),
+    ] {
+        registry.register(name, help, ConstCounter::new(v));
+    }
+    let misses = Family::<Vec<(String, String)>, Counter>::default();
+    for why in RecoveryMiss::ALL {
+        misses
+            .get_or_create(&vec![("reason".to_string(), why.label().to_string())])
+            .inc_by(stats.cluster_recovery_misses[why as usize].load(Ordering::Relaxed));
+    }
+    registry.register(
+        "cluster_recovery_misses",
+        "Recoveries that started a fresh session, by reason",
+        misses,
+    );
+    let as_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    for (name, help, v) in [
+        (
+            "cluster_redis_connected",
+            "1 while every Redis connection of this node is up",
+            u64::from(c.redis_connected),
+        ),
+        (
+            "cluster_outage_buffer_bytes",
+            "Bytes of cluster messages waiting for Redis",
+            c.outage_buffer_bytes,
+        ),
+        (
+            "cluster_outage_buffer_messages",
+            "Cluster messages waiting for Redis",
+            c.outage_buffer_messages,
+        ),
+        (
+            "cluster_stream_lag_entries",
+            "Stream entries not yet read by this node (Redis 7 and later)",
+            c.stream_lag_entries,
+        ),
+        (
+            "cluster_stream_lag_milliseconds",
+            "How far the stream reader is behind the newest entry",
+            c.stream_lag_ms,
+        ),
+        (
+            "cluster_peers",
+            "Other nodes seen in the stream recently",
+            c.peers,
+        ),
+        (
+            "cluster_replay_window_entries",
+            "Entries the stream holds",
+            c.replay_window_entries,
+        ),
+        (
+            "cluster_replay_window_milliseconds",
+            "Time between the oldest and the newest entry of the stream",
+            c.replay_window_ms,
+        ),
+    ] {
+        registry.register(name, help, ConstGauge::new(as_i64(v)));
+    }
 }

@@ -7,4 +7,6 @@
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisAdapter, RedisBroadcast, RedisConfig, RedisEmitter, RedisEmitterError};
+pub use self::redis::{
+    OutagePolicy, RedisAdapter, RedisBroadcast, RedisConfig, RedisEmitter, RedisEmitterError,
+};

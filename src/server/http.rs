@@ -1,5 +1,5 @@
-//! HTTP: the accept loop, routing, CORS, Engine.IO request validation, `/healthz` and
-//! `POST /api/emit`.
+//! HTTP: the accept loop, routing, CORS, Engine.IO request validation, `/healthz`
+//! (liveness), `/readyz` (readiness: joined to the cluster) and `POST /api/emit`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -117,7 +117,11 @@ async fn route(
 ) -> HttpResponse {
     let path = req.uri().path().to_string();
     if path == "/healthz" {
+        // Liveness: the process serves HTTP. Whatever the cluster link does.
         return text(StatusCode::OK, "ok");
+    }
+    if path == "/readyz" {
+        return readiness(&app);
     }
     if path == "/metrics" {
         return metrics(&app);
@@ -333,6 +337,26 @@ impl Cors {
         let origin_host = origin.split("://").nth(1);
         matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
     }
+}
+
+/// `GET /readyz`: 200 while the node is joined to its cluster (always, with the local
+/// adapter), 503 when it is cut off (Redis unreachable, credentials refused, stream
+/// reader too far behind); the body says why, as JSON.
+fn readiness(app: &App) -> HttpResponse {
+    let r = app.core.ctx.adapter().readiness();
+    let mut body = r.detail;
+    if let Value::Object(map) = &mut body {
+        map.insert("ready".into(), Value::Bool(r.ready));
+        if !r.ready {
+            map.insert("reason".into(), Value::String(r.reason));
+        }
+    }
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, body)
 }
 
 /// `GET /metrics`: Prometheus text.

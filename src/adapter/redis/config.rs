@@ -38,13 +38,36 @@ pub struct RedisConfig {
     pub request_timeout: Duration,
     /// How long one Redis command may take before it counts as failed.
     pub response_timeout: Duration,
-    /// Commands waiting for Redis, at most; beyond, they are counted as failures (local
-    /// delivery is not affected).
+    /// Commands waiting to be taken by the publisher task, at most (a hand-off between
+    /// emitting threads and the task; what waits for Redis is bounded by
+    /// `outage_buffer_bytes`). Beyond, they count as failures.
     pub queue_capacity: usize,
+    /// Bytes of cluster messages a node keeps while Redis is unreachable, to publish
+    /// them in order when it returns. Beyond, `outage_policy` decides what goes.
+    pub outage_buffer_bytes: usize,
+    /// What goes when the outage buffer is full (every dropped message is counted in
+    /// `swarmcast_cluster_outage_dropped_total`).
+    pub outage_policy: OutagePolicy,
+    /// A node whose stream reader is further behind than this (Redis clock) reports
+    /// itself not ready (`GET /readyz`).
+    pub max_reader_lag: Duration,
     /// With recovery on, deliver this node's broadcasts locally in log order (their
     /// offsets are then log ids, recoverable on any node). Off: local delivery is
     /// immediate and offsets of local broadcasts only recover on this node.
     pub ordered_delivery: bool,
+}
+
+/// What a node drops when its outage buffer (`RedisConfig::outage_buffer_bytes`) is
+/// full. Local delivery never waits either way; the other nodes miss what is dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutagePolicy {
+    /// Drop the oldest buffered messages: the other nodes get the latest part of the
+    /// outage (live data, where the newest matters most).
+    #[default]
+    DropOldest,
+    /// Refuse new messages: the other nodes get the first part of the outage, without
+    /// a hole in its middle.
+    DropNewest,
 }
 
 impl RedisConfig {
@@ -63,6 +86,9 @@ impl RedisConfig {
             request_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(2),
             queue_capacity: 65_536,
+            outage_buffer_bytes: 64 << 20,
+            outage_policy: OutagePolicy::DropOldest,
+            max_reader_lag: Duration::from_secs(5),
             ordered_delivery: true,
         }
     }
@@ -99,6 +125,13 @@ impl RedisConfig {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         redis::Client::open(self.url.as_str())
+    }
+
+    /// A plain multiplexed connection's settings (the node reconnects by itself).
+    pub(super) fn connection_config(&self, response: Duration) -> redis::AsyncConnectionConfig {
+        redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(response))
     }
 
     pub(super) fn manager_config(&self) -> ConnectionManagerConfig {

@@ -67,7 +67,9 @@ impl NamespaceAdapter for NsLink {
     /// message. With recovery on (and ordered delivery), a non-volatile broadcast is
     /// delivered here too only once the shared log has ordered it: its offset is the
     /// log id, the same on every node; the report then counts the local sockets it
-    /// targets now.
+    /// targets now. While Redis is away (the log cannot return it), it is delivered
+    /// here at once, without an offset, after every one still waiting for the log, and
+    /// kept for the other nodes in the outage buffer.
     fn broadcast(
         &self,
         ns: &dyn LocalNamespace,
@@ -77,6 +79,14 @@ impl NamespaceAdapter for NsLink {
         if self.recovery && !out.volatile && self.node.config.ordered_delivery {
             // Refuse what cannot be encoded now rather than in the log reader.
             crate::socketio::packet::check_event_name(out.event)?;
+            if self.node.status.degraded() {
+                let _order = self.node.order.lock();
+                self.node.flush_pending_locked();
+                let report = ns.deliver(&msg, None)?;
+                // Queued under the lock: the log gets them in local delivery order.
+                self.publish(msg, false);
+                return Ok(report);
+            }
             let report = EmitReport {
                 delivered: ns.count(out.target),
                 ..EmitReport::default()
@@ -182,6 +192,7 @@ impl NamespaceAdapter for NsLink {
             deadline: Instant::now() + Duration::from_secs(3),
         };
         if node.recover_tx.try_send(request).is_err() {
+            super::recover::count_miss(&node, crate::metrics::RecoveryMiss::Timeout);
             return Recovered::Now(None);
         }
         Recovered::Later(Box::pin(async move {
@@ -194,7 +205,7 @@ impl NamespaceAdapter for NsLink {
 
     fn state_change(
         &self,
-        _ns: &dyn LocalNamespace,
+        ns: &dyn LocalNamespace,
         map: &StateShared,
         key: &str,
         value: Option<Value>,
@@ -202,7 +213,12 @@ impl NamespaceAdapter for NsLink {
         // The shared store orders the change and gives it its version; the delta comes
         // back through the log to every node, this one included. Until then this node
         // already reads its own write.
+        // While Redis is away this node's subscribers get the change at once (and once
+        // more, with its cluster version, when the log returns it after the outage).
         let existed = map.set_local_copy(key, value.clone());
+        if self.node.status.degraded() {
+            map.deliver_local_change(ns, key, value.clone());
+        }
         self.node.enqueue(Command::State {
             nsp: self.name.clone(),
             change: StateChange {
@@ -225,22 +241,32 @@ impl Node {
     /// Keep a session for recovery: `disconnected` ones expire after the recovery
     /// window; live ones are kept (and refreshed) while the socket lives.
     pub(super) fn persist_session(&self, nsp: &str, session: SessionRecord, disconnected: bool) {
-        let Some(window) = self
+        if let Some(command) = self.session_command(nsp, session, disconnected) {
+            self.enqueue(command);
+        }
+    }
+
+    /// The SET of a session (None when the namespace has no recovery).
+    pub(super) fn session_command(
+        &self,
+        nsp: &str,
+        session: SessionRecord,
+        disconnected: bool,
+    ) -> Option<Command> {
+        let window = self
             .namespace(nsp)
-            .and_then(|ns| ns.recovery_config().map(|c| c.max_disconnection_duration))
-        else {
-            return;
-        };
+            .and_then(|ns| ns.recovery_config().map(|c| c.max_disconnection_duration))?;
         let px = if disconnected {
             window
         } else {
             // A live socket's session outlives its node by at most this much.
             window + 2 * refresh_interval(window, &self.config)
         };
-        self.enqueue(Command::SetSession {
+        Some(Command::SetSession {
             key: self.session_key(&session.pid),
             value: wire::encode_session(&session),
             px: u64::try_from(px.as_millis()).unwrap_or(u64::MAX).max(1),
-        });
+            live: !disconnected,
+        })
     }
 }

@@ -14,9 +14,12 @@
 //!   answers, and what `@socket.io/redis-emitter` publishes;
 //! - the **ticker** sends heartbeats and refreshes the sessions of live sockets.
 //!
-//! While Redis is unreachable, local delivery goes on, every message that could not
-//! cross is counted (`swarmcast_cluster_publish_failures_total`), the outage is logged
-//! once, and the tasks reconnect with backoff. Formats: `docs/cluster.md`.
+//! While Redis is unreachable, local delivery goes on at full speed (ordered
+//! broadcasts too: they no longer wait for the log), what must cross waits in the
+//! publisher's outage buffer (bounded in bytes, [`OutagePolicy`] when full) and goes
+//! out in order when Redis returns, the outage is logged once each way, the node
+//! reports itself not ready (`GET /readyz`), and the tasks reconnect within half a
+//! second. Formats and guarantees: `docs/cluster.md`.
 
 mod commands;
 mod config;
@@ -24,10 +27,12 @@ mod emitter;
 mod link;
 mod loader;
 mod node;
+mod outbox;
 mod publisher;
 mod reader;
 mod recover;
 mod reply;
+mod status;
 mod subscriber;
 mod ticker;
 pub(crate) mod wire;
@@ -40,7 +45,7 @@ use self::node::Node;
 use self::wire::kind;
 use crate::socketio::adapter::{Adapter, AdapterNode};
 
-pub use self::config::RedisConfig;
+pub use self::config::{OutagePolicy, RedisConfig};
 pub use self::emitter::{RedisBroadcast, RedisEmitter, RedisEmitterError};
 
 /// A change to a keyed state map, on its way to the shared store.
@@ -93,6 +98,12 @@ impl RedisAdapter {
     /// This node's id in the cluster (the `uid` of its messages).
     pub fn uid(&self) -> &str {
         &self.node.uid
+    }
+
+    /// Whether this node is joined to its cluster now: every Redis connection up and
+    /// the stream reader within `max_reader_lag` (what `GET /readyz` answers).
+    pub fn readiness(&self) -> crate::Readiness {
+        self.node.readiness()
     }
 }
 

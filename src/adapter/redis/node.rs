@@ -7,11 +7,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use redis::aio::ConnectionManager;
-use tokio::sync::{mpsc, watch};
+use redis::aio::MultiplexedConnection;
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::config::RedisConfig;
@@ -20,13 +20,14 @@ use super::loader::{load_map, loader};
 use super::publisher::{publisher, Command};
 use super::reader::reader;
 use super::recover::RecoverRequest;
+use super::status::{Status, Task};
 use super::subscriber::subscriber;
 use super::ticker::ticker;
 use super::wire::{self, kind};
-use crate::metrics::Stats;
+use crate::metrics::{ClusterGauge, Stats};
 use crate::socketio::adapter::{
     AdapterNode, BoxFuture, ClusterBroadcast, LocalNamespace, NamespaceAdapter, Namespaces,
-    SocketInfo,
+    Readiness, SocketInfo,
 };
 use crate::socketio::context::Context;
 
@@ -39,48 +40,11 @@ pub(super) struct Pending {
     pub(super) id: Option<String>,
 }
 
-/// Logs an outage once, and its end.
-pub(super) struct Outage {
-    what: &'static str,
-    down: AtomicBool,
-    failures: AtomicU64,
-}
-
-impl Outage {
-    fn new(what: &'static str) -> Self {
-        Self {
-            what,
-            down: AtomicBool::new(false),
-            failures: AtomicU64::new(0),
-        }
-    }
-
-    pub(super) fn failed(&self, error: &dyn std::fmt::Display, n: u64) {
-        self.failures.fetch_add(n, Ordering::Relaxed);
-        if !self.down.swap(true, Ordering::AcqRel) {
-            tracing::warn!(
-                %error,
-                task = self.what,
-                "redis unreachable: local delivery continues; what cannot cross nodes is \
-                 counted in swarmcast_cluster_publish_failures_total"
-            );
-        }
-    }
-
-    /// Returns true when this ends an outage.
-    pub(super) fn ok(&self) -> bool {
-        if self.down.swap(false, Ordering::AcqRel) {
-            let n = self.failures.swap(0, Ordering::Relaxed);
-            tracing::info!(task = self.what, failed = n, "redis reachable again");
-            return true;
-        }
-        false
-    }
-}
-
+/// Reconnection delays: 50 ms doubling to 500 ms, so that a node notices Redis back
+/// (and `/readyz` flips) within a second.
 pub(super) fn backoff(attempt: u32) -> Duration {
-    let ms = 100u64.saturating_mul(1u64 << attempt.min(5));
-    Duration::from_millis(ms.min(2_000))
+    let ms = 50u64.saturating_mul(1u64 << attempt.min(4));
+    Duration::from_millis(ms.min(500))
 }
 
 pub(super) struct Node {
@@ -103,12 +67,19 @@ pub(super) struct Node {
     pub(super) pending: Mutex<HashMap<u64, Pending>>,
     pub(super) next_seq: AtomicU64,
     pub(super) requests: Mutex<HashMap<String, mpsc::UnboundedSender<Vec<SocketInfo>>>>,
-    pub(super) cmd: Mutex<Option<ConnectionManager>>,
+    /// The command connection, while the publisher holds a live one.
+    pub(super) cmd: Mutex<Option<MultiplexedConnection>>,
     namespaces: Mutex<Vec<String>>,
-    pub(super) reader_ready: watch::Sender<bool>,
-    pub(super) subscribed: watch::Sender<bool>,
     ready: watch::Sender<bool>,
-    pub(super) publish_outage: Outage,
+    pub(super) status: Status,
+    /// Tells the publisher its connection is probably dead (another task saw Redis go).
+    pub(super) reconnect: Notify,
+    /// Orders this node's local deliveries of its own ordered broadcasts when some are
+    /// delivered from the log (the reader) and others at once (during an outage).
+    pub(super) order: Mutex<()>,
+    /// Wall-clock ms when the node started: where its reader starts when Redis was
+    /// unreachable then (see `reader.rs`).
+    pub(super) start_ms: AtomicU64,
 }
 
 impl Node {
@@ -139,10 +110,11 @@ impl Node {
             requests: Mutex::new(HashMap::new()),
             cmd: Mutex::new(None),
             namespaces: Mutex::new(Vec::new()),
-            reader_ready: watch::channel(false).0,
-            subscribed: watch::channel(false).0,
             ready: watch::channel(false).0,
-            publish_outage: Outage::new("publish"),
+            status: Status::new(),
+            reconnect: Notify::new(),
+            order: Mutex::new(()),
+            start_ms: AtomicU64::new(0),
         })
     }
 
@@ -173,19 +145,64 @@ impl Node {
         self.core()?.get(name)
     }
 
-    pub(super) fn cmd_conn(&self) -> Option<ConnectionManager> {
+    pub(super) fn cmd_conn(&self) -> Option<MultiplexedConnection> {
         self.cmd.lock().clone()
     }
 
-    /// Queue a command; never waits. A full queue (Redis far behind) counts as a
-    /// failure, and an ordered broadcast is then delivered locally at once.
+    /// A connection of `task` failed: note it and, when that cuts ordered broadcasts off
+    /// from the log, deliver the waiting ones now.
+    pub(super) fn conn_failed(&self, task: Task, error: &redis::RedisError) {
+        self.status.down(task, error);
+        if task != Task::Publisher {
+            self.reconnect.notify_one();
+        }
+        self.flush_pending();
+        self.update_connected();
+    }
+
+    /// A connection of `task` is up. Returns true when it was down before.
+    pub(super) fn conn_up(&self, task: Task) -> bool {
+        let again = self.status.up(task);
+        if again {
+            if let Some(stats) = self.stats() {
+                stats.cluster_reconnected();
+            }
+        }
+        self.update_connected();
+        again
+    }
+
+    fn update_connected(&self) {
+        if let Some(stats) = self.stats() {
+            stats.cluster_gauge(
+                ClusterGauge::RedisConnected,
+                u64::from(self.status.all_up()),
+            );
+        }
+    }
+
+    /// Deliver every ordered broadcast still waiting for the log, in emit order, now.
+    pub(super) fn flush_pending(&self) {
+        let _order = self.order.lock();
+        self.flush_pending_locked();
+    }
+
+    /// [`Node::flush_pending`] with `order` held.
+    pub(super) fn flush_pending_locked(&self) {
+        let mut seqs: Vec<u64> = self.pending.lock().keys().copied().collect();
+        seqs.sort_unstable();
+        for seq in seqs {
+            self.deliver_pending_now(seq);
+        }
+    }
+
+    /// Queue a command; never waits. A full hand-off queue (the publisher far behind)
+    /// counts as a failure, and an ordered broadcast is then delivered locally at once.
     pub(super) fn enqueue(&self, command: Command) {
         if let Err(e) = self.tx.try_send(command) {
             let command = match e {
                 mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => c,
             };
-            self.publish_outage
-                .failed(&"the queue of commands for redis is full", 1);
             self.failed(1);
             self.failed_locally(command);
         }
@@ -256,6 +273,14 @@ impl AdapterNode for Node {
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        self.start_ms.store(now_ms, Ordering::Relaxed);
+        if let Some(stats) = self.stats() {
+            stats.cluster_gauge(ClusterGauge::Enabled, 1);
+        }
         let _ = self.core.set(core);
         let me = self.me();
         if let Some(rx) = self.rx.lock().take() {
@@ -274,11 +299,23 @@ impl AdapterNode for Node {
         runtime.spawn(startup(me));
     }
 
+    /// Resolves once the node has joined the cluster and loaded its shared state, or
+    /// at once when Redis cannot be reached (the node then serves its own clients,
+    /// reports not ready, and joins when Redis comes). Bounded by 2 s (a Redis that
+    /// neither answers nor refuses).
     fn ready(&self) -> BoxFuture<()> {
         let mut rx = self.ready.subscribe();
         Box::pin(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|r| *r)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|r| *r)).await;
         })
+    }
+
+    fn readiness(&self) -> Readiness {
+        let buffered = self
+            .stats()
+            .map(|s| s.cluster_snapshot().outage_buffer_bytes)
+            .unwrap_or(0);
+        self.status.readiness(self.config.max_reader_lag, buffered)
     }
 
     fn stop(&self) {
@@ -305,17 +342,32 @@ impl Node {
     }
 }
 
-/// Announce the node and load the shared state it serves.
+/// Announce the node and load the shared state it serves, once every connection is
+/// up. The server waits for this (`ready`) unless Redis is unreachable: then it serves
+/// at once, and the node joins when Redis comes.
 async fn startup(node: Arc<Node>) {
-    let mut reader_ready = node.reader_ready.subscribe();
-    let _ = tokio::time::timeout(Duration::from_secs(4), reader_ready.wait_for(|r| *r)).await;
+    let since = Instant::now();
+    loop {
+        if node.status.all_up() {
+            break;
+        }
+        if node.status.any_failed() {
+            // Serve locally now; keep waiting to join.
+            let _ = node.ready.send(true);
+        }
+        // Fine-grained while starting (start-up time), coarse during a long outage.
+        let poll = if since.elapsed() < Duration::from_secs(2) {
+            5
+        } else {
+            100
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(poll)) => {}
+            _ = node.closing.cancelled() => return,
+        }
+    }
     for nsp in node.namespace_names() {
         node.entry(&nsp, kind::INITIAL_HEARTBEAT, None);
-    }
-    // The publisher connects on its first batch: make sure there is one.
-    let deadline = Instant::now() + Duration::from_secs(4);
-    while node.cmd_conn().is_none() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     if let (Some(mut conn), Some(core)) = (node.cmd_conn(), node.core()) {
         for ns in core.all() {
@@ -329,11 +381,6 @@ async fn startup(node: Arc<Node>) {
                 load_map(&node, ns.name(), &map).await;
             }
         }
-    } else {
-        tracing::warn!("redis is not reachable at startup: serving without the cluster for now");
     }
-    // Answer other nodes' requests before serving clients.
-    let mut subscribed = node.subscribed.subscribe();
-    let _ = tokio::time::timeout(Duration::from_secs(2), subscribed.wait_for(|s| *s)).await;
     let _ = node.ready.send(true);
 }

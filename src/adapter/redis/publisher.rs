@@ -1,18 +1,22 @@
-//! The publisher task: drains the node's bounded queue of [`Command`]s and sends
-//! them to Redis in pipelines, on a connection manager it (re)connects with
-//! backoff. What Redis does not take is counted as a failure, and what local
+//! The publisher task: takes the node's [`Command`]s into its [`Outbox`] and sends
+//! them to Redis in pipelines, in order, on a connection it (re)connects with
+//! backoff. While Redis is away the outbox keeps them (bounded in bytes) and they go
+//! out, in order, when it returns, after the sessions of the live sockets (which
+//! Redis may have lost). What Redis refuses is counted as a failure, and what local
 //! delivery still owes for it is done here ([`Node::failed_locally`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use redis::aio::MultiplexedConnection;
 use redis::Value as RValue;
 use tokio::sync::mpsc;
 
 use super::commands::{state_command, xadd_command};
 use super::node::{backoff, Node};
+use super::outbox::Outbox;
 use super::reply::text;
+use super::status::Task;
 use super::wire::{self, kind};
 use super::StateChange;
 use crate::socketio::adapter::ClusterBroadcast;
@@ -38,6 +42,8 @@ pub(super) enum Command {
         key: String,
         value: String,
         px: u64,
+        /// The session of a live socket (re-sent after every reconnection anyway).
+        live: bool,
     },
     DelSession {
         key: String,
@@ -48,10 +54,15 @@ pub(super) enum Command {
     },
 }
 
-async fn connect_manager(node: &Node) -> Result<ConnectionManager, redis::RedisError> {
+/// A fresh command connection. `pub(super)`: the reader opens its own the same way.
+pub(super) async fn connect(
+    node: &Node,
+    response: Duration,
+) -> Result<MultiplexedConnection, redis::RedisError> {
+    let config = node.config.connection_config(response);
     let fut = node
         .client
-        .get_connection_manager_with_config(node.config.manager_config());
+        .get_multiplexed_async_connection_with_config(&config);
     match tokio::time::timeout(Duration::from_secs(3), fut).await {
         Ok(res) => res,
         Err(_) => Err(redis::RedisError::from(std::io::Error::new(
@@ -61,78 +72,105 @@ async fn connect_manager(node: &Node) -> Result<ConnectionManager, redis::RedisE
     }
 }
 
-/// Sends queued commands to Redis in pipelines.
+/// Commands per pipeline.
+const BATCH: usize = 256;
+
+/// Sends queued commands to Redis in pipelines; keeps them through outages.
 pub(super) async fn publisher(node: Arc<Node>, mut rx: mpsc::Receiver<Command>) {
-    // Ordered broadcasts need the reader's starting point fixed first.
-    let mut reader_ready = node.reader_ready.subscribe();
-    // Bounded: with Redis down at startup, commands must start failing (and local
-    // delivery go on) soon.
-    let _ = tokio::time::timeout(Duration::from_secs(2), reader_ready.wait_for(|r| *r)).await;
-    let mut conn: Option<ConnectionManager> = node.cmd_conn();
-    let mut next_attempt = Instant::now();
+    let mut outbox = Outbox::new(node.config.outage_buffer_bytes, node.config.outage_policy);
+    let mut conn: Option<MultiplexedConnection> = None;
     let mut attempt = 0u32;
-    let mut batch: Vec<Command> = Vec::with_capacity(256);
+    let mut next_attempt = Instant::now();
+    // Messages that waited out an outage and are still to go (for the counter).
+    let mut backlog = 0usize;
+    let mut incoming: Vec<Command> = Vec::with_capacity(BATCH);
     let mut closing_since: Option<Instant> = None;
     loop {
-        batch.clear();
-        if closing_since.is_none() {
-            tokio::select! {
-                received = rx.recv_many(&mut batch, 256) => {
-                    if received == 0 {
-                        return;
-                    }
-                }
-                _ = node.closing.cancelled() => {
-                    closing_since = Some(Instant::now());
-                    continue;
-                }
-            }
-        } else {
+        if let Some(since) = closing_since {
             // Closing: flush what is queued (the last sessions, ADAPTER_CLOSE), briefly.
-            let since = closing_since.unwrap_or_else(Instant::now);
-            while batch.len() < 256 {
-                match rx.try_recv() {
-                    Ok(c) => batch.push(c),
-                    Err(_) => break,
-                }
+            while let Ok(c) = rx.try_recv() {
+                outbox.push(&node, c, conn.is_some());
             }
-            if batch.is_empty() {
-                if since.elapsed() > Duration::from_millis(300) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-            if since.elapsed() > Duration::from_secs(2) {
+            if outbox.is_empty() || conn.is_none() || since.elapsed() > Duration::from_secs(2) {
                 return;
             }
         }
         if conn.is_none() && Instant::now() >= next_attempt {
-            match connect_manager(&node).await {
+            match connect(&node, node.config.response_timeout).await {
                 Ok(c) => {
                     *node.cmd.lock() = Some(c.clone());
                     conn = Some(c);
                     attempt = 0;
+                    backlog = outbox.len();
+                    node.conn_up(Task::Publisher);
+                    // Redis may have lost them (a restart without persistence): the
+                    // sessions of live sockets first, so that their clients can
+                    // recover on another node even if this one dies now.
+                    outbox.push_front(node.live_sessions());
                 }
                 Err(e) => {
-                    node.publish_outage.failed(&e, 0);
+                    node.conn_failed(Task::Publisher, &e);
                     next_attempt = Instant::now() + backoff(attempt);
                     attempt = attempt.saturating_add(1);
                 }
             }
         }
-        match conn.as_mut() {
-            Some(c) => send_batch(&node, c, &mut batch).await,
-            None => fail_batch(&node, &mut batch, &"no connection to redis"),
+        if let (Some(c), false) = (conn.as_mut(), outbox.is_empty()) {
+            let n = outbox.len().min(BATCH);
+            let sent = send_batch(&node, c, &mut outbox, n).await;
+            let published = match sent {
+                Ok(published) => published,
+                Err((published, e)) => {
+                    conn = None;
+                    *node.cmd.lock() = None;
+                    node.conn_failed(Task::Publisher, &e);
+                    next_attempt = Instant::now() + backoff(0);
+                    attempt = 1;
+                    published
+                }
+            };
+            let late = published.min(backlog);
+            backlog -= late;
+            if late > 0 {
+                if let Some(stats) = node.stats() {
+                    stats.cluster_outage_published(late as u64);
+                }
+            }
+            outbox.gauges(&node);
+            continue;
         }
-    }
-}
-
-fn fail_batch(node: &Node, batch: &mut Vec<Command>, error: &dyn std::fmt::Display) {
-    node.publish_outage.failed(error, batch.len() as u64);
-    node.failed(batch.len() as u64);
-    for command in batch.drain(..) {
-        node.failed_locally(command);
+        if closing_since.is_some() {
+            continue;
+        }
+        let reconnect_at = tokio::time::Instant::from_std(next_attempt);
+        tokio::select! {
+            received = rx.recv_many(&mut incoming, BATCH) => {
+                if received == 0 {
+                    return;
+                }
+                for c in incoming.drain(..) {
+                    outbox.push(&node, c, conn.is_some());
+                }
+                outbox.gauges(&node);
+            }
+            _ = tokio::time::sleep_until(reconnect_at), if conn.is_none() => {}
+            _ = node.reconnect.notified(), if conn.is_some() => {
+                // Another task lost Redis: is this connection still alive?
+                if let Some(c) = conn.as_mut() {
+                    let pong: Result<String, _> = redis::cmd("PING").query_async(c).await;
+                    if let Err(e) = pong {
+                        conn = None;
+                        *node.cmd.lock() = None;
+                        node.conn_failed(Task::Publisher, &e);
+                        next_attempt = Instant::now() + backoff(0);
+                        attempt = 1;
+                    }
+                }
+            }
+            _ = node.closing.cancelled() => {
+                closing_since = Some(Instant::now());
+            }
+        }
     }
 }
 
@@ -150,13 +188,49 @@ impl Node {
             _ => {}
         }
     }
+
+    /// The sessions of every live local socket, to write again.
+    pub(super) fn live_sessions(&self) -> Vec<Command> {
+        let Some(core) = self.core() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for ns in core.all() {
+            if ns.recovery_config().is_none() {
+                continue;
+            }
+            for session in ns.session_records() {
+                if let Some(command) = self.session_command(ns.name(), session, false) {
+                    out.push(command);
+                }
+            }
+        }
+        out
+    }
 }
 
-async fn send_batch(node: &Node, conn: &mut ConnectionManager, batch: &mut Vec<Command>) {
+/// Server errors that mean "not now" for the whole connection (Redis loading its data
+/// after a restart, a replica after a failover, credentials revoked): the batch stays
+/// in the outbox from that command on, and the connection is dropped.
+fn retry_later(e: &redis::ServerError) -> bool {
+    matches!(
+        e.code(),
+        "LOADING" | "READONLY" | "MASTERDOWN" | "TRYAGAIN" | "NOAUTH" | "WRONGPASS" | "NOPERM"
+    )
+}
+
+/// Send the first `n` commands of the outbox. Ok: how many went (all); Err: how many
+/// went before the connection failed (those left the outbox; the rest stay).
+async fn send_batch(
+    node: &Node,
+    conn: &mut MultiplexedConnection,
+    outbox: &mut Outbox,
+    n: usize,
+) -> Result<usize, (usize, redis::RedisError)> {
     let config = &node.config;
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
-    for command in batch.iter() {
+    for command in outbox.front(n) {
         match command {
             Command::Broadcast { nsp, msg, seq } => {
                 let data = wire::broadcast_data(nsp, msg);
@@ -183,7 +257,7 @@ async fn send_batch(node: &Node, conn: &mut ConnectionManager, batch: &mut Vec<C
             Command::Publish { channel, payload } => {
                 pipe.cmd("PUBLISH").arg(channel).arg(payload.as_slice());
             }
-            Command::SetSession { key, value, px } => {
+            Command::SetSession { key, value, px, .. } => {
                 pipe.cmd("SET").arg(key).arg(value).arg("PX").arg(*px);
             }
             Command::DelSession { key } => {
@@ -194,18 +268,19 @@ async fn send_batch(node: &Node, conn: &mut ConnectionManager, batch: &mut Vec<C
             }
         }
     }
-    let replies: Vec<RValue> = match pipe.query_async(conn).await {
-        Ok(r) => r,
-        Err(e) => return fail_batch(node, batch, &e),
-    };
-    if node.publish_outage.ok() {
-        if let Some(stats) = node.stats() {
-            stats.cluster_reconnected();
-        }
-    }
+    // A pipeline that fails as a whole stays in the outbox and goes again on the next
+    // connection: Redis restarted (what it had executed is gone with it, unless it
+    // persisted its last second), or the link broke (rare: at-least-once then).
+    let replies: Vec<RValue> = pipe.query_async(conn).await.map_err(|e| (0, e))?;
+    let stop = replies.iter().position(|r| match r {
+        RValue::ServerError(e) => retry_later(e),
+        _ => false,
+    });
+    let done = stop.unwrap_or(n).min(n);
+    let batch = outbox.pop(done);
     let mut failures = 0u64;
     for (command, reply) in batch
-        .drain(..)
+        .into_iter()
         .zip(replies.iter().map(Some).chain(std::iter::repeat(None)))
     {
         let failed = match reply {
@@ -231,5 +306,16 @@ async fn send_batch(node: &Node, conn: &mut ConnectionManager, batch: &mut Vec<C
     }
     if failures > 0 {
         node.failed(failures);
+    }
+    match stop.and_then(|i| replies.get(i)) {
+        Some(RValue::ServerError(e)) => Err((
+            done,
+            redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "redis cannot take writes now",
+                format!("{}: {}", e.code(), e.details().unwrap_or_default()),
+            )),
+        )),
+        _ => Ok(done),
     }
 }

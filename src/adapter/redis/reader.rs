@@ -3,6 +3,7 @@
 //! this node's own broadcasts too, with their log ids as offsets). Recovering
 //! clients are slotted in between two entries (see `recover.rs`).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +12,10 @@ use redis::Value as RValue;
 use tokio::sync::mpsc;
 
 use super::node::{backoff, Node};
-use super::recover::{fail_recoveries, recover_at, sweep, RecoverRequest};
-use super::reply::{parse_entries, parse_xread};
+use super::publisher::connect;
+use super::recover::{recover_at, sweep, RecoverRequest};
+use super::reply::{parse_entries, parse_xread, stream_info};
+use super::status::{ReaderPosition, Task};
 use super::wire::{self, kind, Entry, Message, StreamId};
 use crate::socketio::adapter::ClusterBroadcast;
 use crate::socketio::adapter::LocalNamespace;
@@ -22,24 +25,30 @@ pub(super) async fn reader(node: Arc<Node>, mut recover_rx: mpsc::Receiver<Recov
     let mut last: Option<StreamId> = None;
     let mut attempt = 0u32;
     let mut deferred: Vec<RecoverRequest> = Vec::new();
-    let mut lost = false;
+    // Whether a connection has failed before the starting point was fixed.
+    let mut failed_early = false;
     'connect: loop {
         if node.closing.is_cancelled() {
             return;
         }
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(node.config.block_time + Duration::from_secs(5)));
+        let response = node.config.block_time + Duration::from_secs(5);
         let conn = tokio::select! {
-            c = node.client.get_multiplexed_async_connection_with_config(&config) => c,
+            c = connect(&node, response) => c,
             _ = node.closing.cancelled() => return,
         };
-        let mut conn: MultiplexedConnection = match conn {
+        let synced = match conn {
+            Ok(mut conn) => match sync_position(&node, &mut conn, &mut last, failed_early).await {
+                Ok(()) => Ok(conn),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let conn: MultiplexedConnection = match synced {
             Ok(c) => c,
             Err(e) => {
-                tracing::debug!(error = %e, "stream reader cannot connect");
-                lost = true;
-                fail_recoveries(&mut deferred);
+                tracing::debug!(error = %e, "stream reader cannot read the stream");
+                failed_early |= last.is_none();
+                node.conn_failed(Task::Reader, &e);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff(attempt)) => {}
                     _ = node.closing.cancelled() => return,
@@ -49,39 +58,7 @@ pub(super) async fn reader(node: Arc<Node>, mut recover_rx: mpsc::Receiver<Recov
             }
         };
         attempt = 0;
-        if std::mem::take(&mut lost) {
-            tracing::info!("stream reader reconnected to redis");
-            if let Some(stats) = node.stats() {
-                stats.cluster_reconnected();
-            }
-        }
-        if last.is_none() {
-            // Start at the end of the log, fixed before this node publishes anything.
-            let tail: Result<RValue, _> = redis::cmd("XREVRANGE")
-                .arg(&node.config.stream_name)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(&mut conn)
-                .await;
-            match tail {
-                Ok(v) => {
-                    let id = parse_entries(&v)
-                        .first()
-                        .and_then(|e| StreamId::parse(&e.id))
-                        .unwrap_or_default();
-                    last = Some(id);
-                    let _ = node.reader_ready.send(true);
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot read the end of the stream");
-                    lost = true;
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue 'connect;
-                }
-            }
-        }
+        node.conn_up(Task::Reader);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             let from = last.unwrap_or_default();
@@ -103,8 +80,9 @@ pub(super) async fn reader(node: Arc<Node>, mut recover_rx: mpsc::Receiver<Recov
                     _ = node.closing.cancelled() => return,
                     Some(request) = recover_rx.recv() => {
                         let position = last.unwrap_or_default();
-                        if request.offset > position {
-                            // The client saw more than this node delivered so far.
+                        if request.offset > position || node.cmd_conn().is_none() {
+                            // The client saw more than this node delivered so far, or
+                            // the command connection is not back yet.
                             deferred.push(request);
                         } else {
                             recover_at(&node, request, position).await;
@@ -116,6 +94,7 @@ pub(super) async fn reader(node: Arc<Node>, mut recover_rx: mpsc::Receiver<Recov
                     read = &mut xread => {
                         match read {
                             Ok(v) => {
+                                let mut read = 0u64;
                                 for entry in parse_xread(&v) {
                                     if let Some(id) = StreamId::parse(&entry.id) {
                                         if last.is_some_and(|l| id <= l) {
@@ -123,22 +102,20 @@ pub(super) async fn reader(node: Arc<Node>, mut recover_rx: mpsc::Receiver<Recov
                                         }
                                         process_entry(&node, &entry);
                                         last = Some(id);
+                                        read += 1;
                                     }
                                 }
-                                let position = last.unwrap_or_default();
-                                let ready: Vec<RecoverRequest> = {
-                                    let (ready, wait) = deferred.drain(..).partition(|r| r.offset <= position);
-                                    deferred = wait;
-                                    ready
-                                };
-                                for request in ready {
-                                    recover_at(&node, request, position).await;
+                                if let Some(id) = last {
+                                    let mut position = node.status.position.lock();
+                                    position.id = id;
+                                    position.read += read;
                                 }
+                                sweep(&node, &mut deferred, last.unwrap_or_default()).await;
                                 break;
                             }
                             Err(e) => {
                                 tracing::debug!(error = %e, "stream reader lost redis");
-                                lost = true;
+                                node.conn_failed(Task::Reader, &e);
                                 continue 'connect;
                             }
                         }
@@ -149,14 +126,103 @@ pub(super) async fn reader(node: Arc<Node>, mut recover_rx: mpsc::Receiver<Recov
     }
 }
 
+/// Fix where the reader stands on a fresh connection, and notice a stream that lost
+/// what this node had read (Redis restarted without persistence).
+///
+/// The first time, the reader starts at the end of the stream, fixed before this node
+/// publishes anything. If Redis could not be reached before that (`failed_early`), it
+/// starts at the node's start time instead: what other nodes published since (the
+/// backlogs of their own outage included) reaches this node's clients too.
+async fn sync_position(
+    node: &Node,
+    conn: &mut MultiplexedConnection,
+    last: &mut Option<StreamId>,
+    failed_early: bool,
+) -> Result<(), redis::RedisError> {
+    let info = stream_info(conn, &node.config.stream_name).await?;
+    let added = info
+        .entries_added
+        .map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let mut position = node.status.position.lock();
+    match *last {
+        None => {
+            let mut start = info.last_id;
+            if failed_early {
+                let ms = node.start_ms.load(Ordering::Relaxed);
+                start = start.min(StreamId { ms, seq: 0 });
+            }
+            *last = Some(start);
+            drop(position);
+            // Entries between the starting point and the end are still to read.
+            let unread = if start < info.last_id {
+                count_after(conn, &node.config.stream_name, start).await
+            } else {
+                0
+            };
+            let mut position = node.status.position.lock();
+            *position = ReaderPosition {
+                id: start,
+                base: added.unwrap_or(0) - unread,
+                read: 0,
+            };
+        }
+        Some(at) => {
+            let behind_count = added.is_some_and(|a| a < position.base + position.read as i64);
+            if info.last_id < at || behind_count {
+                // Everything the new stream holds came after the restart (ids are
+                // times), hence after `at`: all of it is still to read.
+                *position = ReaderPosition {
+                    id: at,
+                    base: -(position.read as i64),
+                    read: position.read,
+                };
+                drop(position);
+                tracing::warn!(
+                    at = %at,
+                    "redis came back without the stream entries this node had read (a \
+                     restart without persistence?): clients whose last offset is older \
+                     get a fresh session when they recover"
+                );
+                if let Some(stats) = node.stats() {
+                    stats.cluster_stream_reset();
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Entries after `id` (bounded count: used once, when a node starts behind the end).
+async fn count_after(conn: &mut MultiplexedConnection, stream: &str, id: StreamId) -> i64 {
+    let reply: Result<RValue, _> = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg(format!("({id}"))
+        .arg("+")
+        .arg("COUNT")
+        .arg(10_000)
+        .query_async(conn)
+        .await;
+    reply.map(|v| parse_entries(&v).len() as i64).unwrap_or(0)
+}
+
 /// One log entry: deliver it, apply it, or skip it.
 fn process_entry(node: &Node, entry: &Entry) {
     let own = entry.uid == node.uid;
+    if !own && entry.uid != wire::EMITTER_UID && !entry.uid.is_empty() {
+        // `kind::ADAPTER_CLOSE` (13), as the stream spells it.
+        if entry.kind == "13" {
+            node.status.peer_gone(&entry.uid);
+        } else {
+            node.status.peer_seen(&entry.uid);
+        }
+    }
     if own {
         match entry.sc.as_deref() {
             // A state delta of this node: applied like everyone else's.
             Some("s") => {}
             Some(seq) => {
+                // In order with what an outage delivers at once (see `Node::order`).
+                let _order = node.order.lock();
                 let pending = seq
                     .parse()
                     .ok()

@@ -15,6 +15,7 @@ use super::node::Node;
 use super::reply::parse_entries;
 use super::wire::{self, kind, Message, StreamId};
 use crate::engine::EngineSocket;
+use crate::metrics::RecoveryMiss;
 use crate::socketio::adapter::{LocalNamespace, SessionRecord};
 use crate::socketio::rooms::Room;
 use crate::socketio::socket::Socket;
@@ -30,20 +31,31 @@ pub(super) struct RecoverRequest {
     pub(super) deadline: Instant,
 }
 
-pub(super) fn fail_recoveries(deferred: &mut Vec<RecoverRequest>) {
-    for request in deferred.drain(..) {
-        let _ = request.reply.send(None);
+/// Count a recovery that starts a fresh session.
+pub(super) fn count_miss(node: &Node, why: RecoveryMiss) {
+    tracing::debug!(?why, "a client could not recover: fresh session");
+    if let Some(stats) = node.stats() {
+        stats.cluster_recovery_miss(why);
     }
 }
 
-/// Periodic: give up on recoveries that waited too long, and deliver ordered
-/// broadcasts the log did not return in time (Redis lost them).
-pub(super) async fn sweep(node: &Node, deferred: &mut Vec<RecoverRequest>, _position: StreamId) {
-    let now = Instant::now();
-    let (expired, wait): (Vec<_>, Vec<_>) = deferred.drain(..).partition(|r| r.deadline <= now);
-    *deferred = wait;
-    for request in expired {
-        let _ = request.reply.send(None);
+/// After each read and periodically: recover the deferred clients the reader has now
+/// passed (once the command connection is up), give up on those that waited too long,
+/// and deliver ordered broadcasts the log did not return in time (Redis lost them).
+pub(super) async fn sweep(node: &Node, deferred: &mut Vec<RecoverRequest>, position: StreamId) {
+    if !deferred.is_empty() {
+        let now = Instant::now();
+        let connected = node.cmd_conn().is_some();
+        for request in std::mem::take(deferred) {
+            if connected && request.offset <= position {
+                recover_at(node, request, position).await;
+            } else if request.deadline <= now {
+                count_miss(node, RecoveryMiss::Timeout);
+                let _ = request.reply.send(None);
+            } else {
+                deferred.push(request);
+            }
+        }
     }
     let overdue: Vec<u64> = node
         .pending
@@ -62,7 +74,13 @@ pub(super) async fn sweep(node: &Node, deferred: &mut Vec<RecoverRequest>, _posi
 /// Recover a client at log position `position`: its session, every entry after its
 /// offset up to `position` that reaches it, then live delivery from `position` on.
 pub(super) async fn recover_at(node: &Node, request: RecoverRequest, position: StreamId) {
-    let socket = recover_session(node, &request, position).await;
+    let socket = match recover_session(node, &request, position).await {
+        Ok(socket) => socket,
+        Err(why) => {
+            count_miss(node, why);
+            None
+        }
+    };
     let _ = request.reply.send(socket);
 }
 
@@ -70,8 +88,8 @@ async fn recover_session(
     node: &Node,
     request: &RecoverRequest,
     position: StreamId,
-) -> Option<Socket> {
-    let mut conn = node.cmd_conn()?;
+) -> Result<Option<Socket>, RecoveryMiss> {
+    let mut conn = node.cmd_conn().ok_or(RecoveryMiss::Redis)?;
     let key = node.session_key(&request.pid);
     let (raw, _): (Option<Vec<u8>>, i64) = redis::pipe()
         .atomic()
@@ -81,12 +99,12 @@ async fn recover_session(
         .arg(&key)
         .query_async(&mut conn)
         .await
-        .ok()?;
-    let session = match wire::decode_session(&raw?) {
+        .map_err(|_| RecoveryMiss::Redis)?;
+    let session = match wire::decode_session(&raw.ok_or(RecoveryMiss::NoSession)?) {
         Ok(s) => s,
         Err(e) => {
             node.malformed(&e);
-            return None;
+            return Err(RecoveryMiss::NoSession);
         }
     };
     let mut rooms: Vec<Room> = vec![session.sid.clone()];
@@ -104,12 +122,13 @@ async fn recover_session(
             .arg(1000)
             .query_async(&mut conn)
             .await
-            .ok()?;
+            .map_err(|_| RecoveryMiss::Redis)?;
         let entries = parse_entries(&reply);
         if first {
-            // The client's offset must still be in the log, or packets were trimmed.
+            // The client's offset must still be in the log, or packets were trimmed
+            // (or lost with Redis's data).
             if entries.first().map(|e| e.id.as_str()) != Some(&request.offset.to_string()) {
-                return None;
+                return Err(RecoveryMiss::OffsetGone);
             }
             first = false;
         }
@@ -146,5 +165,5 @@ async fn recover_session(
         auth: request.auth.clone().or(session.auth),
         ..session
     };
-    ns.clone().restore(&request.engine, session, &missed)
+    Ok(ns.clone().restore(&request.engine, session, &missed))
 }

@@ -4,7 +4,62 @@
 
 use redis::Value as RValue;
 
-use super::wire::Entry;
+use super::wire::{Entry, StreamId};
+
+/// What `XINFO STREAM` says of the stream (an absent stream is empty: all zero).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct StreamInfo {
+    pub length: u64,
+    pub last_id: StreamId,
+    pub first_id: Option<StreamId>,
+    /// Entries ever added (Redis 7 and later).
+    pub entries_added: Option<u64>,
+}
+
+/// Parse an `XINFO STREAM` reply (a flat list of fields and values, or a map).
+pub(super) fn parse_stream_info(v: &RValue) -> StreamInfo {
+    let mut info = StreamInfo::default();
+    let fields = items(v);
+    for pair in fields.chunks(2) {
+        let (Some(k), Some(v)) = (pair.first().and_then(|k| text(k)), pair.get(1)) else {
+            continue;
+        };
+        match k.as_str() {
+            "length" => info.length = text(v).and_then(|n| n.parse().ok()).unwrap_or(0),
+            "last-generated-id" => {
+                info.last_id = text(v)
+                    .and_then(|id| StreamId::parse(&id))
+                    .unwrap_or_default();
+            }
+            "entries-added" => info.entries_added = text(v).and_then(|n| n.parse().ok()),
+            "first-entry" => {
+                info.first_id = items(v)
+                    .first()
+                    .and_then(|id| text(id))
+                    .and_then(|id| StreamId::parse(&id));
+            }
+            _ => {}
+        }
+    }
+    info
+}
+
+/// `XINFO STREAM <stream>`, an absent stream read as empty.
+pub(super) async fn stream_info(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+) -> Result<StreamInfo, redis::RedisError> {
+    let reply: Result<RValue, redis::RedisError> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(stream)
+        .query_async(conn)
+        .await;
+    match reply {
+        Ok(v) => Ok(parse_stream_info(&v)),
+        Err(e) if e.to_string().contains("no such key") => Ok(StreamInfo::default()),
+        Err(e) => Err(e),
+    }
+}
 
 pub(super) fn text(v: &RValue) -> Option<String> {
     match v {
@@ -112,5 +167,27 @@ mod tests {
         assert_eq!(parse_xread(&resp3), parsed);
         assert!(parse_xread(&RValue::Nil).is_empty());
         assert!(parse_xread(&RValue::Int(3)).is_empty());
+    }
+
+    #[test]
+    fn stream_info_parses() {
+        let reply = RValue::Array(vec![
+            bulk("length"),
+            RValue::Int(3),
+            bulk("last-generated-id"),
+            bulk("5-1"),
+            bulk("entries-added"),
+            RValue::Int(9),
+            bulk("first-entry"),
+            RValue::Array(vec![bulk("4-0"), RValue::Array(vec![])]),
+            bulk("last-entry"),
+            RValue::Nil,
+        ]);
+        let info = parse_stream_info(&reply);
+        assert_eq!(info.length, 3);
+        assert_eq!(info.last_id, StreamId { ms: 5, seq: 1 });
+        assert_eq!(info.first_id, Some(StreamId { ms: 4, seq: 0 }));
+        assert_eq!(info.entries_added, Some(9));
+        assert_eq!(parse_stream_info(&RValue::Nil), StreamInfo::default());
     }
 }

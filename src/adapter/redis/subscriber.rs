@@ -13,6 +13,7 @@ use super::node::{backoff, Node};
 use super::publisher::Command;
 use super::reader::{apply_message, deliver};
 use super::reply::{items, text};
+use super::status::Task;
 use super::wire::{self, kind, Message, PubSub};
 use crate::socketio::adapter::LocalNamespace;
 use crate::socketio::adapter::SocketInfo;
@@ -81,7 +82,6 @@ pub(super) async fn subscriber(
 ) {
     use futures_util::StreamExt;
     let mut attempt = 0u32;
-    let mut lost = false;
     loop {
         if node.closing.is_cancelled() {
             return;
@@ -92,8 +92,15 @@ pub(super) async fn subscriber(
         };
         let pubsub = match pubsub {
             Ok(Ok(p)) => p,
-            _ => {
-                lost = true;
+            failed => {
+                let e = match failed {
+                    Ok(Err(e)) => e,
+                    _ => redis::RedisError::from(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "connecting to redis timed out",
+                    )),
+                };
+                node.conn_failed(Task::Subscriber, &e);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff(attempt)) => {}
                     _ = node.closing.cancelled() => return,
@@ -108,31 +115,25 @@ pub(super) async fn subscriber(
             subscribed &= subscribe_namespace(&node, &mut sink, &nsp).await;
         }
         if !subscribed {
-            lost = true;
+            node.conn_failed(Task::Subscriber, &lost_error());
             tokio::time::sleep(backoff(attempt)).await;
             attempt = attempt.saturating_add(1);
             continue;
         }
         attempt = 0;
-        let _ = node.subscribed.send(true);
-        if std::mem::take(&mut lost) {
-            tracing::info!("pub/sub listener reconnected to redis");
-            if let Some(stats) = node.stats() {
-                stats.cluster_reconnected();
-            }
-        }
+        node.conn_up(Task::Subscriber);
         loop {
             tokio::select! {
                 _ = node.closing.cancelled() => return,
                 Some(nsp) = new_namespaces.recv() => {
                     if !subscribe_namespace(&node, &mut sink, &nsp).await {
-                        lost = true;
+                        node.conn_failed(Task::Subscriber, &lost_error());
                         break;
                     }
                 }
                 msg = stream.next() => {
                     let Some(msg) = msg else {
-                        lost = true;
+                        node.conn_failed(Task::Subscriber, &lost_error());
                         break;
                     };
                     on_pubsub(&node, msg.get_channel_name(), msg.from_pattern(), msg.get_payload_bytes());
@@ -140,6 +141,13 @@ pub(super) async fn subscriber(
             }
         }
     }
+}
+
+fn lost_error() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "the pub/sub connection was lost",
+    ))
 }
 
 async fn subscribe_namespace(node: &Node, sink: &mut redis::aio::PubSubSink, nsp: &str) -> bool {

@@ -79,6 +79,30 @@ pub struct SocketInfo {
     pub local: bool,
 }
 
+/// Whether a node serves as a full member of its cluster: `GET /readyz` answers 200
+/// when `ready`, 503 otherwise, with `detail` as its JSON body. A node that is not ready
+/// still serves its own clients (liveness, `GET /healthz`, is another matter).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readiness {
+    /// Joined to the cluster (always true for the [`LocalAdapter`]).
+    pub ready: bool,
+    /// Why not, in words (empty when ready).
+    pub reason: String,
+    /// What the adapter reports: connection states, stream lag, buffered bytes.
+    pub detail: Value,
+}
+
+impl Readiness {
+    /// Ready, with nothing to report beyond the adapter's kind.
+    pub fn ready(kind: &str) -> Self {
+        Self {
+            ready: true,
+            reason: String::new(),
+            detail: serde_json::json!({ "adapter": kind }),
+        }
+    }
+}
+
 /// One broadcast on its way to the other nodes (and, in ordered mode, back to this one).
 /// The arguments are serialised once, as the JSON text that follows the event name.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
@@ -237,6 +261,11 @@ pub(crate) trait AdapterNode: Send + Sync {
     fn stop(&self);
     /// Whether [`AdapterNode::start`] may run again after [`AdapterNode::stop`].
     fn restartable(&self) -> bool;
+    /// Whether this node is joined to its cluster now (`GET /readyz`). In-process
+    /// adapters are always ready.
+    fn readiness(&self) -> Readiness {
+        Readiness::ready(self.kind())
+    }
 }
 
 /// The operations of one namespace that may reach beyond this node. `ns` is always the
