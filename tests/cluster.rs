@@ -4,138 +4,16 @@
 //! `redis-server` on a free loopback port and stops it.
 #![cfg(feature = "redis")]
 
+mod cluster_support;
 mod fixture;
 
-use std::net::TcpListener as StdListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cluster_support::{connect_with, eventually, next_event, node, quiet, Redis};
 use fixture::WsClient;
 use serde_json::{json, Value};
-use swarmcast::{
-    RecoveryConfig, RedisAdapter, RedisConfig, RedisEmitter, Server, ServerConfig, ServerHandle,
-};
+use swarmcast::RedisEmitter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A redis-server of this test, on a free loopback port, without persistence.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let port = StdListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut redis = Redis { child: None, port };
-        redis.spawn();
-        redis
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/install-test-deps.sh)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-                use std::io::{Read, Write};
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut buf = [0u8; 16];
-                if s.write_all(b"PING\r\n").is_ok()
-                    && s.read(&mut buf)
-                        .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-                {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn config(&self) -> RedisConfig {
-        let mut config = RedisConfig::new(self.url());
-        config.heartbeat_interval = Duration::from_millis(500);
-        config.block_time = Duration::from_millis(1000);
-        config.request_timeout = Duration::from_secs(2);
-        config
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn node_config(recovery: bool) -> ServerConfig {
-    let mut config = fixture::config();
-    config.allow_subscribe = vec!["*".into()];
-    if recovery {
-        config.recovery = Some(RecoveryConfig::default());
-    }
-    config
-}
-
-async fn node(redis: &Redis, recovery: bool) -> ServerHandle {
-    let mut server = Server::new(node_config(recovery));
-    server.namespace("/chat");
-    server
-        .set_adapter(RedisAdapter::new(redis.config()).expect("valid URL"))
-        .expect("adapter set once");
-    fixture::serve(server).await
-}
-
-/// The next event (name, args) on `/`, skipping nothing.
-async fn next_event(c: &mut WsClient) -> Option<(String, Vec<Value>)> {
-    c.recv_event().await
-}
-
-/// Whether nothing more arrives within `within`.
-async fn quiet(c: &mut WsClient, within: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(within, c.recv_text()).await,
-        Err(_) | Ok(None)
-    )
-}
-
-/// Poll until `f` holds (bounded).
-async fn eventually<F: FnMut() -> bool>(mut f: F, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_from_either_node_reaches_every_client_once() {
@@ -372,16 +250,6 @@ async fn a_redis_emitter_publishes_without_a_server() {
     eventually(|| jobs.get("j1") == Some(json!("queued")), "B sees j1").await;
     a.shutdown().await;
     b.shutdown().await;
-}
-
-/// A raw client that reconnects with `pid` and `offset` as socket.io-client does.
-async fn connect_with(addr: std::net::SocketAddr, auth: Value) -> (WsClient, Value) {
-    let mut c = WsClient::open(addr, "/socket.io").await;
-    c.send(&format!("40{auth}")).await;
-    let reply = c.recv_text().await.expect("connect reply");
-    let body: Value =
-        serde_json::from_str(reply.strip_prefix("40").expect("CONNECT")).expect("json");
-    (c, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

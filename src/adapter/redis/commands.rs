@@ -86,6 +86,7 @@ pub(super) fn xadd_command(
     kind: u64,
     data: Option<&str>,
     sc: Option<&str>,
+    ps: Option<u64>,
 ) -> redis::Cmd {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(&config.stream_name)
@@ -104,6 +105,9 @@ pub(super) fn xadd_command(
     }
     if let Some(sc) = sc {
         cmd.arg("sc").arg(sc);
+    }
+    if let Some(ps) = ps {
+        cmd.arg("ps").arg(ps);
     }
     cmd
 }

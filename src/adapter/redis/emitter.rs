@@ -156,6 +156,7 @@ impl RedisEmitter {
             kind::BROADCAST,
             Some(&data),
             None,
+            None,
         );
         let mut conn = self.conn.clone();
         Ok(cmd.query_async::<String>(&mut conn).await?)

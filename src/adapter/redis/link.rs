@@ -58,6 +58,7 @@ impl NsLink {
             nsp: self.name.clone(),
             msg,
             seq,
+            ps: None,
         });
     }
 }

@@ -49,6 +49,8 @@ fn refreshed_on_reconnect(command: &Command) -> bool {
 
 pub(super) struct Outbox {
     items: VecDeque<(Command, usize)>,
+    /// The next publish sequence (see `Entry::ps`).
+    next_ps: u64,
     bytes: usize,
     max_bytes: usize,
     policy: OutagePolicy,
@@ -58,6 +60,7 @@ impl Outbox {
     pub(super) fn new(max_bytes: usize, policy: OutagePolicy) -> Self {
         Self {
             items: VecDeque::new(),
+            next_ps: 1,
             bytes: 0,
             max_bytes: max_bytes.max(1),
             policy,
@@ -74,9 +77,13 @@ impl Outbox {
 
     /// Keep `command` for Redis. `connected`: Redis answers now (every command is kept,
     /// whatever its kind). Over the bound, the policy drops (counted).
-    pub(super) fn push(&mut self, node: &Node, command: Command, connected: bool) {
+    pub(super) fn push(&mut self, node: &Node, mut command: Command, connected: bool) {
         if !connected && refreshed_on_reconnect(&command) {
             return;
+        }
+        if let Command::Broadcast { ps: ps @ None, .. } = &mut command {
+            *ps = Some(self.next_ps);
+            self.next_ps += 1;
         }
         let size = size(&command);
         while self.bytes + size > self.max_bytes && !self.items.is_empty() {
@@ -97,7 +104,8 @@ impl Outbox {
         self.items.push_back((command, size));
     }
 
-    /// Put commands first (what a reconnection re-sends before the backlog).
+    /// Put commands first (what a reconnection re-sends before the backlog), over the
+    /// bound if need be.
     pub(super) fn push_front(&mut self, commands: Vec<Command>) {
         for command in commands.into_iter().rev() {
             let size = size(&command);

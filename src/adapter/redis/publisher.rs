@@ -5,6 +5,7 @@
 //! Redis may have lost). What Redis refuses is counted as a failure, and what local
 //! delivery still owes for it is done here ([`Node::failed_locally`]).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,19 +16,22 @@ use tokio::sync::mpsc;
 use super::commands::{state_command, xadd_command};
 use super::node::{backoff, Node};
 use super::outbox::Outbox;
-use super::reply::text;
+use super::reply::{parse_entries, text};
 use super::status::Task;
-use super::wire::{self, kind};
+use super::wire::{self, kind, StreamId};
 use super::StateChange;
 use crate::socketio::adapter::ClusterBroadcast;
 
 /// A queued command for Redis.
+#[derive(Clone)]
 pub(super) enum Command {
     Broadcast {
         nsp: String,
         msg: ClusterBroadcast,
         /// Ordered mode: the local delivery waiting for the log.
         seq: Option<u64>,
+        /// Publish sequence, given by the outbox.
+        ps: Option<u64>,
     },
     Entry {
         nsp: String,
@@ -75,6 +79,81 @@ pub(super) async fn connect(
 /// Commands per pipeline.
 const BATCH: usize = 256;
 
+/// Broadcasts Redis acknowledged lately. Redis can lose what it acknowledged (a crash
+/// without persistence, or with `appendfsync everysec`, right after): when it comes
+/// back without them, they go again, before the backlog (readers that had read them
+/// skip them by their publish sequence).
+#[derive(Default)]
+struct Recent {
+    items: VecDeque<(StreamId, Instant, Command)>,
+}
+
+impl Recent {
+    const MAX: usize = 10_000;
+    const AGE: Duration = Duration::from_secs(10);
+
+    fn keep(&mut self, id: StreamId, command: Command) {
+        self.items.push_back((id, Instant::now(), command));
+        while self.items.len() > Self::MAX
+            || self
+                .items
+                .front()
+                .is_some_and(|(_, t, _)| t.elapsed() > Self::AGE)
+        {
+            self.items.pop_front();
+        }
+    }
+
+    /// The broadcasts a Redis that came back no longer holds.
+    async fn lost(&mut self, conn: &mut MultiplexedConnection, stream: &str) -> Vec<Command> {
+        let Some(newest) = self.items.back().map(|(id, _, _)| *id) else {
+            return Vec::new();
+        };
+        let range = |cmd: &str, from: String, to: String| {
+            let mut c = redis::cmd(cmd);
+            c.arg(stream).arg(from).arg(to).arg("COUNT").arg(1);
+            c
+        };
+        let present: Result<RValue, _> = range("XRANGE", newest.to_string(), newest.to_string())
+            .query_async(conn)
+            .await;
+        match present {
+            Ok(v) if parse_entries(&v).is_empty() => {}
+            _ => return Vec::new(),
+        }
+        // The newest entry Redis kept from before.
+        let kept: Result<RValue, _> = range("XREVRANGE", newest.to_string(), "-".into())
+            .query_async(conn)
+            .await;
+        let Ok(kept) = kept else {
+            return Vec::new();
+        };
+        let kept = parse_entries(&kept)
+            .first()
+            .and_then(|e| StreamId::parse(&e.id))
+            .unwrap_or_default();
+        let lost: Vec<Command> = self
+            .items
+            .drain(..)
+            .filter(|(id, _, _)| *id > kept)
+            .map(|(_, _, mut command)| {
+                if let Command::Broadcast { seq, .. } = &mut command {
+                    // Delivered here already (when the outage began).
+                    *seq = None;
+                }
+                command
+            })
+            .collect();
+        if !lost.is_empty() {
+            tracing::warn!(
+                n = lost.len(),
+                "redis came back without broadcasts it had acknowledged: publishing them again"
+            );
+        }
+        lost
+    }
+}
+
 /// Sends queued commands to Redis in pipelines; keeps them through outages.
 pub(super) async fn publisher(node: Arc<Node>, mut rx: mpsc::Receiver<Command>) {
     let mut outbox = Outbox::new(node.config.outage_buffer_bytes, node.config.outage_policy);
@@ -84,6 +163,7 @@ pub(super) async fn publisher(node: Arc<Node>, mut rx: mpsc::Receiver<Command>) 
     // Messages that waited out an outage and are still to go (for the counter).
     let mut backlog = 0usize;
     let mut incoming: Vec<Command> = Vec::with_capacity(BATCH);
+    let mut recent = Recent::default();
     let mut closing_since: Option<Instant> = None;
     loop {
         if let Some(since) = closing_since {
@@ -97,7 +177,9 @@ pub(super) async fn publisher(node: Arc<Node>, mut rx: mpsc::Receiver<Command>) 
         }
         if conn.is_none() && Instant::now() >= next_attempt {
             match connect(&node, node.config.response_timeout).await {
-                Ok(c) => {
+                Ok(mut c) => {
+                    let lost = recent.lost(&mut c, &node.config.stream_name).await;
+                    outbox.push_front(lost);
                     *node.cmd.lock() = Some(c.clone());
                     conn = Some(c);
                     attempt = 0;
@@ -117,7 +199,7 @@ pub(super) async fn publisher(node: Arc<Node>, mut rx: mpsc::Receiver<Command>) 
         }
         if let (Some(c), false) = (conn.as_mut(), outbox.is_empty()) {
             let n = outbox.len().min(BATCH);
-            let sent = send_batch(&node, c, &mut outbox, n).await;
+            let sent = send_batch(&node, c, &mut outbox, n, &mut recent).await;
             let published = match sent {
                 Ok(published) => published,
                 Err((published, e)) => {
@@ -226,13 +308,14 @@ async fn send_batch(
     conn: &mut MultiplexedConnection,
     outbox: &mut Outbox,
     n: usize,
+    recent: &mut Recent,
 ) -> Result<usize, (usize, redis::RedisError)> {
     let config = &node.config;
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     for command in outbox.front(n) {
         match command {
-            Command::Broadcast { nsp, msg, seq } => {
+            Command::Broadcast { nsp, msg, seq, ps } => {
                 let data = wire::broadcast_data(nsp, msg);
                 let sc = seq.map(|s| s.to_string());
                 pipe.add_command(xadd_command(
@@ -242,6 +325,7 @@ async fn send_batch(
                     kind::BROADCAST,
                     Some(&data),
                     sc.as_deref(),
+                    *ps,
                 ));
             }
             Command::Entry { nsp, kind, data } => {
@@ -251,6 +335,7 @@ async fn send_batch(
                     nsp,
                     *kind,
                     data.as_deref(),
+                    None,
                     None,
                 ));
             }
@@ -295,9 +380,15 @@ async fn send_batch(
             failures += 1;
         }
         match (&command, failed) {
-            (Command::Broadcast { seq: Some(seq), .. }, false) => {
-                if let Some(p) = node.pending.lock().get_mut(seq) {
-                    p.id = reply.and_then(text);
+            (Command::Broadcast { seq, .. }, false) => {
+                let id = reply.and_then(text);
+                if let Some(seq) = seq {
+                    if let Some(p) = node.pending.lock().get_mut(seq) {
+                        p.id = id.clone();
+                    }
+                }
+                if let Some(id) = id.as_deref().and_then(StreamId::parse) {
+                    recent.keep(id, command);
                 }
             }
             (_, true) => node.failed_locally(command),

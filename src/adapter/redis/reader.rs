@@ -216,6 +216,11 @@ fn process_entry(node: &Node, entry: &Entry) {
             node.status.peer_seen(&entry.uid);
         }
     }
+    if let (false, Some(ps)) = (own, entry.ps) {
+        if !node.status.first_time(&entry.uid, ps) {
+            return;
+        }
+    }
     if own {
         match entry.sc.as_deref() {
             // A state delta of this node: applied like everyone else's.

@@ -104,6 +104,7 @@ pub(super) fn parse_entries(v: &RValue) -> Vec<Entry> {
                 "type" => e.kind = v.unwrap_or_default(),
                 "data" => e.data = v,
                 "sc" => e.sc = v,
+                "ps" => e.ps = v.and_then(|n| n.parse().ok()),
                 _ => {}
             }
         }

@@ -102,6 +102,8 @@ pub(super) struct Status {
     /// Reader lag in ms (Redis clock), from the last check.
     pub(super) lag_ms: AtomicU64,
     peers: Mutex<HashMap<String, Instant>>,
+    /// The last publish sequence read from each peer (dropped with the peer).
+    seen_ps: Mutex<HashMap<String, u64>>,
 }
 
 impl Status {
@@ -112,6 +114,7 @@ impl Status {
             position: Mutex::new(ReaderPosition::default()),
             lag_ms: AtomicU64::new(0),
             peers: Mutex::new(HashMap::new()),
+            seen_ps: Mutex::new(HashMap::new()),
         }
     }
 
@@ -196,6 +199,29 @@ impl Status {
 
     pub(super) fn peer_gone(&self, uid: &str) {
         self.peers.lock().remove(uid);
+        self.seen_ps.lock().remove(uid);
+    }
+
+    /// Whether the entry with publish sequence `ps` from `uid` is new (and note it).
+    /// A node publishes in sequence, so anything not above the last one read is a
+    /// copy sent again.
+    pub(super) fn first_time(&self, uid: &str, ps: u64) -> bool {
+        let mut seen = self.seen_ps.lock();
+        match seen.get_mut(uid) {
+            Some(last) if ps <= *last => false,
+            Some(last) => {
+                *last = ps;
+                true
+            }
+            None => {
+                if seen.len() >= 1024 {
+                    let peers = self.peers.lock();
+                    seen.retain(|uid, _| peers.contains_key(uid));
+                }
+                seen.insert(uid.to_string(), ps);
+                true
+            }
+        }
     }
 
     /// Peers seen within `within`.

@@ -21,6 +21,10 @@ pub(crate) struct Entry {
     pub data: Option<String>,
     /// swarmcast's own field: which local emit an entry of this node is.
     pub sc: Option<String>,
+    /// swarmcast's own field: the node's publish sequence of a broadcast (readers
+    /// skip one they have seen: a batch sent again after a lost reply or a Redis
+    /// that lost its data).
+    pub ps: Option<u64>,
 }
 
 /// Decode a stream entry's message (the Node adapter's `decode`).
@@ -166,6 +170,7 @@ mod tests {
             kind: "4".into(),
             data: Some(rooms_op_data(&Target::room("sid1"), &["a".into()])),
             sc: None,
+            ps: None,
         };
         assert_eq!(
             decode_entry(&entry).expect("decodes"),
