@@ -18,6 +18,11 @@ enum Command {
     /// Run a standalone server. Any Socket.IO client can connect; any program can
     /// publish with `POST /api/emit` ({"event": "...", "data": ..., "namespace": "/",
     /// "rooms": [...], "except": [...]}), which answers {"delivered": N}.
+    ///
+    /// Health: `GET /healthz` is liveness (200 while the process serves: restart it
+    /// when it fails); `GET /readyz` is readiness (503 while a node is cut off from
+    /// its cluster: Redis unreachable, credentials refused, stream reader behind):
+    /// wire the load balancer's health check to /readyz.
     Serve(ServeArgs),
     /// Publish one event into a cluster through Redis, without a server: every node
     /// (swarmcast, or socket.io with @socket.io/redis-streams-adapter) delivers it.
@@ -117,8 +122,10 @@ struct ServeArgs {
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Join a cluster through Redis (`redis://[user:password@]host:port[/db]`, or
-    /// `rediss://` for TLS): broadcasts, rooms, recovery and keyed state are shared
-    /// with the other nodes.
+    /// `rediss://` for TLS, `#insecure` at the end to skip the certificate check; an
+    /// ACL user as `user:password@`): broadcasts, rooms, recovery and keyed state are
+    /// shared with the other nodes. The node listens at once, also when Redis is down
+    /// (it serves its own clients and joins when Redis comes).
     #[cfg(feature = "redis")]
     #[arg(long, env = "SWARMCAST_REDIS", value_name = "URL")]
     redis: Option<String>,
@@ -127,10 +134,24 @@ struct ServeArgs {
     #[arg(long, default_value = "socket.io")]
     redis_stream: String,
     /// `MAXLEN ~` bound of the stream: size it for the recovery window
-    /// (docs/deployment.md).
+    /// (docs/deployment.md: MAXLEN >= entries/s x recovery seconds x 1.2).
     #[cfg(feature = "redis")]
     #[arg(long, default_value_t = 10_000)]
     redis_maxlen: usize,
+    /// Bytes of cluster messages kept while Redis is unreachable, published in order
+    /// when it returns.
+    #[cfg(feature = "redis")]
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    redis_outage_buffer: usize,
+    /// What goes when the outage buffer is full: `drop-oldest` (the other nodes get
+    /// the latest part of the outage) or `drop-newest` (the first part).
+    #[cfg(feature = "redis")]
+    #[arg(long, default_value = "drop-oldest", value_parser = ["drop-oldest", "drop-newest"])]
+    redis_outage_policy: String,
+    /// Milliseconds the stream reader may fall behind before GET /readyz answers 503.
+    #[cfg(feature = "redis")]
+    #[arg(long, default_value_t = 5_000, value_name = "MS")]
+    redis_max_lag: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -261,6 +282,13 @@ fn serve(args: ServeArgs) -> std::process::ExitCode {
             let mut redis = swarmcast::RedisConfig::new(url);
             redis.stream_name = args.redis_stream;
             redis.max_len = args.redis_maxlen;
+            redis.outage_buffer_bytes = args.redis_outage_buffer;
+            redis.outage_policy = if args.redis_outage_policy == "drop-newest" {
+                swarmcast::OutagePolicy::DropNewest
+            } else {
+                swarmcast::OutagePolicy::DropOldest
+            };
+            redis.max_reader_lag = Duration::from_millis(args.redis_max_lag);
             let adapter = match swarmcast::RedisAdapter::new(redis) {
                 Ok(a) => a,
                 Err(e) => {

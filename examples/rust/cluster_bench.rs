@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Without `--redis` it starts its own `redis-server` on a free loopback port (and
-//! stops it). For each setup a raw WebSocket client connects to one node and another
+//! stops it). `--startup` prints only the start-up times: how long `Server::serve`
+//! takes to listen without Redis, with Redis healthy, and with Redis unreachable. For each setup a raw WebSocket client connects to one node and another
 //! node (or the same one) emits: latency is measured at a steady low rate (p50/p99
 //! from emit to the client's read), throughput as a burst of events emitted as fast as
 //! possible until the client has read them all.
@@ -211,6 +212,43 @@ async fn measure(
     })
 }
 
+/// Start-up times (from `Server::serve` called to listening), `RUNS` each.
+async fn startup(url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    const RUNS: usize = 20;
+    let closed = {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        format!("redis://127.0.0.1:{port}")
+    };
+    println!(
+        "{:<28} {:>10} {:>10} {:>10}",
+        "start-up", "min", "median", "max"
+    );
+    for (name, redis) in [
+        ("no redis (local adapter)", None),
+        ("redis healthy", Some(url)),
+        ("redis unreachable", Some(closed.as_str())),
+    ] {
+        let mut times = Vec::with_capacity(RUNS);
+        for _ in 0..RUNS {
+            let since = Instant::now();
+            let server = node(redis, true).await?;
+            times.push(since.elapsed());
+            server.shutdown().await;
+        }
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "{name:<28} {:>8.2}ms {:>8.2}ms {:>8.2}ms",
+            ms(times[0]),
+            ms(times[RUNS / 2]),
+            ms(times[RUNS - 1])
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -226,6 +264,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (Some(own), url)
         }
     };
+    startup(&url).await?;
+    if args.iter().any(|a| a == "--startup") {
+        return Ok(());
+    }
     let mut rows = Vec::new();
 
     let single = node(None, false).await?;
