@@ -228,13 +228,26 @@ async fn readiness_tells_refused_credentials_and_accepts_acl_users() {
     let redis = Redis::start_with(&[
         "--requirepass",
         "right",
+        // The narrow ACL of docs/deployment.md.
         "--user",
         "pusher",
         "on",
         ">pw",
-        "~*",
-        "&*",
-        "+@all",
+        "~socket.io*",
+        "~sio:session:*",
+        "~swarmcast:state:*",
+        "&socket.io*",
+        "+@read",
+        "+@write",
+        "+@stream",
+        "+@pubsub",
+        "+@scripting",
+        "+ping",
+        "+info",
+        "+client",
+        "+hello",
+        "+auth",
+        "+select",
     ]);
     let mut wrong = redis.config();
     wrong.url = format!("redis://:wrong@127.0.0.1:{}", redis.port);
@@ -254,6 +267,18 @@ async fn readiness_tells_refused_credentials_and_accepts_acl_users() {
     let (status, body) = readyz(u.local_addr()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["redis"]["reader"], "up");
+    // And the ACL user's node works: a broadcast, a state change and a session cross.
+    let mut plain = redis.config();
+    plain.url = format!("redis://:right@127.0.0.1:{}", redis.port);
+    let v = node_with(plain, false).await;
+    let (mut v1, _) = WsClient::connect(v.local_addr()).await;
+    u.emitter().emit("via_acl", &1).expect("emit");
+    assert_eq!(next_event(&mut v1).await.expect("crossed").0, "via_acl");
+    u.emitter().state("m").set("k", &1).expect("set");
+    let m = v.emitter().state("m");
+    cluster_support::eventually(|| m.get("k") == Some(json!(1)), "state crossed").await;
+    assert_eq!(u.emitter().cluster_metrics().publish_failures, 0);
+    v.shutdown().await;
     w.shutdown().await;
     u.shutdown().await;
 }
