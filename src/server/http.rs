@@ -255,6 +255,9 @@ async fn engine_request(
             let Some(session) = engine.session(&sid) else {
                 return EngineError::UnknownSid.response();
             };
+            if *method == Method::GET {
+                polling::let_upgrade_settle(&session).await;
+            }
             if session.transport() != Transport::Polling {
                 return EngineError::BadRequest.response();
             }
