@@ -47,7 +47,7 @@ use crate::metrics::Stats;
 use crate::protocol::engineio::Handshake;
 
 pub use queue::Frame;
-pub(crate) use queue::FrameData;
+pub(crate) use queue::{FrameData, FRAME_OVERHEAD};
 use queue::{PushError, QueueLimits};
 pub(crate) use session::Session;
 pub use socket::EngineSocket;
@@ -181,10 +181,21 @@ pub struct EngineConfig {
     pub max_payload: usize,
     /// Most packets in one long-polling response (python-engineio refuses more than 16).
     pub max_polling_packets: usize,
-    /// Outbound queue bound per session, in packets.
+    /// Outbound queue bound per session, in packets: a backstop far above what the
+    /// byte bound lets through for ordinary packets.
     pub queue_packets: usize,
-    /// Outbound queue bound per session, in bytes.
+    /// Outbound queue bound per session, in bytes: each packet counts its payload plus
+    /// 64 bytes of bookkeeping. A client whose queue stays at this bound is a slow
+    /// consumer.
     pub queue_bytes: usize,
+    /// Backpressure watermark, in packets: an emit that leaves a client's queue above
+    /// this (or above `backpressure_bytes`) waits, on threads that may wait, until the
+    /// client's writer has brought it back under (at most the server's `emit_max_wait`).
+    /// This is what slows an eager producer to the pace of the network instead of
+    /// disconnecting its clients.
+    pub backpressure_packets: usize,
+    /// Backpressure watermark, in bytes (see `backpressure_packets`).
+    pub backpressure_bytes: usize,
     /// Whether WebSocket is offered (handshake and upgrade).
     pub allow_websocket: bool,
     /// Whether long-polling is accepted.
@@ -205,8 +216,10 @@ impl Default for EngineConfig {
             ping_timeout: Duration::from_millis(20_000),
             max_payload: 1_000_000,
             max_polling_packets: 16,
-            queue_packets: 4096,
+            queue_packets: 65_536,
             queue_bytes: 16 * 1024 * 1024,
+            backpressure_packets: 64,
+            backpressure_bytes: 256 * 1024,
             allow_websocket: true,
             allow_polling: true,
             batch_window: Duration::ZERO,
@@ -279,6 +292,8 @@ impl Engine {
             QueueLimits {
                 max_packets: self.config.queue_packets,
                 max_bytes: self.config.queue_bytes,
+                soft_packets: self.config.backpressure_packets,
+                soft_bytes: self.config.backpressure_bytes,
             },
             transport,
             self.config
@@ -333,6 +348,8 @@ pub(crate) fn detached_session(queue_packets: usize, queue_bytes: usize) -> Engi
         QueueLimits {
             max_packets: queue_packets,
             max_bytes: queue_bytes,
+            soft_packets: queue_packets,
+            soft_bytes: queue_bytes,
         },
         Transport::WebSocket,
         Duration::MAX,

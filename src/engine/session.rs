@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use super::queue::{Frame, KeyedPush, OutboundQueue, PushError, QueueLimits};
+use super::queue::{Frame, OutboundQueue, QueueLimits};
 use super::{CloseReason, ConnectionHandler, Engine, Incoming, Transport};
 use crate::metrics::Stats;
 use crate::protocol::engineio;
@@ -166,20 +166,9 @@ impl Session {
 
     // --- outbound queue, as the transports and the upper layer see it ---------------
 
-    /// Queue a group of frames (all or none), within the queue's bounds.
-    pub(super) fn push(&self, frames: &[Frame]) -> Result<(), PushError> {
-        self.queue.push(frames)
-    }
-
-    /// Queue the latest value of a keyed entry (coalesced in place).
-    pub(super) fn push_keyed(&self, key: &Arc<str>, frame: Frame) -> Result<KeyedPush, PushError> {
-        self.queue.push_keyed(key, frame)
-    }
-
-    /// Queue a frame outside the packet bound (protocol control packets, replays whose
-    /// source is bounded already).
-    pub(super) fn push_control(&self, frame: Frame) -> Result<(), PushError> {
-        self.queue.push_control(frame)
+    /// The queue itself, for the emit paths of [`super::EngineSocket`].
+    pub(super) fn queue(&self) -> &OutboundQueue {
+        &self.queue
     }
 
     /// Move up to `max` queued frames into `out`; returns whether the queue is closed.
@@ -332,10 +321,12 @@ impl Session {
     /// server does for a GET that is pending), then close.
     fn close_after_next_poll(&self) {
         let Some(engine) = self.engine.upgrade() else {
-            return self.close(CloseReason::TransportClose);
+            self.close(CloseReason::TransportClose);
+            return;
         };
         let Some(session) = engine.sessions_get(&self.sid) else {
-            return self.close(CloseReason::TransportClose);
+            self.close(CloseReason::TransportClose);
+            return;
         };
         engine.tasks.spawn(async move {
             let give_up = Instant::now() + CLOSE_LINGER;
@@ -363,10 +354,11 @@ impl Session {
     }
 
     /// End the session: refuse new frames, let the writer flush what is queued, drop it
-    /// from the endpoint and tell the handler (once).
-    pub fn close(&self, reason: CloseReason) {
+    /// from the endpoint and tell the handler (once). Returns whether this call closed
+    /// it (false when it was closed already).
+    pub fn close(&self, reason: CloseReason) -> bool {
         if self.close_once.swap(true, Ordering::AcqRel) {
-            return;
+            return false;
         }
         tracing::debug!(sid = %self.sid, %reason, "engine.io session closed");
         self.queue.close();
@@ -378,6 +370,7 @@ impl Session {
         if let Some(h) = handler {
             h.on_close(reason);
         }
+        true
     }
 }
 

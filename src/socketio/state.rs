@@ -149,6 +149,7 @@ impl StateShared {
             volatile: false,
             keyed: Some(&queue_key),
             filter_key: key,
+            wait: true,
         })
     }
 
@@ -394,6 +395,7 @@ impl StateMap {
             volatile: false,
             keyed: None,
             filter_key: SNAPSHOT_EVENT,
+            wait: false,
         };
         self.ns.adapter().send_snapshot(&*self.ns, socket, &out)?;
         self.ns.subscribe_room(
