@@ -37,10 +37,10 @@ mod socket;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Stats;
@@ -170,6 +170,9 @@ impl Transport {
     }
 }
 
+/// How long a GET in flight when its client closed the session is answered NOOP.
+const CLIENT_CLOSE_GRACE: Duration = Duration::from_millis(500);
+
 /// Engine.IO settings of one endpoint.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -233,6 +236,8 @@ pub(crate) struct Engine {
     pub config: EngineConfig,
     handler: Arc<dyn EngineHandler>,
     sessions: RwLock<HashMap<Arc<str>, Arc<Session>>>,
+    /// Sessions their polling client just closed (see `remember_client_close`).
+    client_closed: Mutex<HashMap<Arc<str>, Instant>>,
     /// Every task of this endpoint's sessions, joined on shutdown.
     pub tasks: TaskTracker,
     pub stats: Arc<Stats>,
@@ -249,14 +254,29 @@ impl Engine {
             config,
             handler,
             sessions: RwLock::new(HashMap::new()),
+            client_closed: Mutex::new(HashMap::new()),
             tasks,
             stats,
         })
     }
 
-    /// A session by id, whatever its state (no deadline check).
-    fn sessions_get(&self, sid: &str) -> Option<Arc<Session>> {
-        self.sessions.read().get(sid).cloned()
+    /// A polling client sent CLOSE with no GET pending here: for a short while, its
+    /// GET still in flight on another connection is answered NOOP (once) rather than
+    /// "unknown session".
+    pub(crate) fn remember_client_close(&self, sid: &Arc<str>) {
+        let now = Instant::now();
+        let mut closed = self.client_closed.lock();
+        closed.retain(|_, at| now.duration_since(*at) < CLIENT_CLOSE_GRACE);
+        closed.insert(sid.clone(), now);
+    }
+
+    /// Whether `sid` was closed by its client just now (see `remember_client_close`);
+    /// true once.
+    pub(crate) fn take_client_close(&self, sid: &str) -> bool {
+        let mut closed = self.client_closed.lock();
+        closed
+            .remove(sid)
+            .is_some_and(|at| at.elapsed() < CLIENT_CLOSE_GRACE)
     }
 
     /// (frames queued in all sessions, frames queued in the fullest one).

@@ -21,9 +21,6 @@ use super::{CloseReason, ConnectionHandler, Engine, Incoming, Transport};
 use crate::metrics::Stats;
 use crate::protocol::engineio;
 
-/// How long a client's CLOSE on a polling session waits for its last GET.
-const CLOSE_LINGER: Duration = Duration::from_millis(500);
-
 /// Where a polling session stands on its way to WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Upgrade {
@@ -48,8 +45,6 @@ pub(crate) struct Session {
     get_active: AtomicBool,
     /// The client sent CLOSE: a pending long-poll ends with NOOP, not CLOSE.
     closed_by_client: AtomicBool,
-    /// Wakes a close that waits for the client's last GET.
-    poll_started: Notify,
     /// Past this instant without a PONG the session is dead, whether or not the
     /// heartbeat task has noticed yet: requests check it when they arrive.
     deadline: Mutex<Instant>,
@@ -106,7 +101,6 @@ impl Session {
             upgrade: AtomicU8::new(Upgrade::None as u8),
             get_active: AtomicBool::new(false),
             closed_by_client: AtomicBool::new(false),
-            poll_started: Notify::new(),
             deadline: Mutex::new(after(grace)),
             grace,
             post_lock: Mutex::new(()),
@@ -198,7 +192,6 @@ impl Session {
         if self.get_active.swap(true, Ordering::AcqRel) {
             return None;
         }
-        self.poll_started.notify_waiters();
         Some(PollGuard {
             session: self,
             answered: false,
@@ -299,10 +292,13 @@ impl Session {
                 if self.transport() == Transport::Polling
                     && !self.get_active.load(Ordering::Acquire)
                 {
-                    self.close_after_next_poll();
-                } else {
-                    self.close(CloseReason::TransportClose);
+                    // Its last GET may be on another connection the server has not read
+                    // yet: that one is answered NOOP, as if it had come first.
+                    if let Some(engine) = self.engine.upgrade() {
+                        engine.remember_client_close(&self.sid);
+                    }
                 }
+                self.close(CloseReason::TransportClose);
                 Ok(())
             }
             engineio::Packet::Noop => Ok(()),
@@ -313,37 +309,6 @@ impl Session {
                 Err(CloseReason::ParseError)
             }
         }
-    }
-
-    /// The client closed a polling session while no GET of its is pending here. Its
-    /// last GET may be on another connection the server has not read yet: wait a little
-    /// for it, so that it is answered NOOP as if it had come first (what the reference
-    /// server does for a GET that is pending), then close.
-    fn close_after_next_poll(&self) {
-        let Some(engine) = self.engine.upgrade() else {
-            self.close(CloseReason::TransportClose);
-            return;
-        };
-        let Some(session) = engine.sessions_get(&self.sid) else {
-            self.close(CloseReason::TransportClose);
-            return;
-        };
-        engine.tasks.spawn(async move {
-            let give_up = Instant::now() + CLOSE_LINGER;
-            loop {
-                let started = session.poll_started.notified();
-                tokio::pin!(started);
-                started.as_mut().enable();
-                if session.get_active.load(Ordering::Acquire) || session.is_closed() {
-                    break;
-                }
-                tokio::select! {
-                    _ = started => {}
-                    _ = tokio::time::sleep_until(give_up) => break,
-                }
-            }
-            session.close(CloseReason::TransportClose);
-        });
     }
 
     /// A binary message that already is `Bytes` (a WebSocket frame): no copy.

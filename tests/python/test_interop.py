@@ -15,10 +15,6 @@ import pytest
 from conftest import WAIT, InOrderClient, wait_for
 
 BURST = 10_000
-# The server's default per-connection queue bound (4,096 packets) is smaller than a
-# burst queued at once, which would disconnect the client as a slow consumer: these
-# tests check the transports, not the overload policy, so the bound is raised.
-QUEUE_PACKETS = 30_000
 
 
 class CuttableProxy:
@@ -118,7 +114,7 @@ def burst(server: Any, sid: str, got: list[Any], transport: str) -> None:
 
 @pytest.mark.timeout(180)
 def test_a_burst_emitted_at_once_arrives_in_order(make_server, clients, transport):
-    server = make_server(queue_packets=QUEUE_PACKETS)
+    server = make_server()  # default configuration
     server.start()
     client, got = burst_client(clients)
     client.connect(server.url, transports=[transport], wait_timeout=WAIT)
@@ -131,7 +127,7 @@ def test_a_burst_emitted_at_once_arrives_in_order(make_server, clients, transpor
 def test_a_forced_transport_drop_then_reconnect_and_burst(
     make_server, clients, transport, proxy_for
 ):
-    server = make_server(queue_packets=QUEUE_PACKETS)
+    server = make_server()  # default configuration
     reasons: list[Any] = []
     server.on("disconnect", lambda sid, reason: reasons.append(reason))
     server.start()
