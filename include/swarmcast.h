@@ -139,6 +139,11 @@ enum swarmcast_result
    * The event could not be encoded.
    */
   SWARMCAST_RESULT_ENCODE_FAILED = 18,
+  /**
+   * The event is larger than a client's outbound queue can ever hold
+   * (`swarmcast_config_set_queue_bytes`): no client could take it, nobody got it.
+   */
+  SWARMCAST_RESULT_TOO_LARGE = 19,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -595,6 +600,22 @@ swarmcast_result swarmcast_config_set_handler_threads(struct swarmcast_config *c
  */
 swarmcast_result swarmcast_config_set_slow_consumer(struct swarmcast_config *config,
                                                     uint32_t policy);
+
+/**
+ * Backpressure: how long an emit may wait, in milliseconds, for a client whose
+ * outbound queue it finds full or leaves above its watermark, before the slow-consumer
+ * policy applies to that client (default 2000). Emits from callbacks and from your own
+ * threads wait; a producer faster than the network thereby slows to its pace instead
+ * of losing clients. 0 never waits (the emit then behaves as before backpressure:
+ * `SWARMCAST_RESULT_QUEUE_FULL` and the policy at once).
+ *
+ * Thread safety: one thread at a time per config.
+ *
+ * # Safety
+ * `config` is a live config used by no other thread during the call.
+ */
+swarmcast_result swarmcast_config_set_emit_max_wait_ms(struct swarmcast_config *config,
+                                                       uint64_t ms);
 
 /**
  * Let clients join rooms matching `pattern` themselves, with the built-in `subscribe`

@@ -94,7 +94,9 @@ pub use host::{is_reserved_event, Dispatcher, Host, HostError, HostState, WeakHo
 pub use metrics::{ClusterMetrics, Metrics};
 pub use server::{Server, ServerConfig, ServerError, ServerHandle};
 pub use socketio::adapter::{Adapter, LocalAdapter, Readiness, SocketInfo};
-pub use socketio::emitter::{Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy};
+pub use socketio::emitter::{
+    Backlog, Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy,
+};
 pub use socketio::namespace::{ConnectError, ConnectFuture, Event, EventHandler, Namespace};
 pub use socketio::packet::{EncodeError, Payload};
 pub use socketio::recovery::RecoveryConfig;

@@ -89,8 +89,9 @@ struct ServeArgs {
     /// Milliseconds a client may take to send its Socket.IO CONNECT.
     #[arg(long, default_value_t = 45_000)]
     connect_timeout: u64,
-    /// Outbound queue bound per connection, in packets.
-    #[arg(long, default_value_t = 4096)]
+    /// Outbound queue bound per connection, in packets (a backstop: the byte bound,
+    /// 16 MiB, comes first for ordinary packets).
+    #[arg(long, default_value_t = 65_536)]
     queue_packets: usize,
     /// Most packets per long-polling response (python-engineio accepts 16 at most).
     #[arg(long, default_value_t = 16)]
@@ -114,6 +115,11 @@ struct ServeArgs {
     /// reconnects and, with --recovery, catches up) or `report` (skip it).
     #[arg(long, default_value = "disconnect", value_parser = ["disconnect", "report"])]
     slow_consumer: String,
+    /// Backpressure: how long a publish may wait, in milliseconds, for a client whose
+    /// queue it finds full or leaves above its watermark, before --slow-consumer
+    /// applies (0: never wait).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    emit_max_wait: u64,
     /// Milliseconds to gather frames after a WebSocket write before the next one
     /// (0: write as soon as the writer is free).
     #[arg(long, default_value_t = 0)]
@@ -251,6 +257,7 @@ fn serve(args: ServeArgs) -> std::process::ExitCode {
         } else {
             SlowConsumerPolicy::Disconnect
         },
+        emit_max_wait: Duration::from_millis(args.emit_max_wait),
         ..ServerConfig::default()
     };
     config.engine.batch_window = Duration::from_millis(args.batch_window);

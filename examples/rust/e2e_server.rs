@@ -153,6 +153,18 @@ fn install_handlers(ns: &Arc<Namespace>) {
             }
         });
     });
+    ns.on("burst_me", |socket, event, ack| {
+        let req = event.payload.args.first().cloned().unwrap_or(Value::Null);
+        let count = req["count"].as_u64().unwrap_or(1);
+        let name = req["event"].as_str().unwrap_or("burst");
+        // All at once, from the handler: the whole burst is queued before any is written.
+        let sent = (0..count)
+            .take_while(|seq| socket.emit(name, &json!({"seq": seq})).is_ok())
+            .count();
+        if let Some(ack) = ack {
+            let _ = ack.send(&sent);
+        }
+    });
     ns.on("binary", |socket, _event, ack| {
         let mut payload = Payload::default();
         let first = payload.attach(Bytes::from_static(&[1, 2, 3, 255]));

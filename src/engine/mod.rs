@@ -37,17 +37,17 @@ mod socket;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Stats;
 use crate::protocol::engineio::Handshake;
 
 pub use queue::Frame;
-pub(crate) use queue::FrameData;
+pub(crate) use queue::{FrameData, FRAME_OVERHEAD};
 use queue::{PushError, QueueLimits};
 pub(crate) use session::Session;
 pub use socket::EngineSocket;
@@ -170,6 +170,9 @@ impl Transport {
     }
 }
 
+/// How long a GET in flight when its client closed the session is answered NOOP.
+const CLIENT_CLOSE_GRACE: Duration = Duration::from_millis(500);
+
 /// Engine.IO settings of one endpoint.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -181,10 +184,21 @@ pub struct EngineConfig {
     pub max_payload: usize,
     /// Most packets in one long-polling response (python-engineio refuses more than 16).
     pub max_polling_packets: usize,
-    /// Outbound queue bound per session, in packets.
+    /// Outbound queue bound per session, in packets: a backstop far above what the
+    /// byte bound lets through for ordinary packets.
     pub queue_packets: usize,
-    /// Outbound queue bound per session, in bytes.
+    /// Outbound queue bound per session, in bytes: each packet counts its payload plus
+    /// 64 bytes of bookkeeping. A client whose queue stays at this bound is a slow
+    /// consumer.
     pub queue_bytes: usize,
+    /// Backpressure watermark, in packets: an emit that leaves a client's queue above
+    /// this (or above `backpressure_bytes`) waits, on threads that may wait, until the
+    /// client's writer has brought it back under (at most the server's `emit_max_wait`).
+    /// This is what slows an eager producer to the pace of the network instead of
+    /// disconnecting its clients.
+    pub backpressure_packets: usize,
+    /// Backpressure watermark, in bytes (see `backpressure_packets`).
+    pub backpressure_bytes: usize,
     /// Whether WebSocket is offered (handshake and upgrade).
     pub allow_websocket: bool,
     /// Whether long-polling is accepted.
@@ -205,8 +219,10 @@ impl Default for EngineConfig {
             ping_timeout: Duration::from_millis(20_000),
             max_payload: 1_000_000,
             max_polling_packets: 16,
-            queue_packets: 4096,
+            queue_packets: 65_536,
             queue_bytes: 16 * 1024 * 1024,
+            backpressure_packets: 64,
+            backpressure_bytes: 256 * 1024,
             allow_websocket: true,
             allow_polling: true,
             batch_window: Duration::ZERO,
@@ -220,6 +236,8 @@ pub(crate) struct Engine {
     pub config: EngineConfig,
     handler: Arc<dyn EngineHandler>,
     sessions: RwLock<HashMap<Arc<str>, Arc<Session>>>,
+    /// Sessions their polling client just closed (see `remember_client_close`).
+    client_closed: Mutex<HashMap<Arc<str>, Instant>>,
     /// Every task of this endpoint's sessions, joined on shutdown.
     pub tasks: TaskTracker,
     pub stats: Arc<Stats>,
@@ -236,14 +254,29 @@ impl Engine {
             config,
             handler,
             sessions: RwLock::new(HashMap::new()),
+            client_closed: Mutex::new(HashMap::new()),
             tasks,
             stats,
         })
     }
 
-    /// A session by id, whatever its state (no deadline check).
-    fn sessions_get(&self, sid: &str) -> Option<Arc<Session>> {
-        self.sessions.read().get(sid).cloned()
+    /// A polling client sent CLOSE with no GET pending here: for a short while, its
+    /// GET still in flight on another connection is answered NOOP (once) rather than
+    /// "unknown session".
+    pub(crate) fn remember_client_close(&self, sid: &Arc<str>) {
+        let now = Instant::now();
+        let mut closed = self.client_closed.lock();
+        closed.retain(|_, at| now.duration_since(*at) < CLIENT_CLOSE_GRACE);
+        closed.insert(sid.clone(), now);
+    }
+
+    /// Whether `sid` was closed by its client just now (see `remember_client_close`);
+    /// true once.
+    pub(crate) fn take_client_close(&self, sid: &str) -> bool {
+        let mut closed = self.client_closed.lock();
+        closed
+            .remove(sid)
+            .is_some_and(|at| at.elapsed() < CLIENT_CLOSE_GRACE)
     }
 
     /// (frames queued in all sessions, frames queued in the fullest one).
@@ -279,6 +312,8 @@ impl Engine {
             QueueLimits {
                 max_packets: self.config.queue_packets,
                 max_bytes: self.config.queue_bytes,
+                soft_packets: self.config.backpressure_packets,
+                soft_bytes: self.config.backpressure_bytes,
             },
             transport,
             self.config
@@ -333,6 +368,8 @@ pub(crate) fn detached_session(queue_packets: usize, queue_bytes: usize) -> Engi
         QueueLimits {
             max_packets: queue_packets,
             max_bytes: queue_bytes,
+            soft_packets: queue_packets,
+            soft_bytes: queue_bytes,
         },
         Transport::WebSocket,
         Duration::MAX,

@@ -4,12 +4,25 @@
 //! encoded frames (cheap `Bytes` clones of a shared buffer), and the transport's writer
 //! takes everything queued in one go. That is the write coalescing: under load a writer
 //! wakes once for many frames and flushes once.
+//!
+//! The queue is bounded by bytes first: each frame counts its payload plus
+//! [`FRAME_OVERHEAD`] for its bookkeeping, so a burst of many small packets costs what
+//! it weighs. A packet bound remains as a backstop, far above what the byte bound lets
+//! through for ordinary packets. Nothing can be queued past the bounds but what the
+//! server itself bounds elsewhere (a recovery replay) and a small reserve for the
+//! protocol's own control packets. An emitter that finds the queue full may wait for
+//! room ([`OutboundQueue::push_blocking`], [`OutboundQueue::room_for`]), and one whose
+//! push left the queue above its backpressure watermark may wait for the writer to
+//! catch up ([`OutboundQueue::wait_below_watermark`]): the writer wakes them as it takes
+//! frames.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -71,6 +84,19 @@ impl Frame {
     }
 }
 
+/// Bytes a queued frame is charged beyond its payload: its slot in the queue, its
+/// reference count and its share of the writer's bookkeeping.
+pub(crate) const FRAME_OVERHEAD: usize = 64;
+
+/// Control packets (pings) may exceed the bounds by this many frames, so that the
+/// heartbeat of a busy connection still goes out; never more.
+const CONTROL_RESERVE: usize = 4;
+
+/// What `frames` cost against the byte bound.
+fn charge(frames: &[Frame]) -> usize {
+    frames.iter().map(|f| f.len() + FRAME_OVERHEAD).sum()
+}
+
 /// Why a push was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PushError {
@@ -80,11 +106,14 @@ pub(crate) enum PushError {
     Closed,
 }
 
-/// Limits of one session's queue.
+/// Limits of one session's queue: the hard bounds, and the backpressure watermark
+/// above which emitters that may wait do.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct QueueLimits {
     pub max_packets: usize,
     pub max_bytes: usize,
+    pub soft_packets: usize,
+    pub soft_bytes: usize,
 }
 
 /// What a keyed push did.
@@ -99,8 +128,12 @@ pub(crate) enum KeyedPush {
 #[derive(Debug, Default)]
 struct QueueState {
     frames: VecDeque<Frame>,
+    /// Charged bytes of `frames` (payload plus `FRAME_OVERHEAD` each).
     bytes: usize,
     closed: bool,
+    /// An emitter waited for room and gave up: later emitters do not wait again until
+    /// the writer has emptied the queue.
+    stalled: bool,
     /// Sequence number of `frames[0]`; grows as frames are taken.
     head: u64,
     /// Unwritten keyed frames: key -> sequence number. Created on first use, so idle
@@ -119,12 +152,18 @@ impl QueueState {
     }
 }
 
-/// A bounded multi-producer, single-consumer frame queue with an async wake-up.
+/// A bounded multi-producer, single-consumer frame queue with an async wake-up for
+/// the writer and a wake-up for emitters waiting for room.
 #[derive(Debug)]
 pub(crate) struct OutboundQueue {
     state: Mutex<QueueState>,
     ready: Notify,
     limits: QueueLimits,
+    /// Emitters waiting for room: threads on `room`, tasks on `room_async`. The writer
+    /// signals only when someone waits.
+    waiters: AtomicUsize,
+    room: Condvar,
+    room_async: Notify,
 }
 
 impl OutboundQueue {
@@ -133,34 +172,159 @@ impl OutboundQueue {
             state: Mutex::new(QueueState::default()),
             ready: Notify::new(),
             limits,
+            waiters: AtomicUsize::new(0),
+            room: Condvar::new(),
+            room_async: Notify::new(),
+        }
+    }
+
+    /// Whether `frames` (costing `size`) fit now.
+    fn fits(&self, state: &QueueState, frames: usize, size: usize) -> bool {
+        state.frames.len() + frames <= self.limits.max_packets
+            && state.bytes + size <= self.limits.max_bytes
+    }
+
+    /// Append under the lock; returns whether the writer must be woken.
+    fn append(state: &mut QueueState, frames: &[Frame], size: usize) -> bool {
+        let was_empty = state.frames.is_empty();
+        state.frames.extend(frames.iter().cloned());
+        state.bytes += size;
+        was_empty
+    }
+
+    /// The consumer drains everything it finds, so only the empty -> non-empty edge
+    /// needs a wake-up; `Notify` keeps the permit if the consumer is not waiting yet.
+    fn wake_if(&self, was_empty: bool) {
+        if was_empty {
+            self.ready.notify_one();
         }
     }
 
     /// Queue a group of frames that belong together (a packet and its binary attachments):
-    /// all of them or none.
-    pub fn push(&self, frames: &[Frame]) -> Result<(), PushError> {
-        let size: usize = frames.iter().map(Frame::len).sum();
-        let was_empty = {
+    /// all of them or none. Never waits. `Ok(true)` when the queue is now above its
+    /// backpressure watermark: an emitter that may wait should
+    /// ([`OutboundQueue::wait_below_watermark`]).
+    pub fn push(&self, frames: &[Frame]) -> Result<bool, PushError> {
+        let size = charge(frames);
+        let (was_empty, above) = {
             let mut state = self.state.lock();
             if state.closed {
                 return Err(PushError::Closed);
             }
-            if state.frames.len() + frames.len() > self.limits.max_packets
-                || state.bytes + size > self.limits.max_bytes
-            {
+            if !self.fits(&state, frames.len(), size) {
                 return Err(PushError::Full);
             }
-            let was_empty = state.frames.is_empty();
-            state.frames.extend(frames.iter().cloned());
-            state.bytes += size;
-            was_empty
+            let was_empty = Self::append(&mut state, frames, size);
+            (was_empty, self.above_watermark(&state))
         };
-        // The consumer drains everything it finds, so only the empty -> non-empty edge
-        // needs a wake-up; `Notify` keeps the permit if the consumer is not waiting yet.
-        if was_empty {
-            self.ready.notify_one();
+        self.wake_if(was_empty);
+        Ok(above)
+    }
+
+    fn above_watermark(&self, state: &QueueState) -> bool {
+        state.frames.len() > self.limits.soft_packets || state.bytes > self.limits.soft_bytes
+    }
+
+    /// Whether a group costing this much could ever fit (an empty queue takes it).
+    pub fn can_ever_take(&self, frames: usize, bytes: usize) -> bool {
+        frames <= self.limits.max_packets
+            && bytes + frames * FRAME_OVERHEAD <= self.limits.max_bytes
+    }
+
+    /// Block the calling thread until `frames` fit under the bounds, then queue them;
+    /// `Full` once `deadline` passes (the queue is then stalled: not waited on again
+    /// until the writer empties it). `Ok(true)` as for [`OutboundQueue::push`].
+    pub fn push_blocking(&self, frames: &[Frame], deadline: Instant) -> Result<bool, PushError> {
+        let size = charge(frames);
+        let (was_empty, above) = {
+            let mut state = self.state.lock();
+            loop {
+                if state.closed {
+                    return Err(PushError::Closed);
+                }
+                if self.fits(&state, frames.len(), size) {
+                    let was_empty = Self::append(&mut state, frames, size);
+                    break (was_empty, self.above_watermark(&state));
+                }
+                if state.stalled || Instant::now() >= deadline {
+                    state.stalled = true;
+                    return Err(PushError::Full);
+                }
+                self.waiters.fetch_add(1, Ordering::AcqRel);
+                let _ = self.room.wait_until(&mut state, deadline);
+                self.waiters.fetch_sub(1, Ordering::AcqRel);
+            }
+        };
+        self.wake_if(was_empty);
+        Ok(above)
+    }
+
+    /// Block the calling thread until the queue is back under its backpressure
+    /// watermark. False when `deadline` passed first (the queue is then stalled) or the
+    /// queue was stalled already; true when under it (or closed).
+    pub fn wait_below_watermark(&self, deadline: Instant) -> bool {
+        let mut state = self.state.lock();
+        loop {
+            if state.closed || !self.above_watermark(&state) {
+                return true;
+            }
+            if state.stalled || Instant::now() >= deadline {
+                state.stalled = true;
+                return false;
+            }
+            self.waiters.fetch_add(1, Ordering::AcqRel);
+            let _ = self.room.wait_until(&mut state, deadline);
+            self.waiters.fetch_sub(1, Ordering::AcqRel);
         }
-        Ok(())
+    }
+
+    /// Wait (as a task) until `frames` frames carrying `bytes` payload bytes would fit
+    /// and the queue is under its watermark. False when `deadline` passed first (the
+    /// queue is then stalled) or it was stalled already; true when there is room (or
+    /// the queue is closed).
+    pub async fn room_for(
+        &self,
+        frames: usize,
+        bytes: usize,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        let size = bytes + frames * FRAME_OVERHEAD;
+        loop {
+            let room = self.room_async.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut state = self.state.lock();
+                if state.closed
+                    || (self.fits(&state, frames, size) && !self.above_watermark(&state))
+                {
+                    return true;
+                }
+                if state.stalled || tokio::time::Instant::now() >= deadline {
+                    state.stalled = true;
+                    return false;
+                }
+            }
+            self.waiters.fetch_add(1, Ordering::AcqRel);
+            tokio::select! {
+                _ = room => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+            self.waiters.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether an emitter gave up waiting on this queue and the writer has not emptied
+    /// it since.
+    #[cfg(test)]
+    pub fn is_stalled(&self) -> bool {
+        self.state.lock().stalled
+    }
+
+    /// What is queued: (frames, charged bytes).
+    pub fn depth(&self) -> (usize, usize) {
+        let state = self.state.lock();
+        (state.frames.len(), state.bytes)
     }
 
     /// Queue a frame that carries the latest value of `key` (keyed live state). If a
@@ -169,7 +333,7 @@ impl OutboundQueue {
     /// per-key order never reverses. A new key is exempt from the packet bound (keys are
     /// bounded by the state map itself) but not from twice the byte bound.
     pub fn push_keyed(&self, key: &Arc<str>, frame: Frame) -> Result<KeyedPush, PushError> {
-        let size = frame.len();
+        let size = frame.len() + FRAME_OVERHEAD;
         let was_empty = {
             let mut state = self.state.lock();
             if state.closed {
@@ -185,7 +349,7 @@ impl OutboundQueue {
                 .filter(|&i| i < state.frames.len());
             if let Some(index) = existing {
                 let old = std::mem::replace(&mut state.frames[index], frame);
-                state.bytes = state.bytes + size - old.len();
+                state.bytes = state.bytes + size - (old.len() + FRAME_OVERHEAD);
                 return Ok(KeyedPush::Coalesced);
             }
             if state.bytes + size > self.limits.max_bytes.saturating_mul(2) {
@@ -207,18 +371,42 @@ impl OutboundQueue {
         Ok(KeyedPush::Queued)
     }
 
-    /// Queue a control packet (ping, noop): exempt from the bounds, which exist to
-    /// protect memory from application traffic, not from the protocol's own few bytes.
+    /// Queue a control packet (a ping): it counts against the bounds like any frame,
+    /// but may exceed them by a few frames (`CONTROL_RESERVE`), so that the heartbeat
+    /// of a busy connection still goes out. Only the server queues control packets.
     pub fn push_control(&self, frame: Frame) -> Result<(), PushError> {
+        let size = frame.len() + FRAME_OVERHEAD;
         {
             let mut state = self.state.lock();
             if state.closed {
                 return Err(PushError::Closed);
             }
-            state.bytes += frame.len();
+            let reserve = CONTROL_RESERVE * (FRAME_OVERHEAD + 64);
+            if state.frames.len() + 1 > self.limits.max_packets + CONTROL_RESERVE
+                || state.bytes + size > self.limits.max_bytes.saturating_add(reserve)
+            {
+                return Err(PushError::Full);
+            }
+            state.bytes += size;
             state.frames.push_back(frame);
         }
         self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queue a recovery replay: outside the packet bound, since the replay buffer it
+    /// comes from is bounded already, and charged to the byte count (so that live
+    /// packets wait behind it).
+    pub fn push_replay(&self, frames: &[Frame]) -> Result<(), PushError> {
+        let size = charge(frames);
+        let was_empty = {
+            let mut state = self.state.lock();
+            if state.closed {
+                return Err(PushError::Closed);
+            }
+            Self::append(&mut state, frames, size)
+        };
+        self.wake_if(was_empty);
         Ok(())
     }
 
@@ -238,13 +426,22 @@ impl OutboundQueue {
         } else {
             for _ in 0..taken {
                 if let Some(frame) = state.frames.pop_front() {
-                    state.bytes -= frame.len();
+                    state.bytes -= frame.len() + FRAME_OVERHEAD;
                     out.push_back(frame);
                 }
             }
         }
         state.advance(taken);
-        state.closed
+        if state.frames.is_empty() {
+            state.stalled = false;
+        }
+        let closed = state.closed;
+        drop(state);
+        if taken > 0 && self.waiters.load(Ordering::Acquire) > 0 {
+            self.room.notify_all();
+            self.room_async.notify_waiters();
+        }
+        closed
     }
 
     /// Number of frames waiting.
@@ -252,10 +449,13 @@ impl OutboundQueue {
         self.state.lock().frames.len()
     }
 
-    /// Refuse further pushes and wake the consumer so it can flush what is left and close.
+    /// Refuse further pushes, wake the consumer so it can flush what is left and close,
+    /// and wake every emitter waiting for room (they fail with `Closed`).
     pub fn close(&self) {
         self.state.lock().closed = true;
         self.ready.notify_one();
+        self.room.notify_all();
+        self.room_async.notify_waiters();
     }
 
     /// Wait until frames are queued or the queue is closed.
@@ -277,28 +477,168 @@ mod tests {
         OutboundQueue::new(QueueLimits {
             max_packets,
             max_bytes,
+            soft_packets: max_packets,
+            soft_bytes: max_bytes,
         })
+    }
+
+    /// Room for `payload` bytes in `frames` frames.
+    fn room(frames: usize, payload: usize) -> usize {
+        frames * FRAME_OVERHEAD + payload
     }
 
     #[test]
     fn bounded_in_packets_and_bytes() {
-        let q = queue(2, 10);
-        assert_eq!(q.push(&[Frame::text("4a")]), Ok(()));
+        let q = queue(2, room(1, 10));
+        assert_eq!(q.push(&[Frame::text("4a")]), Ok(false));
         assert_eq!(
             q.push(&[Frame::text("4b"), Frame::text("4c")]),
             Err(PushError::Full)
         );
         assert_eq!(q.len(), 1, "a refused group leaves nothing behind");
+        let q = queue(100, room(2, 12));
+        assert_eq!(q.push(&[Frame::text("4a")]), Ok(false));
         assert_eq!(q.push(&[Frame::text("4bbbbbbbbbbb")]), Err(PushError::Full));
-        assert_eq!(q.push(&[Frame::text("4b")]), Ok(()));
-        // Control frames pass the bounds.
-        assert_eq!(q.push_control(Frame::text("2")), Ok(()));
-        assert_eq!(q.len(), 3);
+        assert_eq!(q.push(&[Frame::text("4b")]), Ok(false));
+        assert_eq!(q.depth(), (2, room(2, 4)));
+    }
+
+    #[test]
+    fn small_packets_are_charged_what_they_weigh() {
+        // 16,000 events of ~30 bytes: ~1.5 MB charged, far under a 16 MiB bound.
+        let q = queue(65_536, 16 * 1024 * 1024);
+        for i in 0..16_000 {
+            q.push(&[Frame::text(format!("42[\"tick\",{{\"seq\":{i}}}]"))])
+                .expect("fits the byte bound");
+        }
+        assert!(q.depth().1 < 2 * 1024 * 1024);
+    }
+
+    #[test]
+    fn control_frames_have_a_small_reserve_and_no_more() {
+        let q = queue(1, room(1, 2));
+        q.push(&[Frame::text("4a")]).unwrap();
+        let mut queued = 0;
+        while q.push_control(Frame::text("2")).is_ok() {
+            queued += 1;
+            assert!(queued <= CONTROL_RESERVE, "control frames are bounded too");
+        }
+        assert_eq!(queued, CONTROL_RESERVE);
+    }
+
+    #[test]
+    fn a_blocked_push_gets_in_when_the_writer_makes_room() {
+        let q = Arc::new(queue(1, room(1, 10)));
+        q.push(&[Frame::text("4a")]).unwrap();
+        let writer = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let mut out = VecDeque::new();
+                q.drain_into(&mut out, 16);
+            })
+        };
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        assert_eq!(q.push_blocking(&[Frame::text("4b")], deadline), Ok(false));
+        writer.join().unwrap();
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn a_push_that_times_out_stalls_the_queue_until_it_empties() {
+        let q = queue(1, room(1, 10));
+        q.push(&[Frame::text("4a")]).unwrap();
+        let now = Instant::now();
+        assert_eq!(
+            q.push_blocking(&[Frame::text("4b")], now),
+            Err(PushError::Full)
+        );
+        assert!(q.is_stalled());
+        // A stalled queue is not waited on again.
+        let later = Instant::now() + std::time::Duration::from_secs(3600);
+        assert_eq!(
+            q.push_blocking(&[Frame::text("4b")], later),
+            Err(PushError::Full)
+        );
+        let mut out = VecDeque::new();
+        q.drain_into(&mut out, 16);
+        assert!(!q.is_stalled(), "emptied: waitable again");
+    }
+
+    #[test]
+    fn closing_wakes_blocked_pushes() {
+        let q = Arc::new(queue(1, room(1, 10)));
+        q.push(&[Frame::text("4a")]).unwrap();
+        let closer = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                q.close();
+            })
+        };
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        assert_eq!(
+            q.push_blocking(&[Frame::text("4b")], deadline),
+            Err(PushError::Closed)
+        );
+        closer.join().unwrap();
+    }
+
+    #[test]
+    fn an_emitter_waits_for_the_writer_to_get_under_the_watermark() {
+        let q = Arc::new(OutboundQueue::new(QueueLimits {
+            max_packets: 100,
+            max_bytes: room(100, 1000),
+            soft_packets: 2,
+            soft_bytes: room(100, 1000),
+        }));
+        assert_eq!(q.push(&[Frame::text("4a")]), Ok(false));
+        assert_eq!(q.push(&[Frame::text("4b")]), Ok(false));
+        assert_eq!(
+            q.push(&[Frame::text("4c")]),
+            Ok(true),
+            "above the watermark"
+        );
+        let writer = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let mut out = VecDeque::new();
+                q.drain_into(&mut out, 2);
+            })
+        };
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        assert!(q.wait_below_watermark(deadline));
+        writer.join().unwrap();
+        assert!(!q.wait_below_watermark(Instant::now()) || q.len() <= 2);
+        // A writer that never comes: the wait ends at the deadline and stalls the queue.
+        q.push(&[Frame::text("4d")]).unwrap();
+        q.push(&[Frame::text("4e")]).unwrap();
+        assert!(!q.wait_below_watermark(Instant::now()));
+        assert!(q.is_stalled());
+    }
+
+    #[tokio::test]
+    async fn an_async_push_waits_for_room_without_blocking_the_runtime() {
+        let q = Arc::new(queue(1, room(1, 10)));
+        q.push(&[Frame::text("4a")]).unwrap();
+        let writer = {
+            let q = q.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let mut out = VecDeque::new();
+                q.drain_into(&mut out, 16);
+            })
+        };
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        assert!(q.room_for(1, 2, deadline).await);
+        assert_eq!(q.push(&[Frame::text("4b")]), Ok(false));
+        writer.await.unwrap();
     }
 
     #[test]
     fn drain_takes_at_most_max_in_order() {
-        let q = queue(100, 1000);
+        let q = queue(100, room(1, 1000));
         for i in 0..5 {
             q.push(&[Frame::text(format!("4{i}"))]).unwrap();
         }
@@ -311,12 +651,12 @@ mod tests {
         assert_eq!(out, VecDeque::from([Frame::text("43"), Frame::text("44")]));
         assert_eq!(q.len(), 0);
         // Bytes were released: a full-size push fits again.
-        assert_eq!(q.push(&[Frame::text("4".repeat(1000))]), Ok(()));
+        assert_eq!(q.push(&[Frame::text("4".repeat(1000))]), Ok(false));
     }
 
     #[test]
     fn closed_queue_refuses_but_drains() {
-        let q = queue(10, 100);
+        let q = queue(10, room(10, 100));
         q.push(&[Frame::text("4x")]).unwrap();
         q.close();
         assert_eq!(q.push(&[Frame::text("4y")]), Err(PushError::Closed));
@@ -328,7 +668,7 @@ mod tests {
 
     #[test]
     fn keyed_frames_coalesce_in_place_until_written() {
-        let q = queue(2, 1000);
+        let q = queue(2, room(2, 1000));
         let a: Arc<str> = "m\0a".into();
         let b: Arc<str> = "m\0b".into();
         assert_eq!(q.push_keyed(&a, Frame::text("a1")), Ok(KeyedPush::Queued));
@@ -358,7 +698,7 @@ mod tests {
 
     #[tokio::test]
     async fn wakes_consumer_on_first_push() {
-        let q = std::sync::Arc::new(queue(10, 100));
+        let q = std::sync::Arc::new(queue(10, room(10, 100)));
         let waiter = {
             let q = q.clone();
             tokio::spawn(async move { q.ready().await })

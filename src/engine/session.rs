@@ -16,13 +16,10 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use super::queue::{Frame, KeyedPush, OutboundQueue, PushError, QueueLimits};
+use super::queue::{Frame, OutboundQueue, QueueLimits};
 use super::{CloseReason, ConnectionHandler, Engine, Incoming, Transport};
 use crate::metrics::Stats;
 use crate::protocol::engineio;
-
-/// How long a client's CLOSE on a polling session waits for its last GET.
-const CLOSE_LINGER: Duration = Duration::from_millis(500);
 
 /// Where a polling session stands on its way to WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +45,6 @@ pub(crate) struct Session {
     get_active: AtomicBool,
     /// The client sent CLOSE: a pending long-poll ends with NOOP, not CLOSE.
     closed_by_client: AtomicBool,
-    /// Wakes a close that waits for the client's last GET.
-    poll_started: Notify,
     /// Past this instant without a PONG the session is dead, whether or not the
     /// heartbeat task has noticed yet: requests check it when they arrive.
     deadline: Mutex<Instant>,
@@ -106,7 +101,6 @@ impl Session {
             upgrade: AtomicU8::new(Upgrade::None as u8),
             get_active: AtomicBool::new(false),
             closed_by_client: AtomicBool::new(false),
-            poll_started: Notify::new(),
             deadline: Mutex::new(after(grace)),
             grace,
             post_lock: Mutex::new(()),
@@ -166,20 +160,9 @@ impl Session {
 
     // --- outbound queue, as the transports and the upper layer see it ---------------
 
-    /// Queue a group of frames (all or none), within the queue's bounds.
-    pub(super) fn push(&self, frames: &[Frame]) -> Result<(), PushError> {
-        self.queue.push(frames)
-    }
-
-    /// Queue the latest value of a keyed entry (coalesced in place).
-    pub(super) fn push_keyed(&self, key: &Arc<str>, frame: Frame) -> Result<KeyedPush, PushError> {
-        self.queue.push_keyed(key, frame)
-    }
-
-    /// Queue a frame outside the packet bound (protocol control packets, replays whose
-    /// source is bounded already).
-    pub(super) fn push_control(&self, frame: Frame) -> Result<(), PushError> {
-        self.queue.push_control(frame)
+    /// The queue itself, for the emit paths of [`super::EngineSocket`].
+    pub(super) fn queue(&self) -> &OutboundQueue {
+        &self.queue
     }
 
     /// Move up to `max` queued frames into `out`; returns whether the queue is closed.
@@ -209,7 +192,6 @@ impl Session {
         if self.get_active.swap(true, Ordering::AcqRel) {
             return None;
         }
-        self.poll_started.notify_waiters();
         Some(PollGuard {
             session: self,
             answered: false,
@@ -310,10 +292,13 @@ impl Session {
                 if self.transport() == Transport::Polling
                     && !self.get_active.load(Ordering::Acquire)
                 {
-                    self.close_after_next_poll();
-                } else {
-                    self.close(CloseReason::TransportClose);
+                    // Its last GET may be on another connection the server has not read
+                    // yet: that one is answered NOOP, as if it had come first.
+                    if let Some(engine) = self.engine.upgrade() {
+                        engine.remember_client_close(&self.sid);
+                    }
                 }
+                self.close(CloseReason::TransportClose);
                 Ok(())
             }
             engineio::Packet::Noop => Ok(()),
@@ -326,35 +311,6 @@ impl Session {
         }
     }
 
-    /// The client closed a polling session while no GET of its is pending here. Its
-    /// last GET may be on another connection the server has not read yet: wait a little
-    /// for it, so that it is answered NOOP as if it had come first (what the reference
-    /// server does for a GET that is pending), then close.
-    fn close_after_next_poll(&self) {
-        let Some(engine) = self.engine.upgrade() else {
-            return self.close(CloseReason::TransportClose);
-        };
-        let Some(session) = engine.sessions_get(&self.sid) else {
-            return self.close(CloseReason::TransportClose);
-        };
-        engine.tasks.spawn(async move {
-            let give_up = Instant::now() + CLOSE_LINGER;
-            loop {
-                let started = session.poll_started.notified();
-                tokio::pin!(started);
-                started.as_mut().enable();
-                if session.get_active.load(Ordering::Acquire) || session.is_closed() {
-                    break;
-                }
-                tokio::select! {
-                    _ = started => {}
-                    _ = tokio::time::sleep_until(give_up) => break,
-                }
-            }
-            session.close(CloseReason::TransportClose);
-        });
-    }
-
     /// A binary message that already is `Bytes` (a WebSocket frame): no copy.
     pub fn receive_binary(&self, bytes: &Bytes) {
         if let Some(h) = self.handler() {
@@ -363,10 +319,11 @@ impl Session {
     }
 
     /// End the session: refuse new frames, let the writer flush what is queued, drop it
-    /// from the endpoint and tell the handler (once).
-    pub fn close(&self, reason: CloseReason) {
+    /// from the endpoint and tell the handler (once). Returns whether this call closed
+    /// it (false when it was closed already).
+    pub fn close(&self, reason: CloseReason) -> bool {
         if self.close_once.swap(true, Ordering::AcqRel) {
-            return;
+            return false;
         }
         tracing::debug!(sid = %self.sid, %reason, "engine.io session closed");
         self.queue.close();
@@ -378,6 +335,7 @@ impl Session {
         if let Some(h) = handler {
             h.on_close(reason);
         }
+        true
     }
 }
 

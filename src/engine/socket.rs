@@ -52,15 +52,65 @@ impl EngineSocket {
         self.send_frames(&[Frame::binary(data.clone())])
     }
 
-    /// Queue already encoded frames as one group (all or none).
+    /// Queue already encoded frames as one group (all or none). Never waits: a full
+    /// queue is [`SendError::QueueFull`].
     pub fn send_frames(&self, frames: &[Frame]) -> Result<(), SendError> {
-        Ok(self.0.push(frames)?)
+        self.push(frames).map(|_| ())
+    }
+
+    /// [`EngineSocket::send_frames`], telling whether the queue is now above its
+    /// backpressure watermark (an emitter that may wait should).
+    pub(crate) fn push(&self, frames: &[Frame]) -> Result<bool, SendError> {
+        Ok(self.0.queue().push(frames)?)
+    }
+
+    /// Like [`EngineSocket::send_frames`], but when the queue is full, block the
+    /// calling thread until the writer makes room or `deadline` passes. Do not call it
+    /// on a runtime thread. A queue whose last wait timed out is not waited on again
+    /// until the writer has emptied it. `Ok(true)`: queued, and the queue is above its
+    /// backpressure watermark.
+    pub fn send_frames_blocking(
+        &self,
+        frames: &[Frame],
+        deadline: std::time::Instant,
+    ) -> Result<bool, SendError> {
+        Ok(self.0.queue().push_blocking(frames, deadline)?)
+    }
+
+    /// Block the calling thread until the writer has brought the queue back under its
+    /// backpressure watermark; false when `deadline` passed first (the client does not
+    /// keep up). Do not call it on a runtime thread.
+    pub fn wait_below_watermark(&self, deadline: std::time::Instant) -> bool {
+        self.0.queue().wait_below_watermark(deadline)
+    }
+
+    /// Wait (as a task) until a group of `frames` frames carrying `bytes` bytes would
+    /// be queued without exceeding the watermark; false when `deadline` passed first.
+    pub async fn room_for(
+        &self,
+        frames: usize,
+        bytes: usize,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        self.0.queue().room_for(frames, bytes, deadline).await
+    }
+
+    /// Whether a group of `frames` frames carrying `bytes` payload bytes could ever be
+    /// queued (an empty queue takes it).
+    pub fn can_ever_take(&self, frames: usize, bytes: usize) -> bool {
+        self.0.queue().can_ever_take(frames, bytes)
+    }
+
+    /// What waits to be written: (frames, bytes charged against the byte bound).
+    pub fn backlog(&self) -> (usize, usize) {
+        self.0.queue().depth()
     }
 
     /// Queue the latest value of `key`: an unwritten frame of the same key is replaced
     /// where it stands (keyed live state).
     pub(crate) fn send_keyed(&self, key: &Arc<str>, frame: &Frame) -> Result<(), SendError> {
         self.0
+            .queue()
             .push_keyed(key, frame.clone())
             .map(|_| ())
             .map_err(SendError::from)
@@ -69,9 +119,7 @@ impl EngineSocket {
     /// Queue frames whose source is bounded already (a recovery replay), outside the
     /// packet bound.
     pub(crate) fn send_replay(&self, frames: &[Frame]) {
-        for frame in frames {
-            let _ = self.0.push_control(frame.clone());
-        }
+        let _ = self.0.queue().push_replay(frames);
     }
 
     /// Take and count what waits in the queue (detached sessions of benchmarks).
@@ -91,9 +139,10 @@ impl EngineSocket {
         self.0.close(CloseReason::ServerClose);
     }
 
-    /// Close with a given reason.
-    pub fn close_with(&self, reason: CloseReason) {
-        self.0.close(reason);
+    /// Close with a given reason. Returns whether this call closed it (false when it
+    /// was closed already).
+    pub fn close_with(&self, reason: CloseReason) -> bool {
+        self.0.close(reason)
     }
 
     /// Whether the session has ended.

@@ -362,8 +362,9 @@ fn validate(
                 Some(Value::String(name)) if RESERVED_EVENTS.contains(&name.as_str()) => {
                     return Err(DecodeError::ReservedEvent(name.clone()));
                 }
-                Some(Value::String(_)) => {}
-                Some(_) => return invalid("the event name must be a string"),
+                // socket.io-parser 4.2 accepts a number too (`typeof payload[0] === "number"`).
+                Some(Value::String(_) | Value::Number(_)) => {}
+                Some(_) => return invalid("the event name must be a string or a number"),
                 None => return invalid("expected a non-empty array"),
             }
         }
@@ -1058,13 +1059,13 @@ mod tests {
             decode("2/a,", MAX),
             err(Event, "expected a non-empty array")
         );
-        assert_eq!(
-            decode("2[1]", MAX),
-            err(Event, "the event name must be a string")
+        assert!(
+            decode("2[1,2]", MAX).is_ok(),
+            "a numeric name, as the reference"
         );
         assert_eq!(
             decode("2[null]", MAX),
-            err(Event, "the event name must be a string")
+            err(Event, "the event name must be a string or a number")
         );
         assert_eq!(
             decode("2\"x\"", MAX),

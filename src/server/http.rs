@@ -257,8 +257,15 @@ async fn engine_request(
         (_, None) => EngineError::BadHandshakeMethod.response(),
         (method, Some(sid)) => {
             let Some(session) = engine.session(&sid) else {
+                if *method == Method::GET && engine.take_client_close(&sid) {
+                    // The client's CLOSE overtook this GET: end it as if it had come first.
+                    return polling::payload_response("6".to_string());
+                }
                 return EngineError::UnknownSid.response();
             };
+            if *method == Method::GET {
+                polling::let_upgrade_settle(&session).await;
+            }
             if session.transport() != Transport::Polling {
                 return EngineError::BadRequest.response();
             }

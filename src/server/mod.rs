@@ -55,6 +55,14 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// What happens to a client whose outbound queue is full.
     pub slow_consumer: SlowConsumerPolicy,
+    /// Backpressure: how long an emit may wait for a slow client, on a thread that may
+    /// wait (not a runtime thread), before the slow-consumer policy applies to it. The
+    /// emit waits when a client's queue is full, or when the emit left it above its
+    /// watermark (`EngineConfig::backpressure_packets`/`_bytes`), so that a producer
+    /// faster than the network slows to its pace instead of losing clients. A client
+    /// that stays behind past this is handled by the policy once; later emits do not
+    /// wait on it again until it has caught up. Zero never waits. Default 2 s.
+    pub emit_max_wait: Duration,
     /// Connection state recovery (off by default, as in Socket.IO: recovering clients
     /// get an offset as an extra last argument of every event, which clients without
     /// recovery support would see).
@@ -80,6 +88,7 @@ impl Default for ServerConfig {
             worker_threads: 2,
             shutdown_timeout: Duration::from_secs(5),
             slow_consumer: SlowConsumerPolicy::default(),
+            emit_max_wait: Duration::from_secs(2),
             recovery: None,
             allow_subscribe: Vec::new(),
         }
@@ -144,6 +153,8 @@ impl Server {
             config.slow_consumer,
             config.recovery.clone(),
             SubscribePolicy::new(config.allow_subscribe.clone()),
+            config.emit_max_wait,
+            config.engine.queue_bytes,
         );
         Self {
             config,

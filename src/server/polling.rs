@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming as Body;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -67,8 +67,25 @@ pub(crate) async fn get(engine: &Engine, session: Arc<Session>) -> HttpResponse 
     }
 }
 
-/// Client packets. Answers `ok`; a body over `max_payload` gets 413 and a malformed
-/// one 400, and both close the session (as the reference server does).
+/// How long a GET that finds the probe answered waits for the client's UPGRADE.
+const UPGRADE_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A GET that arrives once the probe was answered (`3probe`) may have overtaken the
+/// client's UPGRADE, sent just before it on the WebSocket, another connection read by
+/// another task. Give the UPGRADE up to 100 ms to land, so that a GET sent after it is
+/// refused as the reference refuses it (which answers such a GET with its 100 ms NOOP
+/// check, so a GET sent before the client read `3probe` waits no longer than there).
+/// Real clients send no new GET once they have read `3probe`.
+pub(crate) async fn let_upgrade_settle(session: &Session) {
+    let until = tokio::time::Instant::now() + UPGRADE_SETTLE;
+    while session.poll_yields_to_upgrade() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Client packets. Answers `ok`; a body over `max_payload` gets 413 and is dropped, the
+/// session going on; a malformed one gets 400 and closes the session (both as the
+/// reference server, engine.io 6.6, does).
 pub(crate) async fn post(
     engine: &Engine,
     session: Arc<Session>,
@@ -81,14 +98,17 @@ pub(crate) async fn post(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > max) {
-        session.close(CloseReason::ParseError);
         return text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
     }
     let body = match Limited::new(req.into_body(), max).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => {
-            session.close(CloseReason::ParseError);
+        Err(e) if e.is::<LengthLimitError>() => {
             return text(StatusCode::PAYLOAD_TOO_LARGE, "payload too large");
+        }
+        // The connection broke mid-body ("data request connection closed prematurely").
+        Err(_) => {
+            session.close(CloseReason::TransportError);
+            return EngineError::BadRequest.response();
         }
     };
     let Ok(body) = std::str::from_utf8(&body) else {

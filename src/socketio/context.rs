@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use parking_lot::RwLock;
 
@@ -23,6 +24,10 @@ pub(crate) struct Context {
     pub slow_consumer: SlowConsumerPolicy,
     pub recovery: Option<RecoveryConfig>,
     pub subscribe: SubscribePolicy,
+    /// How long an emit may wait for slow clients (backpressure).
+    pub emit_max_wait: Duration,
+    /// The largest packet a client's outbound queue can hold (its byte bound).
+    pub max_packet_bytes: usize,
     /// The adapter node, once one is set; the local adapter until then.
     adapter: OnceLock<Arc<dyn AdapterNode>>,
 }
@@ -32,11 +37,15 @@ impl Context {
         slow_consumer: SlowConsumerPolicy,
         recovery: Option<RecoveryConfig>,
         subscribe: SubscribePolicy,
+        emit_max_wait: Duration,
+        max_packet_bytes: usize,
     ) -> Self {
         Self {
             slow_consumer,
             recovery,
             subscribe,
+            emit_max_wait,
+            max_packet_bytes,
             ..Self::default()
         }
     }

@@ -37,6 +37,15 @@ pub enum EmitError {
     /// The call needs the server's runtime, which is not running.
     #[error("the server is not running")]
     NotRunning,
+    /// The packet is larger than a client's outbound queue can ever hold
+    /// (`EngineConfig::queue_bytes`): no client could take it.
+    #[error("the packet ({bytes} bytes) is larger than a client's outbound queue ({limit} bytes)")]
+    TooLarge {
+        /// Size of the encoded packet.
+        bytes: usize,
+        /// The per-client queue bound it exceeds.
+        limit: usize,
+    },
 }
 
 impl From<EncodeError> for EmitError {
@@ -146,6 +155,38 @@ impl Emitter {
     pub fn cluster_metrics(&self) -> ClusterMetrics {
         self.core.ctx.stats.cluster_snapshot()
     }
+
+    /// What waits to be written to this node's clients, over every namespace: for a
+    /// producer that paces itself (emits wait on their own; see [`Broadcast::emit`]).
+    pub fn backlog(&self) -> Backlog {
+        let mut backlog = Backlog::default();
+        for ns in self.core.all() {
+            for socket in ns.sockets() {
+                let (packets, bytes) = socket.backlog();
+                backlog.sockets += 1;
+                backlog.packets += packets;
+                backlog.bytes += bytes;
+                backlog.max_packets = backlog.max_packets.max(packets);
+                backlog.max_bytes = backlog.max_bytes.max(bytes);
+            }
+        }
+        backlog
+    }
+}
+
+/// What waits in the outbound queues of this node's clients ([`Emitter::backlog`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Sockets counted (one per client and namespace).
+    pub sockets: usize,
+    /// Packets waiting, summed over sockets.
+    pub packets: usize,
+    /// Bytes waiting (payload plus 64 per packet), summed over sockets.
+    pub bytes: usize,
+    /// Packets waiting for the most backed-up socket.
+    pub max_packets: usize,
+    /// Bytes waiting for the most backed-up socket.
+    pub max_bytes: usize,
 }
 
 enum NsRef<'a> {
@@ -166,6 +207,7 @@ pub struct Broadcast<'a> {
     ns: NsRef<'a>,
     target: Target,
     volatile: bool,
+    wait: bool,
 }
 
 impl<'a> Broadcast<'a> {
@@ -174,6 +216,7 @@ impl<'a> Broadcast<'a> {
             ns: NsRef::Borrowed(ns),
             target: Target::default(),
             volatile: false,
+            wait: true,
         }
     }
 
@@ -182,6 +225,7 @@ impl<'a> Broadcast<'a> {
             ns: NsRef::Owned(ns),
             target: Target::default(),
             volatile: false,
+            wait: true,
         }
     }
 
@@ -190,6 +234,7 @@ impl<'a> Broadcast<'a> {
             ns: NsRef::Missing(name.to_string()),
             target: Target::default(),
             volatile: false,
+            wait: true,
         }
     }
 
@@ -239,10 +284,49 @@ impl<'a> Broadcast<'a> {
             volatile: self.volatile,
             keyed: None,
             filter_key: event,
+            wait: self.wait,
         }
     }
 
-    /// Emit `event` with one argument.
+    /// Never wait for slow clients: a full queue is handled by the slow-consumer policy
+    /// at once (the emit of versions before backpressure). For emits from code that
+    /// must not block at all.
+    pub fn no_wait(mut self) -> Self {
+        self.wait = false;
+        self
+    }
+
+    /// [`Broadcast::emit`] that never waits for slow clients (see [`Broadcast::no_wait`]).
+    pub fn try_emit<T: Serialize + ?Sized>(
+        self,
+        event: &str,
+        data: &T,
+    ) -> Result<EmitReport, EmitError> {
+        self.no_wait().emit(event, data)
+    }
+
+    /// Wait (as a task) until every local socket this broadcast targets has room under
+    /// its backpressure watermark, at most `max_wait`, so that async code can pace
+    /// itself before [`Broadcast::emit`]ting without blocking a runtime thread. Returns
+    /// the ids of the sockets still behind at the deadline.
+    pub async fn ready(&self, max_wait: std::time::Duration) -> Result<Vec<String>, EmitError> {
+        let sockets = self.namespace()?.local_targets(&self.target);
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let mut behind = Vec::new();
+        for socket in sockets {
+            if !socket.room_for(1, 0, deadline).await {
+                behind.push(socket.id().to_string());
+            }
+        }
+        Ok(behind)
+    }
+
+    /// Emit `event` with one argument. On a thread that may wait (not a runtime
+    /// thread), the emit waits for clients whose queue it finds full or leaves above
+    /// its watermark, at most the server's `emit_max_wait` (backpressure: a producer
+    /// faster than the network slows to its pace); a client still behind then is
+    /// handled by the slow-consumer policy. On a runtime thread it never waits; async
+    /// code paces itself with [`Broadcast::ready`].
     pub fn emit<T: Serialize + ?Sized>(
         self,
         event: &str,

@@ -16,7 +16,7 @@ use crate::engine::{new_id, CloseReason, EngineSocket, Frame, SendError, Transpo
 use crate::protocol::socketio::PacketKind;
 use crate::socketio::adapter::SessionRecord;
 use crate::socketio::emitter::{Broadcast, EmitError};
-use crate::socketio::namespace::{Namespace, Outgoing};
+use crate::socketio::namespace::{wait_budget, Namespace, Outgoing};
 use crate::socketio::packet::{self, Encoded, Payload, WriteArgs};
 use crate::socketio::rooms::{Filter, Room, Target};
 
@@ -181,22 +181,72 @@ impl Socket {
     /// Queue frames for this socket. While the connect handler runs they wait behind
     /// the CONNECT reply.
     pub(crate) fn send_frames(&self, frames: &[Frame]) -> Result<(), SendError> {
+        self.push_frames(frames).map(|_| ())
+    }
+
+    /// [`Socket::send_frames`], telling whether the queue is now above its
+    /// backpressure watermark.
+    pub(crate) fn push_frames(&self, frames: &[Frame]) -> Result<bool, SendError> {
+        self.push_with(frames, |engine| engine.push(frames))
+    }
+
+    /// Like [`Socket::push_frames`], waiting (blocking the thread) until `deadline` for
+    /// room in a full queue.
+    pub(crate) fn push_frames_blocking(
+        &self,
+        frames: &[Frame],
+        deadline: std::time::Instant,
+    ) -> Result<bool, SendError> {
+        self.push_with(frames, |engine| {
+            engine.send_frames_blocking(frames, deadline)
+        })
+    }
+
+    /// Push with `push` once connected; while the connect handler runs, frames wait
+    /// behind the CONNECT reply.
+    fn push_with(
+        &self,
+        frames: &[Frame],
+        push: impl FnOnce(&EngineSocket) -> Result<bool, SendError>,
+    ) -> Result<bool, SendError> {
         match self.0.state.load(Ordering::Acquire) {
-            CONNECTED => self.0.engine.send_frames(frames),
+            CONNECTED => push(&self.0.engine),
             DISCONNECTED => Err(SendError::Closed),
             _ => {
                 let mut pending = self.0.pending.lock();
                 // Re-check under the lock: `mark_connected` flips the state while holding it.
                 match self.0.state.load(Ordering::Acquire) {
-                    CONNECTED => self.0.engine.send_frames(frames),
+                    CONNECTED => push(&self.0.engine),
                     DISCONNECTED => Err(SendError::Closed),
                     _ => {
                         pending.extend_from_slice(frames);
-                        Ok(())
+                        Ok(false)
                     }
                 }
             }
         }
+    }
+
+    /// Block until the writer has brought the queue back under its watermark; false
+    /// when `deadline` passed first.
+    pub(crate) fn wait_below_watermark(&self, deadline: std::time::Instant) -> bool {
+        self.0.engine.wait_below_watermark(deadline)
+    }
+
+    /// Wait (as a task) for room for `frames` frames of `bytes` bytes under the
+    /// backpressure watermark; false when `deadline` passed first.
+    pub(crate) async fn room_for(
+        &self,
+        frames: usize,
+        bytes: usize,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        self.0.engine.room_for(frames, bytes, deadline).await
+    }
+
+    /// What waits to be written to this client: (packets, bytes).
+    pub(crate) fn backlog(&self) -> (usize, usize) {
+        self.0.engine.backlog()
     }
 
     /// Queue the latest value of a keyed state entry (coalesced in place).
@@ -238,8 +288,22 @@ impl Socket {
         previous == CONNECTED
     }
 
+    /// Queue an encoded packet for this client. On a thread that may wait, a full queue
+    /// is waited on, and a queue left above its watermark is given time to drain, at
+    /// most the server's `emit_max_wait` (backpressure); elsewhere it never waits.
     pub(crate) fn push(&self, encoded: &Encoded) -> Result<(), EmitError> {
-        self.send_frames(&encoded.frames).map_err(|e| match e {
+        let ctx = &self.0.ns.ctx;
+        let sent = match wait_budget(true, ctx.emit_max_wait) {
+            None => self.push_frames(&encoded.frames).map(|_| ()),
+            Some(deadline) => self
+                .push_frames_blocking(&encoded.frames, deadline)
+                .map(|above| {
+                    if above {
+                        self.wait_below_watermark(deadline);
+                    }
+                }),
+        };
+        sent.map_err(|e| match e {
             SendError::QueueFull => EmitError::QueueFull(self.id().to_string()),
             SendError::Closed => EmitError::Disconnected(self.id().to_string()),
         })
@@ -268,6 +332,7 @@ impl Socket {
             volatile: false,
             keyed: None,
             filter_key: event,
+            wait: true,
         })?;
         if !report.full.is_empty() {
             return Err(EmitError::QueueFull(self.id().to_string()));
@@ -401,8 +466,9 @@ impl Socket {
         self.0.engine.close();
     }
 
-    pub(crate) fn close_connection_with(&self, reason: CloseReason) {
-        self.0.engine.close_with(reason);
+    /// Close the whole connection with `reason`; false when it was closed already.
+    pub(crate) fn close_connection_with(&self, reason: CloseReason) -> bool {
+        self.0.engine.close_with(reason)
     }
 
     /// What recovery keeps of this socket, with the given memberships (None when

@@ -81,6 +81,7 @@ impl StateShared {
     }
 
     /// The map's name.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
@@ -148,6 +149,7 @@ impl StateShared {
             volatile: false,
             keyed: Some(&queue_key),
             filter_key: key,
+            wait: true,
         })
     }
 
@@ -393,6 +395,7 @@ impl StateMap {
             volatile: false,
             keyed: None,
             filter_key: SNAPSHOT_EVENT,
+            wait: false,
         };
         self.ns.adapter().send_snapshot(&*self.ns, socket, &out)?;
         self.ns.subscribe_room(

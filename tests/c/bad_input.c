@@ -90,6 +90,10 @@ static void test_config(void) {
     CHECK_RC(swarmcast_config_set_slow_consumer(config, 7), SWARMCAST_RESULT_INVALID_ARGUMENT);
     CHECK_RC(swarmcast_config_set_slow_consumer(config, SWARMCAST_SLOW_CONSUMER_REPORT),
              SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_config_set_emit_max_wait_ms(config, UINT64_MAX),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_set_emit_max_wait_ms(config, 0), SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_config_set_emit_max_wait_ms(config, 2000), SWARMCAST_RESULT_OK);
     CHECK_RC(swarmcast_config_add_namespace(config, "agents"), SWARMCAST_RESULT_INVALID_ARGUMENT);
     CHECK_RC(swarmcast_config_add_namespace(config, "/agents"), SWARMCAST_RESULT_OK);
     CHECK_RC(swarmcast_config_add_subscribe_pattern(config, ""),

@@ -228,6 +228,15 @@ function registerHandlers(nsp) {
       socket.disconnect();
     });
 
+    socket.on("burst_me", (...raw) => {
+      const [[req], ack] = splitAck(raw);
+      const count = isObject(req) && Number.isInteger(req.count) ? Math.min(req.count, 100_000) : 0;
+      const event = isObject(req) && typeof req.event === "string" ? req.event : "burst";
+      // All at once, inside the handler, to the sender only.
+      for (let i = 0; i < count; i++) socket.emit(event, { seq: i });
+      if (ack) ack(count);
+    });
+
     socket.on("count_sockets", (...raw) => {
       const [, ack] = splitAck(raw);
       if (ack) ack(nsp.sockets.size);

@@ -442,8 +442,9 @@ def test_handler_that_emits_and_handler_that_sleeps(make_server, clients, transp
 
 def test_queue_full_is_reported(make_server, clients):
     # A client that cannot keep up: with the "report" policy the emit raises
-    # QueueFullError naming it, and the socket stays connected.
-    server = make_server(queue_packets=8, slow_consumer="report")
+    # QueueFullError naming it, and the socket stays connected. emit_max_wait=0: the
+    # emit does not wait for the client (backpressure off), so the queue fills at once.
+    server = make_server(queue_packets=8, slow_consumer="report", emit_max_wait=0)
     server.start()
     gate = threading.Event()
     client = make_client(ordered=True)
@@ -465,7 +466,8 @@ def test_queue_full_is_reported(make_server, clients):
 def test_slow_consumer_is_disconnected_by_default(make_server, clients):
     # The default policy disconnects a client whose queue is full; the emit itself does
     # not raise (the others got the event) and the disconnect handler says why.
-    server = make_server(queue_packets=8)
+    # emit_max_wait=0: no backpressure, so the queue fills at once.
+    server = make_server(queue_packets=8, emit_max_wait=0)
     reasons = Recorder()
     server.on("disconnect", lambda sid, reason: reasons(sid, reason))
     server.start()

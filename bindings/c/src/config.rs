@@ -411,6 +411,33 @@ pub unsafe extern "C" fn swarmcast_config_set_slow_consumer(
     })
 }
 
+/// Backpressure: how long an emit may wait, in milliseconds, for a client whose
+/// outbound queue it finds full or leaves above its watermark, before the slow-consumer
+/// policy applies to that client (default 2000). Emits from callbacks and from your own
+/// threads wait; a producer faster than the network thereby slows to its pace instead
+/// of losing clients. 0 never waits (the emit then behaves as before backpressure:
+/// `SWARMCAST_RESULT_QUEUE_FULL` and the policy at once).
+///
+/// Thread safety: one thread at a time per config.
+///
+/// # Safety
+/// `config` is a live config used by no other thread during the call.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_config_set_emit_max_wait_ms(
+    config: *mut swarmcast_config,
+    ms: u64,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: a live config, as documented above.
+        let c = unsafe { config_arg(config)? };
+        if ms > 3_600_000 {
+            return Err(swarmcast_result::InvalidArgument);
+        }
+        c.server.emit_max_wait = std::time::Duration::from_millis(ms);
+        Ok(())
+    })
+}
+
 /// Let clients join rooms matching `pattern` themselves, with the built-in `subscribe`
 /// event (`*` matches any run of characters; keyed state map `m` is the room
 /// `state:m`, so "state:*" lets clients follow every state map). One call per pattern;

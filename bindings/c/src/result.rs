@@ -60,11 +60,14 @@ pub enum swarmcast_result {
     Disconnected = 17,
     /// The event could not be encoded.
     EncodeFailed = 18,
+    /// The event is larger than a client's outbound queue can ever hold
+    /// (`swarmcast_config_set_queue_bytes`): no client could take it, nobody got it.
+    TooLarge = 19,
 }
 
 impl swarmcast_result {
     /// Every code, for the message function and the tests.
-    pub(crate) const ALL: [swarmcast_result; 19] = [
+    pub(crate) const ALL: [swarmcast_result; 20] = [
         Self::Ok,
         Self::Panic,
         Self::NullParameter,
@@ -84,6 +87,7 @@ impl swarmcast_result {
         Self::QueueFull,
         Self::Disconnected,
         Self::EncodeFailed,
+        Self::TooLarge,
     ];
 
     pub(crate) fn from_u32(code: u32) -> Option<Self> {
@@ -111,6 +115,7 @@ impl swarmcast_result {
             Self::QueueFull => "an outbound queue is full: a client does not keep up",
             Self::Disconnected => "the socket has disconnected",
             Self::EncodeFailed => "the event could not be encoded",
+            Self::TooLarge => "the event is larger than a client's outbound queue can hold",
         }
     }
 }
@@ -160,6 +165,7 @@ impl From<sc::EmitError> for swarmcast_result {
             sc::EmitError::QueueFull(_) => Self::QueueFull,
             sc::EmitError::Disconnected(_) => Self::Disconnected,
             sc::EmitError::NotRunning => Self::NotRunning,
+            sc::EmitError::TooLarge { .. } => Self::TooLarge,
         }
     }
 }

@@ -16,6 +16,14 @@ pub(crate) fn seconds(name: &str, value: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(value).map_err(|e| PyValueError::new_err(format!("{name}: {e}")))
 }
 
+/// A duration in seconds where zero is meaningful (for example "never wait").
+pub(crate) fn seconds_or_zero(name: &str, value: f64) -> PyResult<Duration> {
+    if value == 0.0 {
+        return Ok(Duration::ZERO);
+    }
+    seconds(name, value)
+}
+
 pub(crate) fn positive(name: &str, value: usize) -> PyResult<usize> {
     if value == 0 {
         return Err(PyValueError::new_err(format!("{name} must be > 0")));

@@ -15,7 +15,7 @@ use swarmcast::{
     ServerConfig, SlowConsumerPolicy, Socket, WeakHost,
 };
 
-use crate::args::{names, positive, seconds, Targets};
+use crate::args::{names, positive, seconds, seconds_or_zero, Targets};
 use crate::convert;
 use crate::errors::{self, DisconnectedError};
 use crate::handlers::{self, PyHandler};
@@ -148,14 +148,15 @@ impl PyServer {
         ping_timeout = 20.0,
         max_payload = 1_000_000,
         connect_timeout = 45.0,
-        queue_packets = 4096,
+        queue_packets = 65_536,
         queue_bytes = 16_777_216,
         max_polling_packets = 16,
         handler_threads = 4,
         worker_threads = 2,
         transports = None,
-        max_attachments = 64,
+        max_attachments = 10,
         slow_consumer = "disconnect",
+        emit_max_wait = 2.0,
         recovery = false,
         allow_subscribe = None,
         publish_api = false,
@@ -180,6 +181,7 @@ impl PyServer {
         transports: Option<Bound<'_, PyAny>>,
         max_attachments: usize,
         slow_consumer: &str,
+        emit_max_wait: f64,
         recovery: bool,
         allow_subscribe: Option<Bound<'_, PyAny>>,
         publish_api: bool,
@@ -239,6 +241,7 @@ impl PyServer {
             worker_threads: positive("worker_threads", worker_threads)?,
             shutdown_timeout: seconds("shutdown_timeout", shutdown_timeout)?,
             slow_consumer,
+            emit_max_wait: seconds_or_zero("emit_max_wait", emit_max_wait)?,
             recovery: recovery.then(RecoveryConfig::default),
             allow_subscribe: names(allow_subscribe.as_ref(), "allow_subscribe")?,
             ..ServerConfig::default()

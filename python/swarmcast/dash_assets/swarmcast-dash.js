@@ -198,13 +198,14 @@
         since: now(),
       });
       // A recovered session kept its subscriptions and replays what it missed; any
-      // other connection subscribes again and starts from a fresh snapshot.
-      if (!recovered) {
-        Object.keys(self.states).forEach(function (name) {
-          self.states[name].ready = false;
-          socket.emit("subscribe", { state: name });
-        });
-      }
+      // other connection subscribes again and starts from a fresh snapshot. So does a
+      // recovered one for a map the fallback polls replaced meanwhile (not ready): the
+      // replayed deltas cannot apply to that copy.
+      Object.keys(self.states).forEach(function (name) {
+        if (recovered && self.states[name].ready) return;
+        self.states[name].ready = false;
+        socket.emit("subscribe", { state: name });
+      });
       if (!recovered) self.catchUp(true);
       self.ping();
     });

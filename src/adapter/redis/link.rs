@@ -78,8 +78,12 @@ impl NamespaceAdapter for NsLink {
     ) -> Result<EmitReport, EmitError> {
         let msg = ClusterBroadcast::from_outgoing(out)?;
         if self.recovery && !out.volatile && self.node.config.ordered_delivery {
-            // Refuse what cannot be encoded now rather than in the log reader.
+            // Refuse what cannot be encoded or held now rather than in the log reader.
             crate::socketio::packet::check_event_name(out.event)?;
+            let attachments: usize = msg.attachments.iter().map(|a| a.len()).sum();
+            // The header and the name's quotes: a few dozen bytes at most.
+            let text = 64 + msg.event.len() + msg.tail.len();
+            ns.admit(1 + msg.attachments.len(), text + attachments)?;
             if self.node.status.degraded() {
                 let _order = self.node.order.lock();
                 self.node.flush_pending_locked();

@@ -77,11 +77,13 @@ impl NamespaceAdapter for LocalNamespaceAdapter {
                 let mut buffer = recovery.buffer.lock();
                 let offset = buffer.next_offset().to_string();
                 let encoded = out.encode(ns.name(), Some(&offset))?;
+                ns.admit(encoded.frames.len(), encoded.size())?;
                 buffer.push(out.target, &encoded, &recovery.config);
                 ns.fan_out(&encoded, out)
             }
             None => {
                 let encoded = out.encode(ns.name(), None)?;
+                ns.admit(encoded.frames.len(), encoded.size())?;
                 ns.fan_out(&encoded, out)
             }
         };

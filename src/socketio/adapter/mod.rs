@@ -149,6 +149,7 @@ impl ClusterBroadcast {
             volatile: self.volatile,
             keyed: self.keyed.as_ref(),
             filter_key: &self.filter_key,
+            wait: true,
         })
     }
 }
@@ -197,6 +198,9 @@ pub(crate) trait LocalNamespace: Send + Sync {
     fn fan_out(&self, encoded: &Encoded, out: &Outgoing<'_>) -> (EmitReport, Vec<Socket>);
     /// Apply the slow-consumer policy to sockets [`LocalNamespace::fan_out`] found full.
     fn drop_slow(&self, slow: Vec<Socket>);
+    /// Refuse a packet larger than a client's outbound queue can ever hold (an error
+    /// to the emitter, logged), before it is kept or sent anywhere.
+    fn admit(&self, frames: usize, bytes: usize) -> Result<(), EmitError>;
     /// Send straight to one local socket, without an offset or a replay copy.
     fn send_direct(&self, socket: &Socket, out: &Outgoing<'_>) -> Result<(), EmitError>;
     /// Number of local sockets the target reaches.
@@ -239,6 +243,7 @@ pub(crate) trait LocalNamespace: Send + Sync {
         offset: Option<&str>,
     ) -> Result<EmitReport, EmitError> {
         let encoded = self.encode(msg, offset)?;
+        self.admit(encoded.frames.len(), encoded.size())?;
         let (report, slow) = msg.with_outgoing(|out| self.fan_out(&encoded, out));
         self.drop_slow(slow);
         Ok(report)

@@ -20,7 +20,7 @@ pub(crate) use self::handlers::ConnectHook;
 use self::handlers::Handlers;
 pub use self::handlers::{ConnectError, ConnectFuture, Event, EventHandler};
 use self::members::Members;
-pub(crate) use self::publisher::Outgoing;
+pub(crate) use self::publisher::{wait_budget, Outgoing};
 use crate::engine::EngineSocket;
 use crate::protocol::socketio::PacketKind;
 use crate::socketio::adapter::{
@@ -376,7 +376,23 @@ impl LocalNamespace for Namespace {
     }
 
     fn fan_out(&self, encoded: &Encoded, out: &Outgoing<'_>) -> (EmitReport, Vec<Socket>) {
-        publisher::fan_out(&self.members, encoded, out, &self.ctx.stats)
+        let deadline = wait_budget(out.wait, self.ctx.emit_max_wait);
+        publisher::fan_out(&self.members, encoded, out, &self.ctx.stats, deadline)
+    }
+
+    fn admit(&self, frames: usize, bytes: usize) -> Result<(), EmitError> {
+        let limit = self.ctx.max_packet_bytes;
+        let charged = bytes + frames * crate::engine::FRAME_OVERHEAD;
+        if charged > limit {
+            tracing::warn!(
+                namespace = self.name(),
+                bytes,
+                limit,
+                "emit refused: larger than a client's outbound queue can ever hold"
+            );
+            return Err(EmitError::TooLarge { bytes, limit });
+        }
+        Ok(())
     }
 
     fn drop_slow(&self, slow: Vec<Socket>) {

@@ -2,6 +2,7 @@
 //! encoding, and the fan-out of the encoded bytes to the local sockets it targets.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -25,6 +26,9 @@ pub(crate) struct Outgoing<'a> {
     pub keyed: Option<&'a Arc<str>>,
     /// Matched against subscription filters (the event name, or the state key).
     pub filter_key: &'a str,
+    /// Whether the emitter may wait for slow clients (backpressure); false for the
+    /// `try_` variants and for server-internal deliveries.
+    pub wait: bool,
 }
 
 impl Outgoing<'_> {
@@ -41,25 +45,52 @@ impl Outgoing<'_> {
     }
 }
 
-/// Push one encoded packet to every local socket the target reaches. The bytes are
-/// shared, never copied per recipient; a full queue never makes the caller wait.
-/// Returns the report and the sockets whose queue was full (non-volatile).
+/// How long an emit on this thread may wait for slow clients: None when it must not
+/// wait (the caller asked not to, the dial is zero, or the thread is inside a tokio
+/// runtime, where blocking could stall the very writers it waits for). Plain threads
+/// wait: the caller's own, and the handler threads of the Python and C bindings.
+pub(crate) fn wait_budget(out_waits: bool, max_wait: Duration) -> Option<Instant> {
+    if !out_waits || max_wait.is_zero() || tokio::runtime::Handle::try_current().is_ok() {
+        return None;
+    }
+    Instant::now().checked_add(max_wait)
+}
+
+/// Push one encoded packet to every local socket the target reaches, under the
+/// registry's read lock, then (outside it) wait as the backpressure policy says: for
+/// room where a queue was full, and for the writer to catch up where a queue went over
+/// its watermark. The bytes are shared, never copied per recipient. Returns the report
+/// and the sockets to which the slow-consumer policy applies: those that could not take
+/// the packet, and those that stayed over the watermark past `deadline`.
 pub(crate) fn fan_out(
     members: &Members,
     encoded: &Encoded,
     out: &Outgoing<'_>,
     stats: &Stats,
+    deadline: Option<Instant>,
 ) -> (EmitReport, Vec<Socket>) {
     let mut report = EmitReport::default();
     let mut slow = Vec::new();
+    let mut blocked = Vec::new();
+    let mut lagging = Vec::new();
     members.for_each_target(out.target, Some(out.filter_key), |socket| {
         let pushed = match (out.keyed, encoded.frames.first()) {
-            (Some(key), Some(frame)) if encoded.frames.len() == 1 => socket.send_keyed(key, frame),
-            _ => socket.send_frames(&encoded.frames),
+            (Some(key), Some(frame)) if encoded.frames.len() == 1 => {
+                socket.send_keyed(key, frame).map(|()| false)
+            }
+            _ => socket.push_frames(&encoded.frames),
         };
         match pushed {
-            Ok(()) => report.delivered += 1,
+            Ok(above) => {
+                report.delivered += 1;
+                if above && deadline.is_some() {
+                    lagging.push(socket.clone());
+                }
+            }
             Err(SendError::QueueFull) if out.volatile => report.volatile_dropped += 1,
+            Err(SendError::QueueFull) if deadline.is_some() && out.keyed.is_none() => {
+                blocked.push(socket.clone())
+            }
             Err(SendError::QueueFull) => {
                 report.full.push(socket.id_arc());
                 slow.push(socket.clone());
@@ -68,6 +99,24 @@ pub(crate) fn fan_out(
             Err(SendError::Closed) => {}
         }
     });
+    if let Some(deadline) = deadline {
+        for socket in blocked {
+            match socket.push_frames_blocking(&encoded.frames, deadline) {
+                Ok(_) => report.delivered += 1,
+                Err(SendError::QueueFull) => {
+                    report.full.push(socket.id_arc());
+                    slow.push(socket);
+                }
+                Err(SendError::Closed) => {}
+            }
+        }
+        // These got the packet; the ones still behind at the deadline do not keep up.
+        slow.extend(
+            lagging
+                .into_iter()
+                .filter(|socket| !socket.wait_below_watermark(deadline)),
+        );
+    }
     stats.record_emit(
         report.delivered,
         report.full.len(),
@@ -78,12 +127,24 @@ pub(crate) fn fan_out(
 }
 
 /// Apply the slow-consumer policy. Call outside every lock: closing a socket runs its
-/// disconnect path, which may run application code that emits.
+/// disconnect path, which may run application code that emits. Each client is counted
+/// and logged once, however many emits find it slow.
 pub(crate) fn drop_slow(policy: SlowConsumerPolicy, stats: &Stats, slow: Vec<Socket>) {
-    if policy == SlowConsumerPolicy::Disconnect {
-        for socket in slow {
+    if policy != SlowConsumerPolicy::Disconnect {
+        return;
+    }
+    for socket in slow {
+        let (packets, bytes) = socket.backlog();
+        if socket.close_connection_with(CloseReason::SlowConsumer) {
             stats.slow_consumer();
-            socket.close_connection_with(CloseReason::SlowConsumer);
+            tracing::warn!(
+                sid = socket.engine_sid(),
+                socket = socket.id(),
+                transport = socket.transport().as_str(),
+                queued_packets = packets,
+                queued_bytes = bytes,
+                "slow consumer disconnected: its outbound queue stayed full"
+            );
         }
     }
 }
