@@ -260,16 +260,14 @@ impl<'a> Broadcast<'a> {
         args: WriteArgs<'b>,
         attachments: &'b [bytes::Bytes],
     ) -> Outgoing<'b> {
-        Outgoing {
+        Outgoing::event(
             event,
             args,
             attachments,
-            target: &self.target,
-            volatile: self.volatile,
-            keyed: None,
-            filter_key: event,
-            wait: self.wait,
-        }
+            &self.target,
+            self.volatile,
+            self.wait,
+        )
     }
 
     /// Never wait for slow clients: a full queue is handled by the slow-consumer policy

@@ -205,17 +205,8 @@ impl RedisBroadcast<'_> {
     ) -> Result<String, RedisEmitterError> {
         let encode = |e: &dyn std::fmt::Display| RedisEmitterError::Encode(e.to_string());
         packet::check_event_name(event).map_err(|e| encode(&e))?;
-        let msg = ClusterBroadcast::from_outgoing(&Outgoing {
-            event,
-            args,
-            attachments,
-            target: &self.target,
-            volatile: self.volatile,
-            keyed: None,
-            filter_key: event,
-            wait: false,
-        })
-        .map_err(|e| encode(&e))?;
+        let out = Outgoing::event(event, args, attachments, &self.target, self.volatile, false);
+        let msg = ClusterBroadcast::from_outgoing(&out).map_err(|e| encode(&e))?;
         self.emitter.publish(&self.nsp, &msg).await
     }
 }
