@@ -135,6 +135,29 @@ pub struct RequestInfo {
     pub headers: hyper::HeaderMap,
 }
 
+impl RequestInfo {
+    /// The request's information, with header values copied out of the request: the
+    /// request's own are slices of the connection's read buffer, which would keep that
+    /// buffer (8 KiB) alive for as long as the session keeps this.
+    pub fn new(
+        remote_addr: Option<std::net::SocketAddr>,
+        query: String,
+        headers: &hyper::HeaderMap,
+    ) -> Self {
+        let mut owned = hyper::HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers {
+            if let Ok(value) = hyper::header::HeaderValue::from_bytes(value.as_bytes()) {
+                owned.append(name.clone(), value);
+            }
+        }
+        Self {
+            remote_addr,
+            query,
+            headers: owned,
+        }
+    }
+}
+
 /// Serves the sessions of one Engine.IO endpoint.
 pub trait EngineHandler: Send + Sync + 'static {
     /// A session was opened (handshake done). Returns the object that receives its

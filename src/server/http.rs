@@ -236,21 +236,13 @@ async fn engine_request(
             },
             None => websocket::Purpose::Open,
         };
-        let info = RequestInfo {
-            remote_addr: Some(remote),
-            query,
-            headers: req.headers().clone(),
-        };
+        let info = RequestInfo::new(Some(remote), query, req.headers());
         return websocket::upgrade(engine, purpose, req, info, tasks);
     }
 
     match (req.method(), sid) {
         (&Method::GET, None) => {
-            let info = RequestInfo {
-                remote_addr: Some(remote),
-                query: query.clone(),
-                headers: req.headers().clone(),
-            };
+            let info = RequestInfo::new(Some(remote), query.clone(), req.headers());
             let (_session, open) = engine.open(Transport::Polling, &info);
             polling::payload_response(open)
         }

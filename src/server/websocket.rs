@@ -84,16 +84,25 @@ pub(crate) fn upgrade(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
         match purpose {
-            Purpose::Upgrade(session) => run(ws, session, engine, false).await,
+            Purpose::Upgrade(session) => {
+                drop(info);
+                run(ws, session, engine, false).await
+            }
             Purpose::Open => {
                 let (session, open) = engine.open(Transport::WebSocket, &info);
+                // Nothing of the request is needed any more: an idle connection keeps
+                // only its session and the WebSocket's own buffers.
+                drop(info);
                 if ws.send(Message::text(open)).await.is_err() {
                     session.close(CloseReason::TransportError);
                     return;
                 }
                 run(ws, session, engine, true).await
             }
-            Purpose::Refuse => close_gracefully(&mut ws).await,
+            Purpose::Refuse => {
+                drop(info);
+                close_gracefully(&mut ws).await
+            }
         }
     });
     let mut resp = Response::new(Full::new(Bytes::new()));

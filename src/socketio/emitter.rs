@@ -15,7 +15,7 @@ use crate::socketio::adapter::SocketInfo;
 use crate::socketio::context::IoCore;
 use crate::socketio::namespace::{Namespace, Outgoing};
 use crate::socketio::packet::{self, EncodeError, Payload, WriteArgs};
-use crate::socketio::rooms::{Room, Target};
+use crate::socketio::rooms::{target_builders, Room, Target};
 use crate::socketio::socket::Socket;
 use crate::socketio::state::StateMap;
 
@@ -238,27 +238,11 @@ impl<'a> Broadcast<'a> {
         }
     }
 
-    /// Also reach the sockets of `room` (or the socket with that id).
-    pub fn to(mut self, room: impl Into<Room>) -> Self {
-        self.target.rooms.push(room.into());
-        self
-    }
-
-    /// Leave out the sockets of `room` (or the socket with that id).
-    pub fn except(mut self, room: impl Into<Room>) -> Self {
-        self.target.except.push(room.into());
-        self
-    }
+    target_builders!();
 
     /// Use a whole target at once.
     pub fn target(mut self, target: Target) -> Self {
         self.target = target;
-        self
-    }
-
-    /// Drop the packet for sockets that cannot take it now instead of reporting them.
-    pub fn volatile(mut self) -> Self {
-        self.volatile = true;
         self
     }
 
@@ -276,16 +260,14 @@ impl<'a> Broadcast<'a> {
         args: WriteArgs<'b>,
         attachments: &'b [bytes::Bytes],
     ) -> Outgoing<'b> {
-        Outgoing {
+        Outgoing::event(
             event,
             args,
             attachments,
-            target: &self.target,
-            volatile: self.volatile,
-            keyed: None,
-            filter_key: event,
-            wait: self.wait,
-        }
+            &self.target,
+            self.volatile,
+            self.wait,
+        )
     }
 
     /// Never wait for slow clients: a full queue is handled by the slow-consumer policy

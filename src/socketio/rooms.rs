@@ -36,6 +36,33 @@ impl Target {
     }
 }
 
+/// The builder methods every broadcast type shares (the server's `Broadcast`, the
+/// Redis emitter's `RedisBroadcast`): for a struct with `target: Target` and
+/// `volatile: bool` fields.
+macro_rules! target_builders {
+    () => {
+        /// Also reach the sockets of `room` (or the socket with that id).
+        pub fn to(mut self, room: impl Into<$crate::Room>) -> Self {
+            self.target.rooms.push(room.into());
+            self
+        }
+
+        /// Leave out the sockets of `room` (or the socket with that id).
+        pub fn except(mut self, room: impl Into<$crate::Room>) -> Self {
+            self.target.except.push(room.into());
+            self
+        }
+
+        /// Not kept for recovery; dropped for clients that cannot take it now instead of
+        /// being waited for or reported.
+        pub fn volatile(mut self) -> Self {
+            self.volatile = true;
+            self
+        }
+    };
+}
+pub(crate) use target_builders;
+
 /// A subscription filter: the event names (for a room) or state keys (for a state map)
 /// a socket wants from one room.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -324,16 +324,14 @@ impl Socket {
             return self.push(&encoded);
         }
         let target = Target::room(self.id_arc());
-        let report = self.0.ns.publish(&Outgoing {
+        let report = self.0.ns.publish(&Outgoing::event(
             event,
             args,
             attachments,
-            target: &target,
-            volatile: false,
-            keyed: None,
-            filter_key: event,
-            wait: true,
-        })?;
+            &target,
+            false,
+            true,
+        ))?;
         if !report.full.is_empty() {
             return Err(EmitError::QueueFull(self.id().to_string()));
         }

@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use super::StateChange;
 use super::{kind, state_command, wire, xadd_command, RedisConfig};
-use crate::protocol::socketio;
 use crate::socketio::adapter::ClusterBroadcast;
-use crate::socketio::packet::Payload;
-use crate::socketio::rooms::{Room, Target};
+use crate::socketio::namespace::Outgoing;
+use crate::socketio::packet::{self, Payload, WriteArgs};
+use crate::socketio::rooms::{target_builders, Room, Target};
 
 /// Why a [`RedisEmitter`] call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -173,23 +173,7 @@ pub struct RedisBroadcast<'a> {
 }
 
 impl RedisBroadcast<'_> {
-    /// Also reach the sockets of `room` (or the socket with that id).
-    pub fn to(mut self, room: impl Into<Room>) -> Self {
-        self.target.rooms.push(room.into());
-        self
-    }
-
-    /// Leave out the sockets of `room` (or the socket with that id).
-    pub fn except(mut self, room: impl Into<Room>) -> Self {
-        self.target.except.push(room.into());
-        self
-    }
-
-    /// Not kept for recovery; dropped for clients that cannot take it now.
-    pub fn volatile(mut self) -> Self {
-        self.volatile = true;
-        self
-    }
+    target_builders!();
 
     /// Emit `event` with one argument; returns the log id of the entry.
     pub async fn emit<T: Serialize + ?Sized>(
@@ -197,10 +181,7 @@ impl RedisBroadcast<'_> {
         event: &str,
         data: &T,
     ) -> Result<String, RedisEmitterError> {
-        let arg =
-            serde_json::to_string(data).map_err(|e| RedisEmitterError::Encode(e.to_string()))?;
-        self.send(event, format!(",{arg}").into_bytes(), Vec::new())
-            .await
+        self.send(event, &packet::write_one(data), &[]).await
     }
 
     /// Emit `event` with any arguments and binary attachments.
@@ -209,35 +190,24 @@ impl RedisBroadcast<'_> {
         event: &str,
         payload: &Payload,
     ) -> Result<String, RedisEmitterError> {
-        let mut tail = Vec::new();
-        for arg in &payload.args {
-            tail.push(b',');
-            serde_json::to_writer(&mut tail, arg)
-                .map_err(|e| RedisEmitterError::Encode(e.to_string()))?;
-        }
-        self.send(event, tail, payload.attachments.clone()).await
+        self.send(
+            event,
+            &packet::write_args(&payload.args),
+            &payload.attachments,
+        )
+        .await
     }
 
     async fn send(
         self,
         event: &str,
-        tail: Vec<u8>,
-        attachments: Vec<bytes::Bytes>,
+        args: WriteArgs<'_>,
+        attachments: &[bytes::Bytes],
     ) -> Result<String, RedisEmitterError> {
-        if socketio::RESERVED_EVENTS.contains(&event) {
-            return Err(RedisEmitterError::Encode(format!(
-                "`{event}` is a reserved event name"
-            )));
-        }
-        let msg = ClusterBroadcast {
-            event: event.to_string(),
-            tail,
-            attachments,
-            target: self.target,
-            volatile: self.volatile,
-            keyed: None,
-            filter_key: event.to_string(),
-        };
+        let encode = |e: &dyn std::fmt::Display| RedisEmitterError::Encode(e.to_string());
+        packet::check_event_name(event).map_err(|e| encode(&e))?;
+        let out = Outgoing::event(event, args, attachments, &self.target, self.volatile, false);
+        let msg = ClusterBroadcast::from_outgoing(&out).map_err(|e| encode(&e))?;
         self.emitter.publish(&self.nsp, &msg).await
     }
 }

@@ -31,7 +31,28 @@ pub(crate) struct Outgoing<'a> {
     pub wait: bool,
 }
 
-impl Outgoing<'_> {
+impl<'a> Outgoing<'a> {
+    /// A named event to `target` (not keyed; subscription filters match its name).
+    pub fn event(
+        event: &'a str,
+        args: WriteArgs<'a>,
+        attachments: &'a [Bytes],
+        target: &'a Target,
+        volatile: bool,
+        wait: bool,
+    ) -> Self {
+        Self {
+            event,
+            args,
+            attachments,
+            target,
+            volatile,
+            keyed: None,
+            filter_key: event,
+            wait,
+        }
+    }
+
     /// The packet as namespace `namespace` sends it, with a recovery offset when given.
     pub fn encode(&self, namespace: &str, offset: Option<&str>) -> Result<Encoded, EncodeError> {
         packet::encode_event(

@@ -33,11 +33,13 @@ struct Args {
     /// EngineConfig::max_batch: most frames per WebSocket write (1 = no coalescing).
     #[arg(long, default_value_t = 1024)]
     max_batch: usize,
-    /// EngineConfig::queue_packets: outbound queue bound per connection.
-    #[arg(long, default_value_t = 4096)]
-    queue_packets: usize,
+    /// EngineConfig::queue_packets: outbound queue bound per connection (default: the
+    /// library's).
+    #[arg(long)]
+    queue_packets: Option<usize>,
     /// As fast as the server accepts: pause while more than this many packets per client
-    /// are queued and not yet written.
+    /// are queued and not yet written (a hand-written throttle). 0: no throttle, the
+    /// library's own backpressure paces the producer (emits wait for slow clients).
     #[arg(long, default_value_t = 16)]
     backlog_per_client: u64,
 }
@@ -99,8 +101,15 @@ fn produce(
             emit(seq);
             seq += 1;
         }
+    } else if backlog_per_client == 0 {
+        // Back to back: the library's backpressure makes each emit wait for clients
+        // that fall behind (this is a plain thread, where emits may wait).
+        while Instant::now() < end {
+            emit(seq);
+            seq += 1;
+        }
     } else {
-        // As fast as the server accepts: the emit never blocks, so keep the packets
+        // As fast as the server accepts, by hand: keep the packets
         // queued and not yet written (deliveries - frames written, from the server's
         // counters) under a bound instead of letting queues fill.
         let clients = emitter
@@ -155,7 +164,10 @@ fn main() {
         engine: EngineConfig {
             batch_window: Duration::from_micros(args.batch_window_us),
             max_batch: args.max_batch.max(1),
-            queue_packets: args.queue_packets.max(1),
+            queue_packets: args
+                .queue_packets
+                .unwrap_or(EngineConfig::default().queue_packets)
+                .max(1),
             ..EngineConfig::default()
         },
         ..ServerConfig::default()

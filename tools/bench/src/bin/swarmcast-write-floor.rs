@@ -1,0 +1,100 @@
+//! `swarmcast-write-floor`: the kernel's floor under fan-out on this machine. One thread
+//! does one `write()` of a small frame to each of N loopback TCP sockets, round after
+//! round, and reports the CPU time that thread spent per write (read from
+//! `/proc/thread-self/schedstat`, in nanoseconds), for 1, 16 and 64 frames per write.
+//!
+//! On loopback the receiver's TCP work is charged to the sender, so this is what any
+//! server pays per delivery at that batching, whatever it does above the socket: the
+//! floor the benchmarks are measured against (docs/performance.md).
+//!
+//! `swarmcast-write-floor --sockets 1000 --frame-bytes 262 --rounds 200`
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(about = "CPU per write() of a small frame to many loopback sockets")]
+struct Args {
+    /// Loopback connections written to.
+    #[arg(long, default_value_t = 1000)]
+    sockets: usize,
+    /// Bytes of one frame (an Engine.IO packet of a small event is ~100-300).
+    #[arg(long, default_value_t = 262)]
+    frame_bytes: usize,
+    /// Rounds of one write to every socket, per batching.
+    #[arg(long, default_value_t = 200)]
+    rounds: usize,
+}
+
+/// CPU time this thread has run, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let n = args.sockets;
+    // Readers drain every connection on their own threads, so writes never block.
+    let acceptor = std::thread::spawn(move || {
+        let mut readers = Vec::new();
+        for _ in 0..n {
+            let Ok((mut conn, _)) = listener.accept() else {
+                break;
+            };
+            readers.push(std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                while matches!(conn.read(&mut buf), Ok(k) if k > 0) {}
+            }));
+        }
+        readers
+    });
+    let mut writers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        writers.push(s);
+    }
+    println!(
+        "write() floor: {} loopback sockets, {}-byte frames, {} rounds per batching",
+        n, args.frame_bytes, args.rounds
+    );
+    println!("frames/write  cpu µs/write  cpu µs/delivery  wall µs/write");
+    for frames_per_write in [1usize, 16, 64] {
+        let payload = vec![b'x'; args.frame_bytes * frames_per_write];
+        // Warm up the connections (buffers, congestion window).
+        for w in &mut writers {
+            w.write_all(&payload)?;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let (cpu0, wall0) = (thread_cpu_ns(), Instant::now());
+        for _ in 0..args.rounds {
+            for w in &mut writers {
+                w.write_all(&payload)?;
+            }
+        }
+        let cpu = thread_cpu_ns().saturating_sub(cpu0) as f64 / 1000.0;
+        let wall = wall0.elapsed().as_secs_f64() * 1e6;
+        let writes = (args.rounds * n) as f64;
+        println!(
+            "{:>12}  {:>12.2}  {:>15.3}  {:>13.2}",
+            frames_per_write,
+            cpu / writes,
+            cpu / writes / frames_per_write as f64,
+            wall / writes
+        );
+    }
+    drop(writers);
+    for reader in acceptor.join().unwrap_or_default() {
+        let _ = reader.join();
+    }
+    Ok(())
+}
