@@ -181,7 +181,8 @@ impl RedisBroadcast<'_> {
         event: &str,
         data: &T,
     ) -> Result<String, RedisEmitterError> {
-        self.send(event, &packet::write_one(data), &[]).await
+        let msg = self.message(event, &packet::write_one(data), &[])?;
+        self.emitter.publish(&self.nsp, &msg).await
     }
 
     /// Emit `event` with any arguments and binary attachments.
@@ -190,24 +191,24 @@ impl RedisBroadcast<'_> {
         event: &str,
         payload: &Payload,
     ) -> Result<String, RedisEmitterError> {
-        self.send(
+        let msg = self.message(
             event,
             &packet::write_args(&payload.args),
             &payload.attachments,
-        )
-        .await
+        )?;
+        self.emitter.publish(&self.nsp, &msg).await
     }
 
-    async fn send(
-        self,
+    /// The log entry of an event, serialised as a node serialises its own broadcasts.
+    fn message(
+        &self,
         event: &str,
         args: WriteArgs<'_>,
         attachments: &[bytes::Bytes],
-    ) -> Result<String, RedisEmitterError> {
+    ) -> Result<ClusterBroadcast, RedisEmitterError> {
         let encode = |e: &dyn std::fmt::Display| RedisEmitterError::Encode(e.to_string());
         packet::check_event_name(event).map_err(|e| encode(&e))?;
         let out = Outgoing::event(event, args, attachments, &self.target, self.volatile, false);
-        let msg = ClusterBroadcast::from_outgoing(&out).map_err(|e| encode(&e))?;
-        self.emitter.publish(&self.nsp, &msg).await
+        ClusterBroadcast::from_outgoing(&out).map_err(|e| encode(&e))
     }
 }
