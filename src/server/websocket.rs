@@ -54,7 +54,12 @@ impl WriteGuard {
                 _ = tokio::time::sleep_until(self.watch.deadline(limit)) => {
                     if self.watch.stalled(limit) {
                         self.watch.abort();
-                        return Err(CloseReason::WriteTimeout);
+                        // A closed session's reason is given already.
+                        return Err(if session.is_closed() {
+                            CloseReason::TransportError
+                        } else {
+                            CloseReason::WriteTimeout
+                        });
                     }
                 }
                 // The session closed: from now on the shorter limit holds.
