@@ -138,7 +138,6 @@ async fn soak_returns_to_baseline_and_the_control_client_loses_nothing() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         drop(sleepers);
-        let attack = start.elapsed();
         let until = Instant::now() + Duration::from_secs(10);
         while fds() > fds0 && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -265,7 +265,7 @@ impl Hosts {
         if self.loopback_only {
             return is_loopback_name(&name);
         }
-        self.names.is_empty() || self.names.iter().any(|n| *n == name)
+        self.names.is_empty() || self.names.contains(&name)
     }
 
     /// Whether the `Host` name was checked against something (an allow-list, or the

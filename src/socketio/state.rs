@@ -152,6 +152,7 @@ impl StateShared {
     }
 
     /// The map's name.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
