@@ -633,6 +633,123 @@ swarmcast_result swarmcast_config_add_subscribe_pattern(struct swarmcast_config 
                                                         const char *pattern);
 
 /**
+ * Most TCP connections open at once (> 0; default 10000). Past it, new connections
+ * are answered 503 and closed.
+ *
+ * Thread safety: one thread at a time per config.
+ *
+ * # Safety
+ * `config` is a live config used by no other thread during the call.
+ */
+swarmcast_result swarmcast_config_set_max_connections(struct swarmcast_config *config,
+                                                      size_t max);
+
+/**
+ * Listen backlog (> 0; default 1024; the kernel caps it at `net.core.somaxconn`).
+ *
+ * Thread safety: one thread at a time per config.
+ *
+ * # Safety
+ * `config` is a live config used by no other thread during the call.
+ */
+swarmcast_result swarmcast_config_set_listen_backlog(struct swarmcast_config *config,
+                                                     uint32_t backlog);
+
+/**
+ * How long a client may take to send a request's headers (and then its body), in
+ * milliseconds (> 0; default 10000). Idle connections are closed after it too.
+ *
+ * Thread safety: one thread at a time per config.
+ *
+ * # Safety
+ * `config` is a live config used by no other thread during the call.
+ */
+swarmcast_result swarmcast_config_set_request_timeout_ms(struct swarmcast_config *config,
+                                                         uint64_t ms);
+
+/**
+ * How long a write to a client may make no progress before its connection is reset,
+ * in milliseconds (> 0; default 5000).
+ *
+ * Thread safety: one thread at a time per config.
+ *
+ * # Safety
+ * `config` is a live config used by no other thread during the call.
+ */
+swarmcast_result swarmcast_config_set_write_timeout_ms(struct swarmcast_config *config,
+                                                       uint64_t ms);
+
+/**
+ * Most bytes of binary attachments waiting for the rest of their packet: per
+ * connection (default 1000000) and for all connections together (default 64 MiB).
+ * Both > 0, and `total` >= `per_connection`.
+ *
+ * Thread safety: one thread at a time per config.
+ *
+ * # Safety
+ * `config` is a live config used by no other thread during the call.
+ */
+swarmcast_result swarmcast_config_set_max_attachment_bytes(struct swarmcast_config *config,
+                                                           size_t per_connection,
+                                                           size_t total);
+
+/**
+ * Incoming events and bytes per second per connection (0 turns a limit off; both off
+ * by default), and what happens over them: a `swarmcast_rate_limit_policy`.
+ *
+ * Thread safety: one thread at a time per config.
+ *
+ * # Safety
+ * `config` is a live config used by no other thread during the call.
+ */
+swarmcast_result swarmcast_config_set_rate_limit(struct swarmcast_config *config,
+                                                 uint32_t events_per_second,
+                                                 uint64_t bytes_per_second,
+                                                 uint32_t policy);
+
+/**
+ * Serve `GET /metrics` or not (`enabled`, default true), and the bearer token it
+ * requires (`token`, NULL for none; not empty).
+ *
+ * Thread safety: one thread at a time per config.
+ *
+ * # Safety
+ * `config` is a live config used by no other thread during the call; `token` is NULL
+ * or a NUL-terminated string.
+ */
+swarmcast_result swarmcast_config_set_metrics(struct swarmcast_config *config,
+                                              bool enabled,
+                                              const char *token);
+
+/**
+ * Allow requests whose `Host` is `name` (without the port; "*" for any). Without any,
+ * only loopback names are served when the server listens on a loopback address (DNS
+ * rebinding), and any name otherwise. One call per name.
+ *
+ * Thread safety: one thread at a time per config.
+ *
+ * # Safety
+ * `config` is a live config used by no other thread during the call; `name` is a
+ * NUL-terminated string.
+ */
+swarmcast_result swarmcast_config_add_allowed_host(struct swarmcast_config *config,
+                                                   const char *name);
+
+/**
+ * Keep rooms matching `pattern` (`*` wildcards) from the built-in `subscribe`, whatever
+ * the subscribe patterns allow. A socket's own room is always refused. One call per
+ * pattern.
+ *
+ * Thread safety: one thread at a time per config.
+ *
+ * # Safety
+ * `config` is a live config used by no other thread during the call; `pattern` is a
+ * NUL-terminated string.
+ */
+swarmcast_result swarmcast_config_add_reserved_room(struct swarmcast_config *config,
+                                                    const char *pattern);
+
+/**
  * Write a short English description of `result` (any number; unknown ones are
  * described as such) into `buf`, NUL-terminated and truncated to `len - 1` bytes if
  * needed. `*out_n` receives the number of bytes written before the NUL.

@@ -92,11 +92,12 @@ pub use adapter::{
 pub use engine::{CloseReason, EngineConfig, Transport};
 pub use host::{is_reserved_event, Dispatcher, Host, HostError, HostState, WeakHost};
 pub use metrics::{ClusterMetrics, Metrics};
-pub use server::{Server, ServerConfig, ServerError, ServerHandle};
+pub use server::{Limits, Server, ServerConfig, ServerError, ServerHandle};
 pub use socketio::adapter::{Adapter, LocalAdapter, Readiness, SocketInfo};
 pub use socketio::emitter::{
     Backlog, Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy,
 };
+pub use socketio::limits::{RateLimit, RateLimitPolicy};
 pub use socketio::namespace::{ConnectError, ConnectFuture, Event, EventHandler, Namespace};
 pub use socketio::packet::{EncodeError, Payload};
 pub use socketio::recovery::RecoveryConfig;

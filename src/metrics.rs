@@ -26,6 +26,9 @@ pub(crate) struct Stats {
     connect_refused: AtomicU64,
     slow_consumers: AtomicU64,
     recoveries: AtomicU64,
+    rate_limited: AtomicU64,
+    tcp_refused: AtomicU64,
+    write_timeouts: AtomicU64,
     bytes_out: AtomicU64,
     frames_out: AtomicU64,
     flushes: AtomicU64,
@@ -61,6 +64,9 @@ impl Default for Stats {
             connect_refused: AtomicU64::new(0),
             slow_consumers: AtomicU64::new(0),
             recoveries: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            tcp_refused: AtomicU64::new(0),
+            write_timeouts: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
@@ -193,6 +199,22 @@ impl Stats {
         add(&self.recoveries, 1);
     }
 
+    /// An incoming message over a connection's rate limit (dropped, or its connection
+    /// closed).
+    pub fn rate_limited(&self) {
+        add(&self.rate_limited, 1);
+    }
+
+    /// A TCP connection refused because the server holds `max_connections`.
+    pub fn tcp_refused(&self) {
+        add(&self.tcp_refused, 1);
+    }
+
+    /// A connection closed because a write made no progress for the write timeout.
+    pub fn write_timeout(&self) {
+        add(&self.write_timeouts, 1);
+    }
+
     /// Messages that could not be handed to the cluster.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub fn cluster_publish_failed(&self, n: u64) {
@@ -290,6 +312,9 @@ impl Stats {
             connects_refused: get(&self.connect_refused),
             slow_consumers: get(&self.slow_consumers),
             recoveries: get(&self.recoveries),
+            rate_limited: get(&self.rate_limited),
+            connections_refused: get(&self.tcp_refused),
+            write_timeouts: get(&self.write_timeouts),
             bytes_out: get(&self.bytes_out),
             frames_out: get(&self.frames_out),
             flushes: get(&self.flushes),
@@ -320,6 +345,12 @@ pub struct Metrics {
     pub slow_consumers: u64,
     /// Clients that came back and recovered their session.
     pub recoveries: u64,
+    /// Incoming messages over a connection's rate limit.
+    pub rate_limited: u64,
+    /// TCP connections refused because the server held `max_connections`.
+    pub connections_refused: u64,
+    /// Connections closed because a write made no progress for the write timeout.
+    pub write_timeouts: u64,
     /// Bytes written to transports (WebSocket frames and polling responses).
     pub bytes_out: u64,
     /// Engine.IO packets written to transports.
@@ -380,6 +411,8 @@ pub(crate) struct Gauges {
     /// (namespace, transport) -> sockets.
     pub connections: Vec<(String, &'static str, i64)>,
     pub sessions: i64,
+    /// Open TCP connections (HTTP and WebSocket).
+    pub tcp_connections: i64,
     pub queued_frames: i64,
     pub max_queue_depth: i64,
 }
@@ -463,6 +496,24 @@ pub(crate) fn render(stats: &Stats, gauges: &Gauges) -> String {
         "Clients that recovered their session",
         m.recoveries,
     );
+    counter(
+        &mut registry,
+        "rate_limited",
+        "Incoming messages over a connection's rate limit",
+        m.rate_limited,
+    );
+    counter(
+        &mut registry,
+        "connections_refused",
+        "TCP connections refused at max_connections",
+        m.connections_refused,
+    );
+    counter(
+        &mut registry,
+        "write_timeouts",
+        "Connections closed because a write made no progress for the write timeout",
+        m.write_timeouts,
+    );
 
     let c = stats.cluster_snapshot();
     for (name, help, v) in [
@@ -516,6 +567,11 @@ pub(crate) fn render(stats: &Stats, gauges: &Gauges) -> String {
         "sessions",
         "Open Engine.IO sessions",
         ConstGauge::new(gauges.sessions),
+    );
+    registry.register(
+        "tcp_connections",
+        "Open TCP connections (HTTP and WebSocket)",
+        ConstGauge::new(gauges.tcp_connections),
     );
     registry.register(
         "queued_frames",

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use swarmcast::{RecoveryConfig, Server, ServerConfig, SlowConsumerPolicy};
+use swarmcast::{
+    Limits, RateLimit, RateLimitPolicy, RecoveryConfig, Server, ServerConfig, SlowConsumerPolicy,
+};
 
 /// swarmcast: real-time push over Socket.IO (Engine.IO v4 / Socket.IO v5).
 #[derive(Debug, Parser)]
@@ -23,7 +25,7 @@ enum Command {
     /// when it fails); `GET /readyz` is readiness (503 while a node is cut off from
     /// its cluster: Redis unreachable, credentials refused, stream reader behind):
     /// wire the load balancer's health check to /readyz.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Publish one event into a cluster through Redis, without a server: every node
     /// (swarmcast, or socket.io with @socket.io/redis-streams-adapter) delivers it.
     /// Prints the log id of the entry.
@@ -102,6 +104,48 @@ struct ServeArgs {
     /// Turn off POST /api/emit.
     #[arg(long)]
     no_publish_api: bool,
+    /// Turn off GET /metrics.
+    #[arg(long)]
+    no_metrics: bool,
+    /// Bearer token required by GET /metrics.
+    #[arg(long, env = "SWARMCAST_METRICS_TOKEN")]
+    metrics_token: Option<String>,
+    /// Host name requests may carry (`*` for any); repeat for several. Default: only
+    /// loopback names when bound to a loopback address.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
+    /// Room pattern no client may subscribe to, whatever --allow-subscribe says.
+    #[arg(long = "reserved-room", value_name = "PATTERN")]
+    reserved_rooms: Vec<String>,
+    /// Most TCP connections open at once; past it new ones get 503.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Listen backlog (capped by net.core.somaxconn).
+    #[arg(long, default_value_t = 1024)]
+    listen_backlog: u32,
+    /// Milliseconds a client has to send a request's headers (and then its body); idle
+    /// connections are closed after it too.
+    #[arg(long, default_value_t = 10_000)]
+    request_timeout: u64,
+    /// Milliseconds a write may make no progress before the connection is reset.
+    #[arg(long, default_value_t = 5_000)]
+    write_timeout: u64,
+    /// Most bytes of pending binary attachments per connection.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_attachment_bytes: usize,
+    /// Most bytes of pending binary attachments of all connections together.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    max_attachment_bytes_total: usize,
+    /// Incoming events per second per connection (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    rate_limit_events: u32,
+    /// Incoming bytes per second per connection (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    rate_limit_bytes: u64,
+    /// What happens to a connection over its rate limit: `drop` the events (counted),
+    /// or `disconnect` it.
+    #[arg(long, default_value = "drop", value_parser = ["drop", "disconnect"])]
+    rate_limit_policy: String,
     /// Room pattern clients may join with the built-in `subscribe` event (`*` is a
     /// wildcard; state map `agents` is `state:agents`); repeat for several. Without it
     /// the built-in subscribe/unsubscribe events are off.
@@ -170,7 +214,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         #[cfg(feature = "redis")]
         Command::Emit(args) => emit(args),
     }
@@ -246,6 +290,23 @@ fn serve(args: ServeArgs) -> std::process::ExitCode {
         connect_timeout: Duration::from_millis(args.connect_timeout),
         publish_api: !args.no_publish_api,
         api_key: args.api_key,
+        metrics: !args.no_metrics,
+        metrics_token: args.metrics_token,
+        allowed_hosts: args.allowed_hosts,
+        reserved_rooms: args.reserved_rooms,
+        limits: Limits {
+            max_connections: args.max_connections,
+            listen_backlog: args.listen_backlog,
+            request_timeout: Duration::from_millis(args.request_timeout),
+            write_timeout: Duration::from_millis(args.write_timeout),
+            max_attachment_bytes: args.max_attachment_bytes,
+            max_attachment_bytes_total: args.max_attachment_bytes_total,
+            rate_limit: RateLimit {
+                events_per_second: args.rate_limit_events,
+                bytes_per_second: args.rate_limit_bytes,
+                policy: RateLimitPolicy::from_name(&args.rate_limit_policy).unwrap_or_default(),
+            },
+        },
         worker_threads: args.threads,
         allow_subscribe: args.allow_subscribe,
         recovery: args.recovery.map(|secs| RecoveryConfig {

@@ -51,7 +51,7 @@ fn serve_answers_healthz_and_emit() {
 
     let health = http(
         &addr,
-        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     );
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.ends_with("ok"), "{health}");
@@ -60,7 +60,7 @@ fn serve_answers_healthz_and_emit() {
     let unauthorized = http(
         &addr,
         &format!(
-            "POST /api/emit HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+            "POST /api/emit HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
              Content-Length: {}\r\n\r\n{body}",
             body.len()
         ),
@@ -69,7 +69,7 @@ fn serve_answers_healthz_and_emit() {
     let emitted = http(
         &addr,
         &format!(
-            "POST /api/emit HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+            "POST /api/emit HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
              Authorization: Bearer k\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ),

@@ -116,6 +116,19 @@ class Server:
         publish_api: bool = False,
         api_key: str | None = None,
         shutdown_timeout: float = 5.0,
+        allowed_hosts: str | Iterable[str] | None = None,
+        reserved_rooms: str | Iterable[str] | None = None,
+        metrics: bool = True,
+        metrics_token: str | None = None,
+        max_connections: int = 10000,
+        listen_backlog: int = 1024,
+        request_timeout: float = 10.0,
+        write_timeout: float = 5.0,
+        max_attachment_bytes: int = 1000000,
+        max_attachment_bytes_total: int = 67108864,
+        rate_limit_events: int = 0,
+        rate_limit_bytes: int = 0,
+        rate_limit_policy: str = "drop",
     ) -> Server: ...
     def start(self) -> None: ...
     def stop(self) -> None: ...

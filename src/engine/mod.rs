@@ -80,6 +80,10 @@ pub enum CloseReason {
     ConnectTimeout,
     /// The client did not keep up: its outbound queue filled.
     SlowConsumer,
+    /// The client sent more than its rate limit allows (policy `disconnect`).
+    RateLimited,
+    /// A write to the client made no progress for the write timeout.
+    WriteTimeout,
 }
 
 impl CloseReason {
@@ -94,6 +98,8 @@ impl CloseReason {
             CloseReason::ServerShutdown => "server shutting down",
             CloseReason::ConnectTimeout => "connect timeout",
             CloseReason::SlowConsumer => "slow consumer",
+            CloseReason::RateLimited => "rate limited",
+            CloseReason::WriteTimeout => "write timeout",
         }
     }
 }

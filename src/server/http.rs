@@ -4,19 +4,21 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming as Body;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::conn::{self, Connections, Hosts, Tracked, WriteWatch};
 use super::{polling, websocket, ServerConfig};
 use crate::engine::{Engine, RequestInfo, Transport};
 use crate::socketio::context::IoCore;
@@ -31,7 +33,16 @@ pub(crate) struct App {
     core: Arc<IoCore>,
     publish_api: bool,
     api_key: Option<String>,
+    metrics: bool,
+    metrics_token: Option<String>,
+    hosts: Hosts,
     max_payload: usize,
+    max_connections: usize,
+    connections: Arc<Connections>,
+    /// Headers, and then a body, each within this.
+    pub request_timeout: Duration,
+    /// A write that makes no progress for this long ends its connection.
+    pub write_timeout: Duration,
 }
 
 impl App {
@@ -39,6 +50,7 @@ impl App {
         config: &ServerConfig,
         engines: Vec<(String, Arc<Engine>)>,
         core: Arc<IoCore>,
+        bound_loopback: bool,
     ) -> Self {
         Self {
             engines,
@@ -46,7 +58,14 @@ impl App {
             core,
             publish_api: config.publish_api,
             api_key: config.api_key.clone(),
+            metrics: config.metrics,
+            metrics_token: config.metrics_token.clone(),
+            hosts: Hosts::new(&config.allowed_hosts, bound_loopback),
             max_payload: config.engine.max_payload,
+            max_connections: config.limits.max_connections,
+            connections: Arc::new(Connections::default()),
+            request_timeout: config.limits.request_timeout,
+            write_timeout: config.limits.write_timeout,
         }
     }
 
@@ -79,17 +98,36 @@ pub(crate) async fn accept_loop(
                 }
             },
         };
+        let Some(slot) = app.connections.admit(app.max_connections) else {
+            app.core.ctx.stats.tcp_refused();
+            tracing::debug!(%remote, max = app.max_connections, "connection refused: at max_connections");
+            tasks.spawn(conn::refuse(stream));
+            continue;
+        };
         let _ = stream.set_nodelay(true);
+        let watch = WriteWatch::new();
+        let stream = Tracked::new(stream, watch.clone(), slot);
         let app = app.clone();
         let shutdown = shutdown.clone();
         let conn_tasks = tasks.clone();
         tasks.spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
+            let (request_timeout, write_timeout) = (app.request_timeout, app.write_timeout);
+            let stats = app.core.ctx.stats.clone();
+            let req_watch = watch.clone();
+            let service = hyper::service::service_fn(move |mut req: Request<Body>| {
                 let app = app.clone();
                 let tasks = conn_tasks.clone();
+                // The WebSocket task, if this request upgrades, watches the same socket.
+                req.extensions_mut().insert(req_watch.clone());
                 async move { Ok::<_, Infallible>(route(app, req, remote, tasks).await) }
             });
+            // The header timeout needs a timer: without one hyper has none. It runs
+            // whenever hyper waits for a request head, so a connection that sends
+            // nothing, or its headers a byte at a time, or idles between keep-alive
+            // requests, is closed after it.
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(request_timeout)
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
@@ -100,12 +138,28 @@ pub(crate) async fn accept_loop(
                         tracing::trace!(error = %e, "http connection ended with an error");
                     }
                 }
+                _ = write_stalled(&watch, write_timeout) => {
+                    // A response (a long-poll's, say) the client does not read: drop the
+                    // connection and reset its socket.
+                    stats.write_timeout();
+                    watch.abort();
+                }
                 _ = shutdown.cancelled() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }
             }
         });
+    }
+}
+
+/// Resolves once a write on the connection has made no progress for `limit`.
+pub(crate) async fn write_stalled(watch: &WriteWatch, limit: Duration) {
+    loop {
+        tokio::time::sleep_until(watch.deadline(limit)).await;
+        if watch.stalled(limit) {
+            return;
+        }
     }
 }
 
@@ -120,10 +174,24 @@ async fn route(
         // Liveness: the process serves HTTP. Whatever the cluster link does.
         return text(StatusCode::OK, "ok");
     }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
     if path == "/readyz" {
+        // Health checks answer whatever the Host (a load balancer's probe).
         return readiness(&app);
     }
-    if path == "/metrics" {
+    if !app.hosts.allows(host) {
+        // DNS rebinding, or a proxy whose public name is not in `allowed_hosts`.
+        return text(StatusCode::FORBIDDEN, "host not allowed");
+    }
+    if path == "/metrics" && app.metrics {
+        if let Some(token) = &app.metrics_token {
+            if !bearer_matches(req.headers(), token) {
+                return text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            }
+        }
         return metrics(&app);
     }
     if path == "/api/emit" && app.publish_api {
@@ -225,7 +293,7 @@ async fn engine_request(
         if !is_upgrade {
             return EngineError::BadRequest.response();
         }
-        if !app.cors.allows_websocket(req.headers()) {
+        if !app.cors.allows_websocket(req.headers(), &app.hosts) {
             return EngineError::Forbidden.response();
         }
         let purpose = match sid {
@@ -237,7 +305,7 @@ async fn engine_request(
             None => websocket::Purpose::Open,
         };
         let info = RequestInfo::new(Some(remote), query, req.headers());
-        return websocket::upgrade(engine, purpose, req, info, tasks);
+        return websocket::upgrade(engine, purpose, req, info, tasks, app.write_timeout);
     }
 
     match (req.method(), sid) {
@@ -263,7 +331,17 @@ async fn engine_request(
             }
             match *method {
                 Method::GET => polling::get(&engine, session).await,
-                Method::POST => polling::post(&engine, session, req).await,
+                Method::POST => {
+                    let post = polling::post(&engine, session.clone(), req);
+                    match tokio::time::timeout(app.request_timeout, post).await {
+                        Ok(response) => response,
+                        Err(_) => {
+                            // A body sent a byte at a time.
+                            session.close(crate::engine::CloseReason::ParseError);
+                            text(StatusCode::REQUEST_TIMEOUT, "request body too slow")
+                        }
+                    }
+                }
                 _ => EngineError::BadRequest.response(),
             }
         }
@@ -324,13 +402,18 @@ impl Cors {
     }
 
     /// Browsers do not apply CORS to WebSockets, so the server checks `Origin` itself:
-    /// no header (not a browser), an allowed origin, or the same host.
-    fn allows_websocket(&self, headers: &HeaderMap) -> bool {
+    /// no header (not a browser), an allowed origin, or the same origin when the `Host`
+    /// it is compared with was itself checked ([`Hosts::validated`]). Never `Origin`
+    /// against an unchecked `Host` alone: a DNS-rebound page sends a matching pair.
+    fn allows_websocket(&self, headers: &HeaderMap, hosts: &Hosts) -> bool {
         let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
             return true;
         };
         if self.allows(origin) {
             return true;
+        }
+        if !hosts.validated() {
+            return false;
         }
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
         let origin_host = origin.split("://").nth(1);
@@ -382,6 +465,7 @@ fn metrics(app: &App) -> HttpResponse {
     let gauges = crate::metrics::Gauges {
         connections,
         sessions: sessions as i64,
+        tcp_connections: app.connections.open() as i64,
         queued_frames: queued as i64,
         max_queue_depth: max_depth as i64,
     };
@@ -431,27 +515,42 @@ async fn publish(app: &App, req: Request<Body>) -> HttpResponse {
         );
     }
     if let Some(key) = &app.api_key {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), key.as_bytes())) {
+        if !bearer_matches(req.headers(), key) {
             return json_response(
                 StatusCode::UNAUTHORIZED,
                 serde_json::json!({"error": "missing or wrong bearer key"}),
             );
         }
     }
-    let body = match Limited::new(req.into_body(), app.max_payload)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
+    // A browser sends a cross-site POST without asking first (no CORS preflight) only
+    // with a "simple" content type (text/plain, form encodings) and no `Authorization`:
+    // without a key, requiring JSON makes it ask, and the API grants no preflight.
+    let json = app.api_key.is_some()
+        || req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return json_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            serde_json::json!({"error": "Content-Type must be application/json"}),
+        );
+    }
+    let collect = Limited::new(req.into_body(), app.max_payload).collect();
+    let body = match tokio::time::timeout(app.request_timeout, collect).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => {
             return json_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 serde_json::json!({"error": "body too large"}),
+            )
+        }
+        Err(_) => {
+            return json_response(
+                StatusCode::REQUEST_TIMEOUT,
+                serde_json::json!({"error": "request body too slow"}),
             )
         }
     };
@@ -488,6 +587,16 @@ async fn publish(app: &App, req: Request<Body>) -> HttpResponse {
             serde_json::json!({"error": e.to_string()}),
         ),
     }
+}
+
+/// Whether the `Authorization: Bearer` header carries `expected` (compared in
+/// constant time).
+fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes()))
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

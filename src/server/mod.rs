@@ -1,8 +1,12 @@
 //! The tokio IO layer: listener, HTTP routing, transports, lifecycle.
 
+mod conn;
 mod http;
+mod limits;
 mod polling;
 mod websocket;
+
+pub use limits::Limits;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use crate::socketio::adapter::Namespaces;
 use crate::socketio::connection::{IoConfig, SocketIoHandler};
 use crate::socketio::context::{Context, IoCore};
 use crate::socketio::emitter::{Emitter, SlowConsumerPolicy};
+use crate::socketio::limits::AttachmentBudget;
 use crate::socketio::namespace::Namespace;
 use crate::socketio::recovery::RecoveryConfig;
 use crate::socketio::socket::Socket;
@@ -35,8 +40,16 @@ pub struct ServerConfig {
     pub path: String,
     /// Origins allowed to use the server from a browser: CORS for long-polling, and the
     /// `Origin` check of WebSocket upgrades. `"*"` allows any origin. Empty allows
-    /// same-origin pages (and non-browser clients, which send no `Origin`) only.
+    /// same-origin pages (and non-browser clients, which send no `Origin`) only, and
+    /// same-origin is judged by the `Host` header only when that was checked (see
+    /// `allowed_hosts`): on a non-loopback address with neither list set, browsers
+    /// cannot open WebSockets (long-polling from the same origin still works).
     pub cors_allowed_origins: Vec<String>,
+    /// `Host` names requests may carry (without the port; `"*"` for any). Empty: only
+    /// loopback names (`localhost`, `127.0.0.1`, `[::1]`) when the server is bound to a
+    /// loopback address, which stops DNS rebinding; any name otherwise. Behind a
+    /// reverse proxy that keeps the client's `Host`, list the public name.
+    pub allowed_hosts: Vec<String>,
     /// Engine.IO settings: heartbeat, payload limit, queue bounds, transports.
     pub engine: EngineConfig,
     /// How long a client may take to send its first Socket.IO CONNECT.
@@ -45,10 +58,23 @@ pub struct ServerConfig {
     /// parser's (socket.io-parser `maxAttachments`): a client may make the server hold
     /// this many buffers of up to `max_payload` bytes while it waits for the rest.
     pub max_attachments: usize,
-    /// Serve `POST /api/emit` (publish over HTTP).
+    /// Serve `POST /api/emit` (publish over HTTP). Without an `api_key` it requires
+    /// `Content-Type: application/json` (a browser cannot send that cross-site without
+    /// a CORS preflight, which the API does not grant), and on a non-loopback address
+    /// the server refuses to start without an `api_key`.
     pub publish_api: bool,
     /// Bearer key `POST /api/emit` requires, if any.
     pub api_key: Option<String>,
+    /// Serve `GET /metrics` (on by default).
+    pub metrics: bool,
+    /// Bearer token `GET /metrics` requires, if any.
+    pub metrics_token: Option<String>,
+    /// Room patterns (`*` wildcards) the application keeps for itself: no client may
+    /// subscribe to them with the built-in `subscribe`, whatever `allow_subscribe` says.
+    /// A socket's own room (its id) is always refused.
+    pub reserved_rooms: Vec<String>,
+    /// Connection cap, timeouts, attachment bytes, rate limits.
+    pub limits: Limits,
     /// Worker threads of the runtime [`Server::start`] creates.
     pub worker_threads: usize,
     /// How long shutdown waits for connections to drain.
@@ -80,11 +106,16 @@ impl Default for ServerConfig {
             port: 5000,
             path: "/socket.io".to_string(),
             cors_allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             engine: EngineConfig::default(),
             connect_timeout: Duration::from_secs(45),
             max_attachments: 10,
             publish_api: false,
             api_key: None,
+            metrics: true,
+            metrics_token: None,
+            reserved_rooms: Vec::new(),
+            limits: Limits::default(),
             worker_threads: 2,
             shutdown_timeout: Duration::from_secs(5),
             slow_consumer: SlowConsumerPolicy::default(),
@@ -152,7 +183,10 @@ impl Server {
         let ctx = Context::new(
             config.slow_consumer,
             config.recovery.clone(),
-            SubscribePolicy::new(config.allow_subscribe.clone()),
+            SubscribePolicy::new(
+                config.allow_subscribe.clone(),
+                config.reserved_rooms.clone(),
+            ),
             config.emit_max_wait,
             config.engine.queue_bytes,
         );
@@ -250,6 +284,30 @@ impl Server {
         if !self.config.path.starts_with('/') {
             return Err(ServerError::Config("path must start with '/'".into()));
         }
+        self.config.limits.validate().map_err(ServerError::Config)?;
+        if self.config.api_key.as_deref() == Some("")
+            || self.config.metrics_token.as_deref() == Some("")
+        {
+            return Err(ServerError::Config(
+                "api_key and metrics_token must not be empty (leave them unset instead)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The publish API without a key is for loopback only: anyone who can reach a
+    /// public address could emit to every client.
+    fn check_exposure(&self, local_addr: SocketAddr) -> Result<(), ServerError> {
+        if self.config.publish_api
+            && self.config.api_key.is_none()
+            && !local_addr.ip().is_loopback()
+        {
+            return Err(ServerError::Config(format!(
+                "the publish API (POST /api/emit) has no api_key and the server listens on \
+                 {local_addr}, which is not a loopback address: set an api_key, turn the \
+                 publish API off, or bind 127.0.0.1"
+            )));
+        }
         Ok(())
     }
 
@@ -278,7 +336,8 @@ impl Server {
         let addr = format!("{}:{}", self.config.host, self.config.port);
         // Bind first: a server that cannot bind has not started its cluster node, and
         // can be retried. Clients wait in the backlog until the node is ready.
-        let listener = match runtime.block_on(TcpListener::bind(&addr)) {
+        let backlog = self.config.limits.listen_backlog;
+        let listener = match runtime.block_on(conn::bind(&addr, backlog)) {
             Ok(listener) => listener,
             Err(source) => return Err(Box::new((self, ServerError::Bind { addr, source }))),
         };
@@ -286,6 +345,9 @@ impl Server {
             Ok(local_addr) => local_addr,
             Err(source) => return Err(Box::new((self, ServerError::Bind { addr, source }))),
         };
+        if let Err(e) = self.check_exposure(local_addr) {
+            return Err(Box::new((self, e)));
+        }
         runtime.block_on(self.start_cluster());
         let _entered = runtime.enter();
         let mut handle = self.run(listener, local_addr);
@@ -304,11 +366,16 @@ impl Server {
     /// Bind and serve on the current tokio runtime; returns once listening.
     pub async fn serve(self) -> Result<ServerHandle, ServerError> {
         self.validate()?;
-        self.start_cluster().await;
         let addr = format!("{}:{}", self.config.host, self.config.port);
-        let listener = TcpListener::bind(&addr)
+        let listener = conn::bind(&addr, self.config.limits.listen_backlog)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: "listener".into(),
+            source,
+        })?;
+        self.check_exposure(local_addr)?;
+        self.start_cluster().await;
         self.serve_on(listener)
     }
 
@@ -319,6 +386,7 @@ impl Server {
             addr: "listener".into(),
             source,
         })?;
+        self.check_exposure(local_addr)?;
         Ok(self.run(listener, local_addr))
     }
 
@@ -340,6 +408,11 @@ impl Server {
             config: IoConfig {
                 connect_timeout: self.config.connect_timeout,
                 max_attachments: self.config.max_attachments,
+                attachments: AttachmentBudget::new(
+                    self.config.limits.max_attachment_bytes,
+                    self.config.limits.max_attachment_bytes_total,
+                ),
+                rate_limit: self.config.limits.rate_limit,
             },
         });
         let mut routes = vec![(
@@ -363,6 +436,7 @@ impl Server {
             &self.config,
             engines.clone(),
             self.core.clone(),
+            local_addr.ip().is_loopback(),
         ));
         tasks.spawn(http::accept_loop(
             listener,

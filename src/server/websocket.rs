@@ -2,7 +2,9 @@
 //! and one task per connection that both reads and writes.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -19,12 +21,53 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::task::TaskTracker;
 
+use super::conn::WriteWatch;
 use super::http::{EngineError, HttpResponse};
 use crate::batch::{Batcher, Decision};
 use crate::engine::{CloseReason, Engine, Frame, FrameData, RequestInfo, Session, Transport};
 use crate::protocol::engineio;
 
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// How long the socket of a session that closed may take to accept its last frames.
+const CLOSE_GRACE: Duration = Duration::from_millis(250);
+
+/// Every write to one WebSocket goes through here: a write that makes no progress for
+/// the write timeout (or [`CLOSE_GRACE`] once the session is closed) ends the
+/// connection, and its socket is reset when dropped.
+struct WriteGuard {
+    watch: Arc<WriteWatch>,
+    timeout: Duration,
+}
+
+impl WriteGuard {
+    async fn run<F: Future>(&self, session: &Session, write: F) -> Result<F::Output, CloseReason> {
+        tokio::pin!(write);
+        loop {
+            let limit = if session.is_closed() {
+                CLOSE_GRACE.min(self.timeout)
+            } else {
+                self.timeout
+            };
+            tokio::select! {
+                out = &mut write => return Ok(out),
+                _ = tokio::time::sleep_until(self.watch.deadline(limit)) => {
+                    if self.watch.stalled(limit) {
+                        self.watch.abort();
+                        // A closed session's reason is given already.
+                        return Err(if session.is_closed() {
+                            CloseReason::TransportError
+                        } else {
+                            CloseReason::WriteTimeout
+                        });
+                    }
+                }
+                // The session closed: from now on the shorter limit holds.
+                _ = session.closed(), if !session.is_closed() => {}
+            }
+        }
+    }
+}
 
 pub(crate) fn is_upgrade_request(req: &Request<Body>) -> bool {
     let has = |name: header::HeaderName, token: &str| {
@@ -56,7 +99,16 @@ pub(crate) fn upgrade(
     mut req: Request<Body>,
     info: RequestInfo,
     tasks: TaskTracker,
+    write_timeout: Duration,
 ) -> HttpResponse {
+    let guard = WriteGuard {
+        watch: req
+            .extensions()
+            .get::<Arc<WriteWatch>>()
+            .cloned()
+            .unwrap_or_else(WriteWatch::new),
+        timeout: write_timeout,
+    };
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
         if let Purpose::Upgrade(session) = &purpose {
             session.probe_abandoned();
@@ -86,18 +138,25 @@ pub(crate) fn upgrade(
         match purpose {
             Purpose::Upgrade(session) => {
                 drop(info);
-                run(ws, session, engine, false).await
+                run(ws, session, engine, false, guard).await
             }
             Purpose::Open => {
                 let (session, open) = engine.open(Transport::WebSocket, &info);
                 // Nothing of the request is needed any more: an idle connection keeps
                 // only its session and the WebSocket's own buffers.
                 drop(info);
-                if ws.send(Message::text(open)).await.is_err() {
-                    session.close(CloseReason::TransportError);
-                    return;
+                match guard.run(&session, ws.send(Message::text(open))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => {
+                        session.close(CloseReason::TransportError);
+                        return;
+                    }
+                    Err(reason) => {
+                        session.close(reason);
+                        return;
+                    }
                 }
-                run(ws, session, engine, true).await
+                run(ws, session, engine, true, guard).await
             }
             Purpose::Refuse => {
                 drop(info);
@@ -138,7 +197,13 @@ fn to_message(frame: Frame) -> Message {
 /// Read client packets and write queued frames on one task. `active` is false while a
 /// polling session probes this WebSocket: then only the probe and UPGRADE are expected,
 /// and the queue still belongs to the polling transport.
-async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active: bool) {
+async fn run(
+    mut ws: Ws,
+    session: Arc<Session>,
+    engine: Arc<Engine>,
+    mut active: bool,
+    guard: WriteGuard,
+) {
     let mut batch: VecDeque<Frame> = VecDeque::new();
     let mut batcher = Batcher::new(engine.config.batch_window, engine.config.max_batch);
     let mut hold_until: Option<tokio::time::Instant> = None;
@@ -150,7 +215,14 @@ async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active:
                     Some(Ok(m)) => m,
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. })))
                     | Some(Err(WsError::Capacity(_))) => {
-                        let _ = ws.close(Some(CloseFrame { code: CloseCode::Size, reason: "message too big".into() })).await;
+                        let close = ws.close(Some(CloseFrame { code: CloseCode::Size, reason: "message too big".into() }));
+                        let _ = guard.run(&session, close).await;
+                        break CloseReason::ParseError;
+                    }
+                    Some(Err(WsError::Utf8(_))) => {
+                        // A text frame that is not UTF-8: 1007 (RFC 6455, 7.4.1).
+                        let close = ws.close(Some(CloseFrame { code: CloseCode::Invalid, reason: "invalid UTF-8".into() }));
+                        let _ = guard.run(&session, close).await;
                         break CloseReason::ParseError;
                     }
                     Some(Err(WsError::ConnectionClosed)) | Some(Err(WsError::AlreadyClosed)) => {
@@ -165,7 +237,8 @@ async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active:
                     Message::Text(text) if !active => {
                         match engineio::decode_text(&text) {
                             Ok(engineio::Packet::Ping("probe")) => {
-                                if ws.send(Message::text("3probe")).await.is_err() {
+                                let sent = guard.run(&session, ws.send(Message::text("3probe"))).await;
+                                if !matches!(sent, Ok(Ok(()))) {
                                     return;
                                 }
                                 session.probe_succeeded();
@@ -201,8 +274,10 @@ async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active:
                     Message::Close(_) => break CloseReason::TransportClose,
                     // tungstenite answers pings itself; the reply goes out with the next flush.
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
-                        if ws.flush().await.is_err() {
-                            break CloseReason::TransportError;
+                        match guard.run(&session, ws.flush()).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => break CloseReason::TransportError,
+                            Err(reason) => break reason,
                         }
                     }
                 }
@@ -212,23 +287,31 @@ async fn run(mut ws: Ws, session: Arc<Session>, engine: Arc<Engine>, mut active:
                     hold_until = Some(until);
                     continue;
                 }
-                match write_batch(&mut ws, &session, &mut batch, batcher.max_batch(), &engine).await {
-                    Ok(true) => return,
-                    Ok(false) => batcher.on_write(tokio::time::Instant::now()),
-                    Err(()) => break CloseReason::TransportError,
+                let write = write_batch(&mut ws, &session, &mut batch, batcher.max_batch(), &engine);
+                match guard.run(&session, write).await {
+                    Ok(Ok(true)) => return,
+                    Ok(Ok(false)) => batcher.on_write(tokio::time::Instant::now()),
+                    Ok(Err(())) => break CloseReason::TransportError,
+                    Err(reason) => break reason,
                 }
             }
             _ = sleep_until_opt(hold_until), if hold_until.is_some() => {
                 hold_until = None;
-                match write_batch(&mut ws, &session, &mut batch, batcher.max_batch(), &engine).await {
-                    Ok(true) => return,
-                    Ok(false) => batcher.on_write(tokio::time::Instant::now()),
-                    Err(()) => break CloseReason::TransportError,
+                let write = write_batch(&mut ws, &session, &mut batch, batcher.max_batch(), &engine);
+                match guard.run(&session, write).await {
+                    Ok(Ok(true)) => return,
+                    Ok(Ok(false)) => batcher.on_write(tokio::time::Instant::now()),
+                    Ok(Err(())) => break CloseReason::TransportError,
+                    Err(reason) => break reason,
                 }
             }
             _ = session.closed(), if !active => return,
         }
     };
+    if reason == CloseReason::WriteTimeout {
+        engine.stats.write_timeout();
+        tracing::debug!(sid = %session.sid(), "websocket write made no progress; connection reset");
+    }
     // A probe socket that goes away leaves the polling session as it was.
     if active {
         session.close(reason);

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -15,6 +15,7 @@ use crate::engine::{
 use crate::protocol::socketio::{self, CompletePacket, PacketKind, Reassembler};
 use crate::socketio::adapter::Recovered;
 use crate::socketio::context::IoCore;
+use crate::socketio::limits::{AttachmentBudget, RateLimit, RateLimitPolicy, RateLimiter};
 use crate::socketio::namespace::{ConnectError, ConnectHook, Event};
 use crate::socketio::packet::{self, Payload};
 use crate::socketio::socket::{AckSender, DisconnectReason, Socket};
@@ -25,6 +26,9 @@ use crate::socketio::subscriptions;
 pub(crate) struct IoConfig {
     pub connect_timeout: Duration,
     pub max_attachments: usize,
+    /// Bytes of pending attachments, per connection and in total.
+    pub attachments: Arc<AttachmentBudget>,
+    pub rate_limit: RateLimit,
 }
 
 /// Serves Socket.IO over an Engine.IO endpoint.
@@ -41,9 +45,12 @@ impl EngineHandler for SocketIoHandler {
             state: Mutex::new(ConnState {
                 sockets: HashMap::new(),
                 reassembler: Reassembler::default(),
+                pending_attachment_bytes: 0,
+                limiter: RateLimiter::new(&self.config.rate_limit),
             }),
             ever_connected: AtomicBool::new(false),
             max_attachments: self.config.max_attachments,
+            attachments: self.config.attachments.clone(),
             weak: weak.clone(),
         });
         // A client that never sends CONNECT is closed after `connect_timeout`.
@@ -71,6 +78,19 @@ impl EngineHandler for SocketIoHandler {
 struct ConnState {
     sockets: HashMap<String, Socket>,
     reassembler: Reassembler,
+    /// Bytes of the attachments the reassembler holds (reserved in the total too).
+    pending_attachment_bytes: usize,
+    limiter: Option<RateLimiter>,
+}
+
+/// What the limits say about one message.
+enum Verdict {
+    Pass(Option<CompletePacket>),
+    /// An event over the rate limit, policy drop.
+    Drop,
+    /// Over the rate limit, policy disconnect.
+    Disconnect,
+    Violation(String),
 }
 
 /// One client connection (an Engine.IO session) and its namespace sockets.
@@ -80,25 +100,34 @@ pub(crate) struct Connection {
     state: Mutex<ConnState>,
     ever_connected: AtomicBool,
     max_attachments: usize,
+    attachments: Arc<AttachmentBudget>,
     weak: Weak<Connection>,
 }
 
 impl ConnectionHandler for Connection {
     fn on_message(&self, message: Incoming<'_>) {
-        let complete = match message {
-            Incoming::Text(text) => socketio::decode(text, self.max_attachments)
-                .and_then(|packet| self.state.lock().reassembler.push_packet(packet)),
-            Incoming::Binary(data) => self.state.lock().reassembler.push_attachment(data.clone()),
-        };
-        match complete {
-            Ok(Some(complete)) => self.dispatch(complete),
-            Ok(None) => {}
-            Err(e) => self.violation(&e.to_string()),
+        match self.admit(message) {
+            Verdict::Pass(Some(complete)) => self.dispatch(complete),
+            Verdict::Pass(None) => {}
+            Verdict::Drop => self.core.ctx.stats.rate_limited(),
+            Verdict::Disconnect => {
+                self.core.ctx.stats.rate_limited();
+                tracing::debug!(sid = self.engine.sid(), "over the rate limit; closing");
+                self.engine.close_with(CloseReason::RateLimited);
+            }
+            Verdict::Violation(e) => self.violation(&e),
         }
     }
 
     fn on_close(&self, reason: CloseReason) {
-        let sockets: Vec<Socket> = self.state.lock().sockets.drain().map(|(_, s)| s).collect();
+        let (sockets, pending) = {
+            let mut state = self.state.lock();
+            state.reassembler.clear();
+            let pending = std::mem::take(&mut state.pending_attachment_bytes);
+            let sockets: Vec<Socket> = state.sockets.drain().map(|(_, s)| s).collect();
+            (sockets, pending)
+        };
+        self.attachments.release(pending);
         for socket in sockets {
             socket
                 .0
@@ -109,6 +138,61 @@ impl ConnectionHandler for Connection {
 }
 
 impl Connection {
+    /// Decode and reassemble one message within the limits: the bytes of pending
+    /// attachments (per connection and in total) and the rate limit.
+    fn admit(&self, message: Incoming<'_>) -> Verdict {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let len = match message {
+            Incoming::Text(text) => text.len(),
+            Incoming::Binary(data) => data.len(),
+        };
+        if let Some(limiter) = &mut state.limiter {
+            limiter.on_bytes(len, now);
+        }
+        let complete = match message {
+            Incoming::Text(text) => socketio::decode(text, self.max_attachments)
+                .and_then(|packet| state.reassembler.push_packet(packet)),
+            Incoming::Binary(data) => {
+                let held = state.pending_attachment_bytes.saturating_add(data.len());
+                if held > self.attachments.per_connection || !self.attachments.reserve(data.len()) {
+                    return Verdict::Violation("pending attachments over their byte bound".into());
+                }
+                state.pending_attachment_bytes = held;
+                state.reassembler.push_attachment(data.clone())
+            }
+        };
+        if !state.reassembler.is_pending() && state.pending_attachment_bytes > 0 {
+            // The packet is complete (or broken): its attachments are pending no more.
+            self.attachments
+                .release(std::mem::take(&mut state.pending_attachment_bytes));
+        }
+        let complete = match complete {
+            Ok(Some(complete)) => complete,
+            Ok(None) => return Verdict::Pass(None),
+            Err(e) => return Verdict::Violation(e.to_string()),
+        };
+        let Some(limiter) = &mut state.limiter else {
+            return Verdict::Pass(Some(complete));
+        };
+        let is_event = matches!(
+            complete.packet.kind,
+            PacketKind::Event | PacketKind::BinaryEvent
+        );
+        let within = if is_event {
+            limiter.allow_event(now)
+        } else {
+            // Acks and the namespace handshake are never dropped, but their bytes count.
+            limiter.policy == RateLimitPolicy::Drop || !limiter.bytes_exceeded()
+        };
+        match (within, limiter.policy) {
+            (true, _) => Verdict::Pass(Some(complete)),
+            (false, RateLimitPolicy::Drop) => Verdict::Drop,
+            (false, RateLimitPolicy::Disconnect) => Verdict::Disconnect,
+        }
+    }
+
     fn violation(&self, what: &str) {
         tracing::debug!(
             sid = self.engine.sid(),

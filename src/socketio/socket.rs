@@ -33,7 +33,8 @@ pub enum DisconnectReason {
 
 impl DisconnectReason {
     /// Whether a client lost this way may recover its session (Socket.IO's list, plus
-    /// slow consumers, which are disconnected precisely so that they recover).
+    /// slow consumers and stalled writes, which are disconnected precisely so that they
+    /// recover).
     pub fn is_recoverable(self) -> bool {
         matches!(
             self,
@@ -44,6 +45,7 @@ impl DisconnectReason {
                     | CloseReason::ServerShutdown
                     | CloseReason::ServerClose
                     | CloseReason::SlowConsumer
+                    | CloseReason::WriteTimeout
             )
         )
     }

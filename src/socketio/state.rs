@@ -56,6 +56,78 @@ impl StateMaps {
     pub fn names(&self) -> Vec<String> {
         self.0.read().keys().cloned().collect()
     }
+
+    /// Run `f` on the map `name` if it exists, under the table's read lock: a map that
+    /// does not exist cannot be created before `f` returns. Never creates a map (what
+    /// clients reach goes through here: only the application creates maps).
+    pub fn with_existing<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(Option<&Arc<StateShared>>) -> R,
+    ) -> R {
+        let maps = self.0.read();
+        f(maps.get(name))
+    }
+}
+
+/// Subscribe a socket to the map `name` of `ns` without creating it: a map the
+/// application has not opened gets an empty snapshot at version 0, and the socket joins
+/// its room, so that the first change after the application opens it comes as a delta.
+pub(crate) fn subscribe_client(
+    ns: &Arc<Namespace>,
+    name: &str,
+    socket: &Socket,
+    keys: Option<HashSet<String>>,
+) -> Result<(), EmitError> {
+    ns.states().with_existing(name, |shared| match shared {
+        Some(shared) => StateMap::new(ns.clone(), shared.clone()).subscribe(socket, keys),
+        None => send_snapshot(ns, name, &state_room(name), 0, &Map::new(), socket, keys),
+    })
+}
+
+/// Send the snapshot `(version, entries)` of map `name` to `socket` (only `keys`, when
+/// given), then make it a subscriber. The caller holds the lock that orders the map's
+/// changes, so that nothing falls between the snapshot and the first delta.
+fn send_snapshot(
+    ns: &Arc<Namespace>,
+    name: &str,
+    room: &Room,
+    version: u64,
+    all: &Map<String, Value>,
+    socket: &Socket,
+    keys: Option<HashSet<String>>,
+) -> Result<(), EmitError> {
+    let filtered;
+    let entries = match &keys {
+        None => all,
+        Some(keys) => {
+            filtered = all
+                .iter()
+                .filter(|(k, _)| keys.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            &filtered
+        }
+    };
+    let snapshot = Snapshot {
+        map: name,
+        version,
+        entries,
+    };
+    let to_socket = Target::room(socket.id_arc());
+    let out = Outgoing {
+        event: SNAPSHOT_EVENT,
+        args: &write_one(&snapshot),
+        attachments: &[],
+        target: &to_socket,
+        volatile: false,
+        keyed: None,
+        filter_key: SNAPSHOT_EVENT,
+        wait: false,
+    };
+    ns.adapter().send_snapshot(&**ns, socket, &out)?;
+    ns.subscribe_room(socket.id(), room, keys.map(|names| Filter { names }));
+    Ok(())
 }
 
 #[derive(Default)]
@@ -368,44 +440,17 @@ impl StateMap {
         keys: Option<HashSet<String>>,
     ) -> Result<(), EmitError> {
         let data = self.shared.data.lock();
-        let filtered;
-        let entries = match &keys {
-            None => &data.entries,
-            Some(keys) => {
-                filtered = data
-                    .entries
-                    .iter()
-                    .filter(|(k, _)| keys.contains(*k))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                &filtered
-            }
-        };
-        let snapshot = Snapshot {
-            map: &self.shared.name,
-            version: data.version,
-            entries,
-        };
-        let to_socket = Target::room(socket.id_arc());
-        let out = Outgoing {
-            event: SNAPSHOT_EVENT,
-            args: &write_one(&snapshot),
-            attachments: &[],
-            target: &to_socket,
-            volatile: false,
-            keyed: None,
-            filter_key: SNAPSHOT_EVENT,
-            wait: false,
-        };
-        self.ns.adapter().send_snapshot(&*self.ns, socket, &out)?;
-        self.ns.subscribe_room(
-            socket.id(),
+        send_snapshot(
+            &self.ns,
+            &self.shared.name,
             &self.shared.room,
-            keys.map(|names| Filter { names }),
-        );
+            data.version,
+            &data.entries,
+            socket,
+            keys,
+        )
         // The map's lock is released here, after the socket joined the room: the first
         // delta it gets is the first change after its snapshot.
-        Ok(())
     }
 
     /// Stop streaming to a socket.

@@ -6,6 +6,12 @@
 //! an ack, gets `{"ok": true}` or `{"ok": false, "error": "..."}`. Patterns match room
 //! names, with `*` for any run of characters; a state map `agents` is matched as
 //! `state:agents`.
+//!
+//! Whatever the patterns say, a client can never subscribe to (or unsubscribe from) a
+//! socket's own room (its id: that is how private events reach one socket) or a room
+//! the application reserved, and no request creates a state map: subscribing to a map
+//! the application has not opened joins its room with an empty snapshot. `unsubscribe`
+//! is checked against the patterns as `subscribe` is (not against the hook).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,6 +22,7 @@ use serde_json::{json, Value};
 use crate::socketio::namespace::Event;
 use crate::socketio::rooms::Filter;
 use crate::socketio::socket::{AckSender, Socket};
+use crate::socketio::state;
 
 /// What a client asked to subscribe to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,13 +88,16 @@ type Hook = dyn Fn(&Socket, &Subscription) -> bool + Send + Sync;
 #[derive(Default)]
 pub(crate) struct SubscribePolicy {
     patterns: Vec<String>,
+    /// Room patterns no client may subscribe to, whatever `patterns` allow.
+    reserved: Vec<String>,
     hook: RwLock<Option<Arc<Hook>>>,
 }
 
 impl SubscribePolicy {
-    pub fn new(patterns: Vec<String>) -> Self {
+    pub fn new(patterns: Vec<String>, reserved: Vec<String>) -> Self {
         Self {
             patterns,
+            reserved,
             hook: RwLock::new(None),
         }
     }
@@ -100,14 +110,34 @@ impl SubscribePolicy {
         !self.patterns.is_empty() || self.hook.read().is_some()
     }
 
-    /// Allowed when a pattern matches and the hook (if any) agrees; with only a hook,
-    /// the hook decides.
+    /// Allowed when the room is not reserved, a pattern matches and the hook (if any)
+    /// agrees; with only a hook, the hook decides.
     fn allows(&self, socket: &Socket, sub: &Subscription) -> bool {
-        let name = sub.room_name();
-        let pattern_ok = self.patterns.is_empty() || self.patterns.iter().any(|p| glob(p, &name));
-        let hook = self.hook.read().clone();
-        pattern_ok && hook.is_none_or(|h| h(socket, sub))
+        self.allows_name(socket, sub) && self.hook.read().clone().is_none_or(|h| h(socket, sub))
     }
+
+    /// The checks that do not ask the hook: the room is neither a socket's own room nor
+    /// reserved, and a pattern (if any) matches.
+    fn allows_name(&self, socket: &Socket, sub: &Subscription) -> bool {
+        let name = sub.room_name();
+        if let Subscription::Room { room, .. } = sub {
+            if is_socket_room(socket, room) || self.reserved.iter().any(|p| glob(p, room)) {
+                return false;
+            }
+        }
+        self.patterns.is_empty() || self.patterns.iter().any(|p| glob(p, &name))
+    }
+}
+
+/// Whether `room` is (or looks like) a socket's own room: the id of a socket of this
+/// namespace, or any name shaped like one (20 URL-safe base64 characters; ids of
+/// sockets on other nodes of a cluster are not known here).
+fn is_socket_room(socket: &Socket, room: &str) -> bool {
+    let id_shaped = room.len() == 20
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    id_shaped || socket.0.ns.socket(room).is_some()
 }
 
 /// `*` matches any run of characters; everything else matches itself.
@@ -156,7 +186,12 @@ pub(crate) fn handle(
         Ok(sub) => sub,
         Err(e) => return answer(ack, Err(e.to_string())),
     };
-    if subscribe && !policy.allows(socket, &sub) {
+    let allowed = if subscribe {
+        policy.allows(socket, &sub)
+    } else {
+        policy.allows_name(socket, &sub)
+    };
+    if !allowed {
         return answer(ack, Err("not allowed".to_string()));
     }
     let ns = socket.0.ns.clone();
@@ -172,16 +207,17 @@ pub(crate) fn handle(
             socket.leave(room);
             Ok(())
         }
-        (Subscription::State { map, keys }, true) => ns
-            .state(map)
-            .subscribe(
-                socket,
-                keys.as_ref()
-                    .map(|k| k.iter().cloned().collect::<HashSet<_>>()),
-            )
-            .map_err(|e| e.to_string()),
-        (Subscription::State { map, .. }, false) => {
-            ns.state(map).unsubscribe(socket);
+        (Subscription::State { map, keys }, true) => state::subscribe_client(
+            &ns,
+            map,
+            socket,
+            keys.as_ref()
+                .map(|k| k.iter().cloned().collect::<HashSet<_>>()),
+        )
+        .map_err(|e| e.to_string()),
+        (Subscription::State { .. }, false) => {
+            // Leaving the map's room needs no map (and must not create one).
+            socket.leave(&sub.room_name());
             Ok(())
         }
     };

@@ -52,14 +52,14 @@ pub enum swarmcast_slow_consumer {
 /// # Safety
 /// `config` is NULL or a live config from `swarmcast_config_new`, not used by another
 /// thread during the call.
-unsafe fn config_arg<'a>(
+pub(crate) unsafe fn config_arg<'a>(
     config: *mut swarmcast_config,
 ) -> Result<&'a mut swarmcast_config, swarmcast_result> {
     // SAFETY: NULL or live and exclusively ours for the call, as the caller promises.
     unsafe { config.as_mut() }.ok_or(swarmcast_result::NullParameter)
 }
 
-fn positive<T: PartialEq + Default>(v: T) -> Result<T, swarmcast_result> {
+pub(crate) fn positive<T: PartialEq + Default>(v: T) -> Result<T, swarmcast_result> {
     if v == T::default() {
         Err(swarmcast_result::InvalidArgument)
     } else {

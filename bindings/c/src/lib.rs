@@ -17,6 +17,7 @@
 mod callbacks;
 mod config;
 mod ffi;
+mod limits;
 mod panic;
 mod result;
 mod server;
@@ -24,6 +25,7 @@ mod version;
 
 pub use callbacks::*;
 pub use config::*;
+pub use limits::*;
 pub use result::*;
 pub use server::*;
 pub use version::*;

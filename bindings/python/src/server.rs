@@ -11,8 +11,9 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use swarmcast::{
-    AckError, EngineConfig, Host, HostState, Namespace, Payload, RecoveryConfig, Room, Server,
-    ServerConfig, SlowConsumerPolicy, Socket, WeakHost,
+    AckError, EngineConfig, Host, HostState, Limits, Namespace, Payload, RateLimit,
+    RateLimitPolicy, RecoveryConfig, Room, Server, ServerConfig, SlowConsumerPolicy, Socket,
+    WeakHost,
 };
 
 use crate::args::{names, positive, seconds, seconds_or_zero, Targets};
@@ -162,6 +163,19 @@ impl PyServer {
         publish_api = false,
         api_key = None,
         shutdown_timeout = 5.0,
+        allowed_hosts = None,
+        reserved_rooms = None,
+        metrics = true,
+        metrics_token = None,
+        max_connections = 10_000,
+        listen_backlog = 1024,
+        request_timeout = 10.0,
+        write_timeout = 5.0,
+        max_attachment_bytes = 1_000_000,
+        max_attachment_bytes_total = 67_108_864,
+        rate_limit_events = 0,
+        rate_limit_bytes = 0,
+        rate_limit_policy = "drop",
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -187,7 +201,41 @@ impl PyServer {
         publish_api: bool,
         api_key: Option<String>,
         shutdown_timeout: f64,
+        allowed_hosts: Option<Bound<'_, PyAny>>,
+        reserved_rooms: Option<Bound<'_, PyAny>>,
+        metrics: bool,
+        metrics_token: Option<String>,
+        max_connections: usize,
+        listen_backlog: u32,
+        request_timeout: f64,
+        write_timeout: f64,
+        max_attachment_bytes: usize,
+        max_attachment_bytes_total: usize,
+        rate_limit_events: u32,
+        rate_limit_bytes: u64,
+        rate_limit_policy: &str,
     ) -> PyResult<Self> {
+        let Some(policy) = RateLimitPolicy::from_name(rate_limit_policy) else {
+            return Err(PyValueError::new_err(format!(
+                "rate_limit_policy must be 'drop' or 'disconnect', not '{rate_limit_policy}'"
+            )));
+        };
+        let limits = Limits {
+            max_connections: positive("max_connections", max_connections)?,
+            listen_backlog: positive("listen_backlog", listen_backlog as usize)? as u32,
+            request_timeout: seconds("request_timeout", request_timeout)?,
+            write_timeout: seconds("write_timeout", write_timeout)?,
+            max_attachment_bytes: positive("max_attachment_bytes", max_attachment_bytes)?,
+            max_attachment_bytes_total: positive(
+                "max_attachment_bytes_total",
+                max_attachment_bytes_total,
+            )?,
+            rate_limit: RateLimit {
+                events_per_second: rate_limit_events,
+                bytes_per_second: rate_limit_bytes,
+                policy,
+            },
+        };
         let (allow_polling, allow_websocket) = match transports {
             None => (true, true),
             Some(t) => {
@@ -244,6 +292,11 @@ impl PyServer {
             emit_max_wait: seconds_or_zero("emit_max_wait", emit_max_wait)?,
             recovery: recovery.then(RecoveryConfig::default),
             allow_subscribe: names(allow_subscribe.as_ref(), "allow_subscribe")?,
+            allowed_hosts: names(allowed_hosts.as_ref(), "allowed_hosts")?,
+            reserved_rooms: names(reserved_rooms.as_ref(), "reserved_rooms")?,
+            metrics,
+            metrics_token,
+            limits,
             ..ServerConfig::default()
         };
         let host_ = Host::new(

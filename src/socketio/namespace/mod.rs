@@ -339,6 +339,17 @@ impl Namespace {
         StateMap::new(self.clone(), self.state_shared(name))
     }
 
+    /// The names of the state maps opened so far (by the application, or by changes
+    /// from other nodes; never by clients).
+    pub fn state_names(&self) -> Vec<String> {
+        self.states.names()
+    }
+
+    /// The state maps of this namespace.
+    pub(crate) fn states(&self) -> &crate::socketio::state::StateMaps {
+        &self.states
+    }
+
     /// The shared part of state map `name` (created on first use).
     pub(crate) fn state_shared(&self, name: &str) -> Arc<StateShared> {
         let (shared, created) = self.states.get_or_create(name);

@@ -1,0 +1,332 @@
+//! One TCP connection as the server holds it: counted against `max_connections`,
+//! watched for writes that make no progress, and reset (not lingering with unsent
+//! kernel buffers) when the server gives up on it. Also the listener (with its
+//! backlog) and the refusal of connections past the cap.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+/// Bind `addr` (a host name resolves to its first address that binds) with a listen
+/// backlog of `backlog`.
+pub(crate) async fn bind(addr: &str, backlog: u32) -> io::Result<TcpListener> {
+    let mut last = None;
+    for resolved in tokio::net::lookup_host(addr).await? {
+        match bind_one(resolved, backlog) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address")))
+}
+
+fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server can bind while old connections
+    // of the previous one are in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// The open TCP connections, against `max_connections`.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    open: AtomicUsize,
+}
+
+impl Connections {
+    /// A slot for one more connection; None at `max`.
+    pub fn admit(self: &Arc<Self>, max: usize) -> Option<Slot> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.clone()))
+    }
+
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+}
+
+/// One admitted connection; the count goes down when it drops (with the socket).
+#[derive(Debug)]
+pub(crate) struct Slot(Arc<Connections>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Answer a connection past the cap with 503 and close it, all within a second.
+pub(crate) async fn refuse(mut stream: TcpStream) {
+    const BODY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
+        Content-Type: text/plain\r\nContent-Length: 26\r\n\r\ntoo many connections, retry";
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&BODY[..BODY.len() - 1]).await?;
+        stream.shutdown().await?;
+        // Read what the client sent until it closes: closing with unread bytes would
+        // reset the connection and could lose the answer.
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, io::Error>(())
+    })
+    .await;
+}
+
+/// What the server knows of a connection's writes, shared between the IO object (deep
+/// inside hyper or tungstenite) and the task that serves the connection.
+#[derive(Debug)]
+pub(crate) struct WriteWatch {
+    epoch: Instant,
+    /// Milliseconds since `epoch` (+1) when a write started to wait; 0 when none waits.
+    blocked_since: AtomicU64,
+    /// Reset the connection when it is dropped (the server gave up on it).
+    abort: AtomicBool,
+}
+
+impl WriteWatch {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            epoch: Instant::now(),
+            blocked_since: AtomicU64::new(0),
+            abort: AtomicBool::new(false),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    fn blocked(&self) {
+        let _ = self.blocked_since.compare_exchange(
+            0,
+            self.now_ms(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    fn progressed(&self) {
+        self.blocked_since.store(0, Ordering::Release);
+    }
+
+    /// When a write that waits now will have waited `limit`; `now + limit` when no
+    /// write waits.
+    pub fn deadline(&self, limit: Duration) -> Instant {
+        match self.blocked_since.load(Ordering::Acquire) {
+            0 => Instant::now() + limit,
+            since => self.epoch + Duration::from_millis(since - 1) + limit,
+        }
+    }
+
+    /// Whether a write has waited `limit` or longer without progress.
+    pub fn stalled(&self, limit: Duration) -> bool {
+        match self.blocked_since.load(Ordering::Acquire) {
+            0 => false,
+            since => Duration::from_millis(self.now_ms().saturating_sub(since)) >= limit,
+        }
+    }
+
+    /// Reset the connection instead of closing it gracefully when it is dropped.
+    pub fn abort(&self) {
+        self.abort.store(true, Ordering::Release);
+    }
+}
+
+/// A TCP stream that reports write progress to its [`WriteWatch`] and holds its
+/// connection [`Slot`].
+pub(crate) struct Tracked {
+    stream: TcpStream,
+    watch: Arc<WriteWatch>,
+    _slot: Slot,
+}
+
+impl Tracked {
+    pub fn new(stream: TcpStream, watch: Arc<WriteWatch>, slot: Slot) -> Self {
+        Self {
+            stream,
+            watch,
+            _slot: slot,
+        }
+    }
+
+    fn track<T>(
+        &self,
+        poll: Poll<io::Result<T>>,
+        progress: impl Fn(&T) -> bool,
+    ) -> Poll<io::Result<T>> {
+        match &poll {
+            Poll::Pending => self.watch.blocked(),
+            Poll::Ready(Ok(v)) if progress(v) => self.watch.progressed(),
+            Poll::Ready(_) => {}
+        }
+        poll
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.watch.abort.load(Ordering::Acquire) {
+            // RST now: a graceful close would leave the unsent bytes in the kernel,
+            // retransmitted to a client that does not read, for minutes.
+            let _ = self.stream.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.track(poll, |n| *n > 0)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.track(poll, |n| *n > 0)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Which `Host` names requests may carry (DNS rebinding: a page of
+/// `http://evil.example:P` whose name now resolves to 127.0.0.1 is same-origin with
+/// this server in the browser's eyes; only the `Host` header tells).
+#[derive(Debug, Clone)]
+pub(crate) struct Hosts {
+    any: bool,
+    names: Vec<String>,
+    loopback_only: bool,
+}
+
+impl Hosts {
+    /// `allowed` names (`*` for any); empty: loopback names only when the server is
+    /// bound to a loopback address, any otherwise.
+    pub fn new(allowed: &[String], bound_loopback: bool) -> Self {
+        Self {
+            any: allowed.iter().any(|h| h == "*"),
+            names: allowed.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            loopback_only: allowed.is_empty() && bound_loopback,
+        }
+    }
+
+    /// Whether a request with this `Host` header may be served. No header: not a
+    /// browser, allowed.
+    pub fn allows(&self, host: Option<&str>) -> bool {
+        let Some(host) = host else { return true };
+        let name = host_name(host).to_ascii_lowercase();
+        if self.any {
+            return true;
+        }
+        if self.loopback_only {
+            return is_loopback_name(&name);
+        }
+        self.names.is_empty() || self.names.contains(&name)
+    }
+
+    /// Whether the `Host` name was checked against something (an allow-list, or the
+    /// loopback rule): only then may `Origin` be compared with it.
+    pub fn validated(&self) -> bool {
+        !self.any && (self.loopback_only || !self.names.is_empty())
+    }
+}
+
+/// The name part of a `Host` header (or of an origin's authority): without the port,
+/// an IPv6 literal without its brackets.
+pub(crate) fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+fn is_loopback_name(name: &str) -> bool {
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names() {
+        assert_eq!(host_name("127.0.0.1:5000"), "127.0.0.1");
+        assert_eq!(host_name("[::1]:5000"), "::1");
+        assert_eq!(host_name("example.com"), "example.com");
+        let loopback = Hosts::new(&[], true);
+        assert!(loopback.allows(Some("localhost:5000")));
+        assert!(loopback.allows(Some("127.0.0.1:5000")));
+        assert!(loopback.allows(Some("[::1]:5000")));
+        assert!(!loopback.allows(Some("evil.example:5000")));
+        assert!(loopback.allows(None));
+        assert!(loopback.validated());
+        let public = Hosts::new(&[], false);
+        assert!(public.allows(Some("evil.example")));
+        assert!(!public.validated());
+        let listed = Hosts::new(&["app.example".into()], true);
+        assert!(listed.allows(Some("APP.example:443")));
+        assert!(!listed.allows(Some("localhost:5000")));
+    }
+
+    #[test]
+    fn the_cap_counts_slots() {
+        let conns = Arc::new(Connections::default());
+        let a = conns.admit(2).expect("first");
+        let _b = conns.admit(2).expect("second");
+        assert!(conns.admit(2).is_none());
+        drop(a);
+        assert_eq!(conns.open(), 1);
+        assert!(conns.admit(2).is_some());
+    }
+}
