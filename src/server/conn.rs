@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
@@ -218,6 +219,74 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
         self.track(poll, |n| *n > 0)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The socket of an upgraded connection, taken back from hyper: its read buffer
+/// (8 KiB, kept for the whole connection while hyper owns the socket) is let go, and
+/// whatever the client sent after the handshake, before hyper handed the socket over,
+/// is read first from a copy of its own. An idle WebSocket then holds only its own
+/// buffers.
+pub(crate) struct Detached {
+    early: Bytes,
+    stream: Tracked,
+}
+
+impl Detached {
+    /// Take `upgraded`'s socket back; gives `upgraded` back when it is not one of ours.
+    pub fn take(upgraded: hyper::upgrade::Upgraded) -> Result<Self, hyper::upgrade::Upgraded> {
+        let parts = upgraded.downcast::<hyper_util::rt::TokioIo<Tracked>>()?;
+        Ok(Self {
+            // A copy: a slice of hyper's buffer would keep all of it alive.
+            early: Bytes::copy_from_slice(&parts.read_buf),
+            stream: parts.io.into_inner(),
+        })
+    }
+}
+
+impl AsyncRead for Detached {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.early.is_empty() {
+            let n = self.early.len().min(buf.remaining());
+            let early = self.early.split_to(n);
+            buf.put_slice(&early);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Detached {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

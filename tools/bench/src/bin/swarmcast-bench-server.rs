@@ -157,7 +157,7 @@ fn main() {
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         host: args.host.clone(),
         port: args.port,
         worker_threads: workers,
@@ -172,6 +172,8 @@ fn main() {
         },
         ..ServerConfig::default()
     };
+    // The benchmarks open as many connections as the file-descriptor limit allows.
+    config.limits.max_connections = 1_000_000;
     let server = Server::new(config);
     let producer = Arc::new(Producer::default());
     let bench = server.namespace("/bench");
