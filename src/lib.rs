@@ -92,7 +92,10 @@ pub use adapter::{
 pub use engine::{CloseReason, EngineConfig, Transport};
 pub use host::{is_reserved_event, Dispatcher, Host, HostError, HostState, WeakHost};
 pub use metrics::{ClusterMetrics, Metrics};
-pub use server::{Limits, Server, ServerConfig, ServerError, ServerHandle};
+pub use server::{
+    AppBody, AppFuture, AppRequest, AppResponse, HttpApp, Limits, Server, ServerConfig,
+    ServerError, ServerHandle,
+};
 pub use socketio::adapter::{Adapter, LocalAdapter, Readiness, SocketInfo};
 pub use socketio::emitter::{
     Backlog, Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy,

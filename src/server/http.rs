@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming as Body;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -18,13 +18,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::app::{AppRequest, HttpApp, ResponseBody};
 use super::conn::{self, Connections, Hosts, Tracked, WriteWatch};
 use super::{polling, websocket, ServerConfig};
 use crate::engine::{Engine, RequestInfo, Transport};
 use crate::socketio::context::IoCore;
 use crate::socketio::rooms::Target;
 
-pub(crate) type HttpResponse = Response<Full<Bytes>>;
+pub(crate) type HttpResponse = Response<ResponseBody>;
 
 /// Routing table and settings shared by every connection.
 pub(crate) struct App {
@@ -39,6 +40,8 @@ pub(crate) struct App {
     max_payload: usize,
     max_connections: usize,
     connections: Arc<Connections>,
+    /// The host application for every other path, and the largest body it takes.
+    app: Option<(Arc<dyn HttpApp>, usize)>,
     /// Headers, and then a body, each within this.
     pub request_timeout: Duration,
     /// A write that makes no progress for this long ends its connection.
@@ -51,6 +54,7 @@ impl App {
         engines: Vec<(String, Arc<Engine>)>,
         core: Arc<IoCore>,
         bound_loopback: bool,
+        app: Option<(Arc<dyn HttpApp>, usize)>,
     ) -> Self {
         Self {
             engines,
@@ -64,6 +68,7 @@ impl App {
             max_payload: config.engine.max_payload,
             max_connections: config.limits.max_connections,
             connections: Arc::new(Connections::default()),
+            app,
             request_timeout: config.limits.request_timeout,
             write_timeout: config.limits.write_timeout,
         }
@@ -198,12 +203,54 @@ async fn route(
         return publish(&app, req).await;
     }
     let Some(engine) = app.engine_for(&path).cloned() else {
-        return text(StatusCode::NOT_FOUND, "not found");
+        return match &app.app {
+            Some((host_app, max_body)) => serve_app(host_app, *max_body, req, remote).await,
+            None => text(StatusCode::NOT_FOUND, "not found"),
+        };
     };
     let origin = req.headers().get(header::ORIGIN).cloned();
     let mut response = engine_request(&app, engine, req, remote, tasks).await;
     app.cors.apply(origin.as_ref(), response.headers_mut());
     response
+}
+
+/// Hand a request to the mounted application, its body read first (at most
+/// `max_body` bytes: 413 beyond).
+async fn serve_app(
+    host_app: &Arc<dyn HttpApp>,
+    max_body: usize,
+    req: Request<Body>,
+    remote: std::net::SocketAddr,
+) -> HttpResponse {
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > max_body) {
+        return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    }
+    let body = match Limited::new(body, max_body).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+        }
+        Err(_) => return text(StatusCode::BAD_REQUEST, "request body not read"),
+    };
+    let answer = host_app
+        .call(AppRequest {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            remote_addr: remote,
+            body,
+        })
+        .await;
+    let mut resp = Response::new(ResponseBody::from(answer.body));
+    *resp.status_mut() = answer.status;
+    *resp.headers_mut() = answer.headers;
+    resp
 }
 
 /// Engine.IO error codes, as the reference implementation answers them.
@@ -236,7 +283,7 @@ impl EngineError {
             StatusCode::BAD_REQUEST
         };
         let body = serde_json::json!({"code": self as u8, "message": self.message()}).to_string();
-        let mut resp = Response::new(Full::new(Bytes::from(body)));
+        let mut resp = Response::new(ResponseBody::full(Bytes::from(body)));
         *resp.status_mut() = status;
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -247,7 +294,7 @@ impl EngineError {
 }
 
 pub(crate) fn text(status: StatusCode, body: &'static str) -> HttpResponse {
-    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut resp = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -384,7 +431,7 @@ impl Cors {
     }
 
     fn preflight(&self, req_headers: &HeaderMap) -> HttpResponse {
-        let mut resp = Response::new(Full::new(Bytes::new()));
+        let mut resp = Response::new(ResponseBody::empty());
         *resp.status_mut() = StatusCode::NO_CONTENT;
         let headers = resp.headers_mut();
         headers.insert(
@@ -470,7 +517,7 @@ fn metrics(app: &App) -> HttpResponse {
         max_queue_depth: max_depth as i64,
     };
     let body = crate::metrics::render(&app.core.ctx.stats, &gauges);
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(ResponseBody::full(Bytes::from(body)));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
@@ -497,7 +544,7 @@ fn root_namespace() -> String {
 }
 
 fn json_response(status: StatusCode, body: Value) -> HttpResponse {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    let mut resp = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,5 +1,6 @@
 //! The tokio IO layer: listener, HTTP routing, transports, lifecycle.
 
+mod app;
 mod conn;
 mod http;
 mod limits;
@@ -16,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use self::app::{AppBody, AppFuture, AppRequest, AppResponse, HttpApp};
 use crate::engine::{CloseReason, Engine, EngineConfig, EngineHandler};
 use crate::socketio::adapter::Namespaces;
 use crate::socketio::connection::{IoConfig, SocketIoHandler};
@@ -173,6 +175,8 @@ pub struct Server {
     config: ServerConfig,
     core: Arc<IoCore>,
     endpoints: Vec<(String, Arc<dyn EngineHandler>)>,
+    /// The host application on the same port, and the largest body it takes.
+    app: Option<(Arc<dyn HttpApp>, usize)>,
     /// Set once a server with a cluster adapter has stopped: its node is closed.
     cluster_closed: bool,
 }
@@ -194,6 +198,7 @@ impl Server {
             config,
             core: IoCore::new(ctx),
             endpoints: Vec::new(),
+            app: None,
             cluster_closed: false,
         }
     }
@@ -242,6 +247,15 @@ impl Server {
         Emitter {
             core: self.core.clone(),
         }
+    }
+
+    /// Serve `app` on the same port for every request that is not for Socket.IO, an
+    /// Engine.IO endpoint or the server's own routes (`/healthz`, `/readyz`,
+    /// `/metrics`, `/api/emit`): a web application and its push channel on one origin,
+    /// with no CORS to configure. Request bodies over `max_body` bytes get 413.
+    pub fn mount_app(&mut self, app: Arc<dyn HttpApp>, max_body: usize) -> &mut Self {
+        self.app = Some((app, max_body));
+        self
     }
 
     /// Serve a raw Engine.IO endpoint at `path` beside the Socket.IO one.
@@ -437,6 +451,7 @@ impl Server {
             engines.clone(),
             self.core.clone(),
             local_addr.ip().is_loopback(),
+            self.app.clone(),
         ));
         tasks.spawn(http::accept_loop(
             listener,
@@ -455,6 +470,7 @@ impl Server {
             shutdown_timeout: self.config.shutdown_timeout,
             config: self.config,
             endpoints: self.endpoints,
+            app: self.app,
         }
     }
 }
@@ -495,6 +511,7 @@ pub struct ServerHandle {
     /// What [`ServerHandle::stop`] gives back in a [`Server`].
     config: ServerConfig,
     endpoints: Vec<(String, Arc<dyn EngineHandler>)>,
+    app: Option<(Arc<dyn HttpApp>, usize)>,
 }
 
 impl ServerHandle {
@@ -560,6 +577,7 @@ impl ServerHandle {
             config: self.config.clone(),
             core: self.emitter.core.clone(),
             endpoints: std::mem::take(&mut self.endpoints),
+            app: self.app.take(),
             cluster_closed: !self.emitter.core.ctx.adapter().restartable(),
         }
     }

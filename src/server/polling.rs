@@ -4,17 +4,18 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming as Body;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
+use super::app::ResponseBody;
 use super::http::{text, EngineError, HttpResponse};
 use crate::engine::{CloseReason, Engine, FrameData, Session};
 use crate::protocol::engineio;
 
 pub(crate) fn payload_response(body: String) -> HttpResponse {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(ResponseBody::full(Bytes::from(body)));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=UTF-8"),

@@ -6,9 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::Full;
 use hyper::body::Incoming as Body;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -20,6 +18,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::task::TaskTracker;
 
+use super::app::ResponseBody;
 use super::conn::{Detached, WriteWatch};
 use super::http::{EngineError, HttpResponse};
 use crate::batch::{Batcher, Decision};
@@ -165,7 +164,7 @@ pub(crate) fn upgrade(
             }
         }
     });
-    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut resp = Response::new(ResponseBody::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
