@@ -10,10 +10,9 @@ find the client in ``flask.request.sid`` / ``flask.request.namespace``, run insi
 application and request context, answer acks with their return value, and may use the
 module-level ``emit``, ``send``, ``join_room``, ... helpers.
 
-The one structural difference: swarmcast is its own HTTP server (in Rust). ``run(app,
-host, port)`` serves Socket.IO on ``port`` -- where Socket.IO clients already connect --
-and the Flask application's own routes with Werkzeug on ``http_port`` (default
-``port + 1``). docs/python.md lists this and every other difference.
+swarmcast is its own HTTP server (in Rust): ``run(app, host, port)`` serves the Flask
+application's routes (WSGI, on worker threads) and Socket.IO on the same port, as
+Flask-SocketIO does. docs/python.md lists every difference.
 """
 
 from __future__ import annotations
@@ -165,7 +164,6 @@ class SocketIO:
         self._sessions: dict[str, _ManagedSession] = {}
         self._sessions_lock = threading.Lock()
         self._stopped = threading.Event()
-        self._http_server: Any = None
         if app is not None:
             self.init_app(app, **kwargs)
         else:
@@ -454,17 +452,16 @@ class SocketIO:
         app: flask.Flask | None = None,
         host: str | None = None,
         port: int | None = None,
-        http_port: int | None = None,
-        serve_http: bool = True,
         **kwargs: Any,
     ) -> None:
-        """Serve until interrupted: Socket.IO on ``port``, the Flask routes with
-        Werkzeug on ``http_port`` (default ``port + 1``; ``serve_http=False`` skips
-        them).
+        """Serve the Flask app and Socket.IO on one port until interrupted, as
+        Flask-SocketIO's ``run`` does: swarmcast serves the app's routes itself (WSGI,
+        on worker threads), so the page and its Socket.IO client share one origin.
 
-        Flask-SocketIO's ``debug``, ``use_reloader``, ``log_output``,
+        ``debug`` and ``use_reloader`` (default: ``debug``) run Werkzeug's reloader:
+        only the serving child process starts the server. ``log_output``,
         ``allow_unsafe_werkzeug``, ``reloader_options`` and ``extra_files`` are
-        accepted; the reloader is not supported.
+        accepted (``extra_files`` is given to the reloader).
         """
         if app is not None and self.app is None:
             self.init_app(app)
@@ -480,46 +477,40 @@ class SocketIO:
             else:
                 port = 5000
         debug = kwargs.pop("debug", app.debug)
-        for ignored in (
-            "use_reloader",
-            "log_output",
-            "allow_unsafe_werkzeug",
-            "reloader_options",
-            "extra_files",
-        ):
-            kwargs.pop(ignored, None)
+        use_reloader = kwargs.pop("use_reloader", debug)
+        extra_files = kwargs.pop("extra_files", None)
+        reloader_options = kwargs.pop("reloader_options", {}) or {}
+        for accepted in ("log_output", "allow_unsafe_werkzeug"):
+            kwargs.pop(accepted, None)
         app.debug = debug
-        server = self.start(host, port)
-        if http_port is None:
-            http_port = server.port + 1
-        try:
-            if serve_http:
-                from werkzeug.serving import make_server
 
-                self._http_server = make_server(
-                    host, http_port, app, threaded=True, **kwargs
-                )
-                logger.info(
-                    "swarmcast: Socket.IO on %s, Flask routes on http://%s:%d",
-                    server.url,
-                    host,
-                    http_port,
-                )
-                self._http_server.serve_forever()
-            else:
+        def serve() -> None:
+            server = self._build_server(host, port)
+            if not server.running:
+                server.mount_wsgi(app)
+                server.start()
+            self._stopped.clear()
+            print(f" * swarmcast: serving Flask app '{app.name}' and Socket.IO on {server.url}")
+            try:
                 while not self._stopped.wait(0.5):
                     pass
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self.stop()
+            except KeyboardInterrupt:
+                pass
+            finally:
+                self.stop()
+
+        if use_reloader:
+            from werkzeug._reloader import run_with_reloader
+
+            # The parent watches files and restarts the child; only the child (where
+            # WERKZEUG_RUN_MAIN is set) binds the port and serves.
+            run_with_reloader(serve, extra_files=extra_files, **reloader_options)
+        else:
+            serve()
 
     def stop(self) -> None:
-        """Stop the Socket.IO server and the Werkzeug server ``run`` started."""
+        """Stop the server (``run`` returns)."""
         self._stopped.set()
-        http_server, self._http_server = self._http_server, None
-        if http_server is not None:
-            threading.Thread(target=http_server.shutdown, daemon=True).start()
         if self.server is not None:
             self.server.stop()
 

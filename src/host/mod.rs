@@ -276,6 +276,24 @@ impl Host {
         }
     }
 
+    /// Serve `app` on the server's port for every path that is not Socket.IO's (see
+    /// [`Server::mount_app`]). Only while the server is not running
+    /// ([`HostError::AlreadyRunning`] otherwise); kept across restarts.
+    pub fn mount_app(
+        &self,
+        app: Arc<dyn crate::HttpApp>,
+        max_body: usize,
+    ) -> Result<(), HostError> {
+        match &mut *self.inner.phase.lock() {
+            Phase::Idle(server) => {
+                server.mount_app(app, max_body);
+                Ok(())
+            }
+            Phase::Running(_) => Err(HostError::AlreadyRunning),
+            Phase::Busy => Err(HostError::Busy),
+        }
+    }
+
     /// Queue `job` on the handler thread of `key` (a socket id): it runs after every job
     /// queued before it with the same key. False (and the job dropped) when the server
     /// is not running.

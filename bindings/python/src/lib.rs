@@ -13,6 +13,7 @@ mod handlers;
 mod redis;
 mod server;
 mod state;
+mod wsgi;
 
 use pyo3::prelude::*;
 

@@ -323,6 +323,23 @@ impl PyServer {
             .map_err(errors::host_error)
     }
 
+    /// Serve the WSGI application `app` (Flask, Dash, any PEP 3333 callable) on this
+    /// server's port, for every path that is not Socket.IO's: the page and its push
+    /// channel share one origin, so no CORS is needed. `app` runs on `threads` worker
+    /// threads; request bodies over `max_body` bytes get 413. Call before `start()`.
+    #[pyo3(signature = (app, max_body = 16_777_216, threads = 8))]
+    fn mount_wsgi(&self, app: Bound<'_, PyAny>, max_body: usize, threads: usize) -> PyResult<()> {
+        if !app.is_callable() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "mount_wsgi needs a WSGI callable (app(environ, start_response))",
+            ));
+        }
+        let bridge = crate::wsgi::WsgiApp::new(app.unbind(), positive("threads", threads)?);
+        self.host
+            .mount_app(std::sync::Arc::new(bridge), positive("max_body", max_body)?)
+            .map_err(errors::host_error)
+    }
+
     /// Stop: close every connection (disconnect handlers run), wait for the handler
     /// threads to finish what is queued. Idempotent.
     fn stop(&self, py: Python<'_>) {

@@ -1,0 +1,382 @@
+//! A WSGI application (Flask, Dash, any PEP 3333 callable) served on the swarmcast
+//! server's own port: the core hands every request that is not Socket.IO's to
+//! [`WsgiApp`] ([`swarmcast::HttpApp`]), which runs the application on worker threads
+//! of its own (taking the GIL only there) and streams what it yields back.
+//!
+//! The request body is read first, within the mount's limit (413 beyond), and given as
+//! `wsgi.input` (an `io.BytesIO`). Headers go out with the first non-empty chunk (or at
+//! the end); the result's `close()` is always called; an exception before the headers
+//! is logged and answered 500, one after them aborts the response.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::StatusCode;
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+use swarmcast::{AppBody, AppFuture, AppRequest, AppResponse, Dispatcher, HttpApp};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::handlers::log_exception;
+
+type Chunk = Result<Bytes, std::io::Error>;
+
+/// Serves one WSGI callable.
+pub(crate) struct WsgiApp {
+    app: Arc<Py<PyAny>>,
+    workers: Dispatcher,
+    next: AtomicU64,
+}
+
+impl WsgiApp {
+    pub fn new(app: Py<PyAny>, threads: usize) -> Self {
+        Self {
+            app: Arc::new(app),
+            workers: Dispatcher::new(threads.max(1), "swarmcast-wsgi"),
+            next: AtomicU64::new(0),
+        }
+    }
+}
+
+impl HttpApp for WsgiApp {
+    fn call(&self, request: AppRequest) -> AppFuture {
+        let (head_tx, head_rx) = oneshot::channel();
+        let (body_tx, body_rx) = mpsc::channel::<Chunk>(16);
+        let app = self.app.clone();
+        // A key of its own: any free worker takes the request.
+        let key = self.next.fetch_add(1, Ordering::Relaxed).to_string();
+        self.workers.run(&key, move || {
+            let response = Response::new(head_tx, body_tx);
+            Python::attach(|py| serve(py, &app, request, &response));
+        });
+        Box::pin(async move {
+            match head_rx.await {
+                Ok((status, headers)) => AppResponse {
+                    status,
+                    headers,
+                    body: AppBody::Stream(body_rx),
+                },
+                Err(_) => internal_error(),
+            }
+        })
+    }
+}
+
+fn internal_error() -> AppResponse {
+    AppResponse {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        headers: HeaderMap::new(),
+        body: AppBody::Full(Bytes::from_static(b"Internal Server Error")),
+    }
+}
+
+/// What a response has sent so far, shared by `start_response`, `write` and the
+/// iteration of the result.
+struct Response {
+    head: Mutex<Head>,
+    /// Taken when the request is done: Python may keep `start_response` (and so this
+    /// response) alive, in a traceback for one, and the body must end all the same.
+    body: Mutex<Option<mpsc::Sender<Chunk>>>,
+}
+
+struct Head {
+    /// Set by `start_response`.
+    pending: Option<(StatusCode, HeaderMap)>,
+    /// Taken when the headers go out.
+    sender: Option<oneshot::Sender<(StatusCode, HeaderMap)>>,
+}
+
+impl Response {
+    fn new(head: oneshot::Sender<(StatusCode, HeaderMap)>, body: mpsc::Sender<Chunk>) -> Arc<Self> {
+        Arc::new(Self {
+            head: Mutex::new(Head {
+                pending: None,
+                sender: Some(head),
+            }),
+            body: Mutex::new(Some(body)),
+        })
+    }
+
+    fn headers_sent(&self) -> bool {
+        self.head.lock().sender.is_none()
+    }
+
+    /// Send the headers if they have not gone yet.
+    fn send_head(&self) -> PyResult<()> {
+        let mut head = self.head.lock();
+        if head.sender.is_none() {
+            return Ok(());
+        }
+        let Some(pending) = head.pending.take() else {
+            return Err(PyRuntimeError::new_err(
+                "the WSGI application sent a body before calling start_response",
+            ));
+        };
+        if let Some(sender) = head.sender.take() {
+            let _ = sender.send(pending);
+        }
+        Ok(())
+    }
+
+    /// Send one chunk (headers first), without the GIL while the client is slow.
+    fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.send_head()?;
+        let chunk = Bytes::copy_from_slice(data);
+        let Some(body) = self.body.lock().clone() else {
+            return Err(PyRuntimeError::new_err("the response is finished"));
+        };
+        py.detach(|| body.blocking_send(Ok(chunk)))
+            .map_err(|_| PyRuntimeError::new_err("the client went away"))
+    }
+
+    /// Send the last chunk (or an error, which aborts the response) and end the body.
+    fn finish(&self, last: Option<Chunk>) {
+        if let Some(body) = self.body.lock().take() {
+            if let Some(last) = last {
+                let _ = body.blocking_send(last);
+            }
+        }
+    }
+}
+
+/// `start_response(status, response_headers, exc_info=None)` of one request.
+#[pyclass(module = "swarmcast._native")]
+struct StartResponse {
+    response: Arc<Response>,
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info = None))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        status: &str,
+        headers: Vec<(String, String)>,
+        exc_info: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Write>> {
+        if let Some(exc_info) = exc_info.filter(|e| !e.is_none()) {
+            if self.response.headers_sent() {
+                // PEP 3333: too late to change the response; re-raise.
+                let exc = exc_info.get_item(1)?;
+                return Err(PyErr::from_value(exc));
+            }
+        } else if self.response.head.lock().pending.is_some() && !self.response.headers_sent() {
+            return Err(PyRuntimeError::new_err("start_response was already called"));
+        }
+        let code = status
+            .split_whitespace()
+            .next()
+            .and_then(|c| c.parse::<u16>().ok())
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .ok_or_else(|| PyValueError::new_err(format!("bad WSGI status line: {status:?}")))?;
+        let mut map = HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| PyValueError::new_err(format!("bad header name: {name:?}")))?;
+            let value = HeaderValue::from_str(&value)
+                .map_err(|_| PyValueError::new_err(format!("bad value of header {name}")))?;
+            map.append(name, value);
+        }
+        self.response.head.lock().pending = Some((code, map));
+        Py::new(
+            py,
+            Write {
+                response: self.response.clone(),
+            },
+        )
+    }
+}
+
+/// The legacy `write(data)` callable `start_response` returns.
+#[pyclass(module = "swarmcast._native")]
+struct Write {
+    response: Arc<Response>,
+}
+
+#[pymethods]
+impl Write {
+    fn __call__(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        self.response.write(py, data)
+    }
+}
+
+/// Run the application for one request, on a worker thread holding the GIL.
+fn serve(py: Python<'_>, app: &Py<PyAny>, request: AppRequest, response: &Arc<Response>) {
+    let outcome = run(py, app, request, response);
+    let last = match outcome {
+        Ok(()) => None,
+        Err(err) => {
+            log_exception(py, err, "the WSGI application failed");
+            let sender = response.head.lock().sender.take();
+            match sender {
+                // Nothing went out yet: answer 500.
+                Some(sender) => {
+                    let mut headers = HeaderMap::new();
+                    headers.insert(
+                        hyper::header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; charset=utf-8"),
+                    );
+                    let _ = sender.send((StatusCode::INTERNAL_SERVER_ERROR, headers));
+                    Some(Ok(Bytes::from_static(b"Internal Server Error")))
+                }
+                // Too late for a status: abort the response.
+                None => Some(Err(std::io::Error::other("the WSGI application failed"))),
+            }
+        }
+    };
+    py.detach(|| response.finish(last));
+}
+
+fn run(
+    py: Python<'_>,
+    app: &Py<PyAny>,
+    request: AppRequest,
+    response: &Arc<Response>,
+) -> PyResult<()> {
+    let environ = environ(py, request)?;
+    let start_response = Py::new(
+        py,
+        StartResponse {
+            response: response.clone(),
+        },
+    )?;
+    let result = app.bind(py).call1((environ, start_response))?;
+    let iterated = (|| -> PyResult<()> {
+        for chunk in result.try_iter()? {
+            let chunk = chunk?;
+            let bytes = chunk
+                .cast::<PyBytes>()
+                .map_err(|_| PyValueError::new_err("a WSGI application must yield bytes"))?;
+            response.write(py, bytes.as_bytes())?;
+        }
+        response.send_head()
+    })();
+    // PEP 3333: close() is called however the iteration ended.
+    let closed = match result.hasattr("close") {
+        Ok(true) => result.call_method0("close").map(|_| ()),
+        _ => Ok(()),
+    };
+    iterated.and(closed)
+}
+
+/// The PEP 3333 `environ` of a request.
+fn environ<'py>(py: Python<'py>, request: AppRequest) -> PyResult<Bound<'py, PyDict>> {
+    let env = PyDict::new(py);
+    let AppRequest {
+        method,
+        uri,
+        headers,
+        remote_addr,
+        body,
+    } = request;
+    let host = headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let (server_name, server_port) = match host.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() => (name.to_string(), port.to_string()),
+        _ => (host.to_string(), "80".to_string()),
+    };
+    env.set_item("REQUEST_METHOD", method.as_str())?;
+    env.set_item("SCRIPT_NAME", "")?;
+    // PEP 3333: the decoded path, its bytes as latin-1 characters.
+    env.set_item("PATH_INFO", latin1(&percent_decode(uri.path())))?;
+    env.set_item("QUERY_STRING", uri.query().unwrap_or(""))?;
+    env.set_item("SERVER_NAME", server_name)?;
+    env.set_item("SERVER_PORT", server_port)?;
+    env.set_item("SERVER_PROTOCOL", "HTTP/1.1")?;
+    env.set_item("REMOTE_ADDR", remote_addr.ip().to_string())?;
+    env.set_item("REMOTE_PORT", remote_addr.port().to_string())?;
+    for (name, value) in &headers {
+        let value = latin1(value.as_bytes());
+        match name.as_str() {
+            "content-type" => env.set_item("CONTENT_TYPE", value)?,
+            "content-length" => env.set_item("CONTENT_LENGTH", value)?,
+            other => {
+                let key = format!("HTTP_{}", other.to_ascii_uppercase().replace('-', "_"));
+                // Repeated headers are joined with commas (RFC 9110).
+                let joined = match env.get_item(&key)? {
+                    Some(previous) => format!("{},{}", previous.extract::<String>()?, value),
+                    None => value,
+                };
+                env.set_item(key, joined)?;
+            }
+        }
+    }
+    if !headers.contains_key(hyper::header::CONTENT_LENGTH) && !body.is_empty() {
+        env.set_item("CONTENT_LENGTH", body.len().to_string())?;
+    }
+    let io = py.import("io")?;
+    let sys = py.import("sys")?;
+    env.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
+    env.set_item("wsgi.url_scheme", "http")?;
+    env.set_item(
+        "wsgi.input",
+        io.call_method1("BytesIO", (PyBytes::new(py, &body),))?,
+    )?;
+    env.set_item("wsgi.input_terminated", true)?;
+    env.set_item("wsgi.errors", sys.getattr("stderr")?)?;
+    env.set_item("wsgi.multithread", true)?;
+    env.set_item("wsgi.multiprocess", false)?;
+    env.set_item("wsgi.run_once", false)?;
+    env.set_item(
+        "wsgi.file_wrapper",
+        py.import("wsgiref.util")?.getattr("FileWrapper")?,
+    )?;
+    env.set_item(
+        "SERVER_SOFTWARE",
+        concat!("swarmcast/", env!("CARGO_PKG_VERSION")),
+    )?;
+    Ok(env)
+}
+
+/// Bytes as a string of the characters U+0000-U+00FF with those values (PEP 3333's
+/// "bytes-as-unicode" for header values and the path).
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// `%XX` sequences decoded; anything else kept as it is.
+fn percent_decode(path: &str) -> Vec<u8> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied(),
+            bytes.get(i + 2).copied(),
+        ) {
+            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_decoded_as_pep_3333_says() {
+        assert_eq!(percent_decode("/a%20b/%C3%A9"), b"/a b/\xc3\xa9");
+        assert_eq!(percent_decode("/100%"), b"/100%");
+        assert_eq!(latin1(b"\xc3\xa9"), "\u{c3}\u{a9}");
+    }
+}

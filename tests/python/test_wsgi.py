@@ -1,0 +1,136 @@
+"""A WSGI application served by swarmcast on its own port (``Server.mount_wsgi``):
+PEP 3333 environ, streamed bodies, ``close()``, errors answered 500, the body limit, and
+a Flask app whose page and Socket.IO client share one origin."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from typing import Any
+
+import flask
+
+from conftest import connect, make_client, wait_for
+
+
+def request(server: Any, method: str, path: str, body: bytes | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request(method, path, body=body, headers=headers or {})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+
+
+class Pep3333App:
+    """Answers what it saw; streams, fails or reads the body on demand."""
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ["PATH_INFO"]
+        if path == "/boom":
+            raise RuntimeError("boom")
+        if path == "/stream":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return self._stream()
+        body = environ["wsgi.input"].read()
+        seen = {
+            key: environ[key]
+            for key in ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING",
+                        "SERVER_PROTOCOL", "REMOTE_ADDR", "CONTENT_TYPE", "CONTENT_LENGTH",
+                        "HTTP_X_CUSTOM", "wsgi.url_scheme")
+            if key in environ
+        }
+        seen["wsgi.version"] = list(environ["wsgi.version"])
+        seen["body"] = body.decode()
+        seen["file_wrapper"] = callable(environ["wsgi.file_wrapper"])
+        out = json.dumps(seen).encode()
+        start_response("201 Created", [("Content-Type", "application/json"),
+                                       ("Content-Length", str(len(out)))])
+        return [out]
+
+    def _stream(self) -> Any:
+        try:
+            for part in (b"one,", b"", b"two,", b"three"):
+                yield part
+        finally:
+            self.closed.set()
+
+
+def test_a_pep_3333_app_on_the_socket_io_port(make_server, clients):
+    server = make_server()
+    app = Pep3333App()
+    server.mount_wsgi(app, max_body=1024)
+    server.start()
+
+    status, headers, body = request(
+        server, "POST", "/caf%C3%A9?a=1&b=2", b"x=1",
+        {"Content-Type": "application/x-www-form-urlencoded", "X-Custom": "yes"},
+    )
+    assert status == 201
+    seen = json.loads(body)
+    assert seen["REQUEST_METHOD"] == "POST"
+    assert seen["SCRIPT_NAME"] == ""
+    assert seen["PATH_INFO"] == "/caf\u00c3\u00a9"  # PEP 3333: bytes as latin-1
+    assert seen["QUERY_STRING"] == "a=1&b=2"
+    assert seen["CONTENT_TYPE"] == "application/x-www-form-urlencoded"
+    assert seen["CONTENT_LENGTH"] == "3"
+    assert seen["HTTP_X_CUSTOM"] == "yes"
+    assert seen["REMOTE_ADDR"] == "127.0.0.1"
+    assert seen["wsgi.url_scheme"] == "http" and seen["wsgi.version"] == [1, 0]
+    assert seen["body"] == "x=1" and seen["file_wrapper"]
+
+    status, headers, body = request(server, "GET", "/stream")
+    assert (status, body) == (200, b"one,two,three")
+    assert headers.get("transfer-encoding") == "chunked"
+    assert app.closed.wait(5), "close() was called"
+
+    status, _, body = request(server, "GET", "/boom")
+    assert status == 500 and b"Internal Server Error" in body
+
+    status, _, _ = request(server, "POST", "/upload", b"x" * 2048)
+    assert status == 413
+
+    status, headers, body = request(server, "HEAD", "/")
+    assert status == 201 and body == b""
+
+    # Socket.IO on the same port.
+    client = make_client()
+    clients.append(client)
+    connect(client, server, "websocket")
+    assert client.connected
+
+
+def test_a_flask_app_and_its_socket_io_share_one_origin(make_server, clients):
+    app = flask.Flask(__name__)
+
+    @app.route("/")
+    def index() -> str:
+        return "<html>dashboard</html>"
+
+    @app.route("/api/agents")
+    def agents() -> Any:
+        return flask.jsonify({"agents": ["a1", "a2"], "q": flask.request.args.get("q")})
+
+    server = make_server()
+    got: list[Any] = []
+    server.on("hello", lambda sid, data: got.append(data))
+    server.mount_wsgi(app)
+    server.start()
+    status, headers, body = request(server, "GET", "/")
+    assert status == 200 and body == b"<html>dashboard</html>"
+    assert headers["content-type"].startswith("text/html")
+    status, _, body = request(server, "GET", "/api/agents?q=x")
+    assert json.loads(body) == {"agents": ["a1", "a2"], "q": "x"}
+    assert request(server, "GET", "/missing")[0] == 404
+
+    client = make_client()
+    clients.append(client)
+    connect(client, server, "polling")
+    client.emit("hello", {"n": 1})
+    wait_for(lambda: got, what="the event on the app's port")
+    assert got == [{"n": 1}]
