@@ -28,6 +28,37 @@
   SWARMCAST_STRINGIFY(SWARMCAST_VERSION_PATCH)
 
 /**
+ * Most threads `swarmcast_config_set_worker_threads` and
+ * `swarmcast_config_set_handler_threads` accept.
+ */
+#define SWARMCAST_MAX_THREADS 1024
+
+/**
+ * Longest duration, in milliseconds, a `swarmcast_config_set_*_ms` setter accepts (one
+ * hour). Socket.IO clients add the ping interval and timeout into one timer, which
+ * JavaScript fires at once past 2^31 - 1 ms: a longer one would let no client stay.
+ */
+#define SWARMCAST_MAX_DURATION_MS 3600000
+
+/**
+ * Largest byte bound `swarmcast_config_set_max_payload` and
+ * `swarmcast_config_set_queue_bytes` accept (1 GiB).
+ */
+#define SWARMCAST_MAX_BYTES (1 << 30)
+
+/**
+ * Largest packet bound `swarmcast_config_set_queue_packets` accepts.
+ */
+#define SWARMCAST_MAX_QUEUE_PACKETS (1 << 20)
+
+/**
+ * Deepest nesting of arrays and objects a JSON argument may have (serde_json's own
+ * recursion limit of 128 lets 127 levels through; the core parses what clients send
+ * with the same limit); deeper is `SWARMCAST_RESULT_INVALID_JSON`.
+ */
+#define SWARMCAST_MAX_JSON_DEPTH 127
+
+/**
  * Major version of the swarmcast C API this header describes.
  */
 #define SWARMCAST_VERSION_MAJOR 0
@@ -329,6 +360,14 @@ typedef struct swarmcast_event {
    * Number of attachments.
    */
   size_t attachments_len;
+  /**
+   * Length of `name` in bytes (not counting the terminating NUL). A client may send
+   * an event name holding a NUL byte ("ev\0il"): `name` then keeps every byte, so
+   * `strlen(name) != name_len` tells such a name apart from the shorter one. Such an
+   * event only ever reaches a catch-all callback (`swarmcast_server_on_any_event`),
+   * since no name registered from C holds a NUL.
+   */
+  size_t name_len;
 } swarmcast_event;
 
 /**
@@ -432,7 +471,8 @@ void swarmcast_config_free(struct swarmcast_config *config);
 
 /**
  * Address to listen on (an IP address or a host name), for example "0.0.0.0" for
- * every interface. Empty is `SWARMCAST_RESULT_INVALID_ARGUMENT`.
+ * every interface. Anything else (empty, spaces, a URL) is
+ * `SWARMCAST_RESULT_INVALID_ARGUMENT`.
  *
  * Thread safety: one thread at a time per config.
  *
@@ -456,7 +496,8 @@ swarmcast_result swarmcast_config_set_port(struct swarmcast_config *config,
                                            uint16_t port);
 
 /**
- * Socket.IO endpoint path (default "/socket.io"); must start with '/'.
+ * Socket.IO endpoint path (default "/socket.io"): it must start with '/' and be
+ * printable ASCII without '?' or '#' (else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -470,7 +511,9 @@ swarmcast_result swarmcast_config_set_path(struct swarmcast_config *config,
 /**
  * Allow browser pages from `origin` (for example "http://localhost:8050"), one call
  * per origin; "*" allows any origin. Without any, only same-origin pages (and
- * non-browser clients) may connect.
+ * non-browser clients) may connect. An origin is `scheme://host[:port]`, as browsers
+ * send it (no path, no trailing '/'); anything else is
+ * `SWARMCAST_RESULT_INVALID_ARGUMENT`.
  *
  * Thread safety: one thread at a time per config.
  *
@@ -482,7 +525,8 @@ swarmcast_result swarmcast_config_add_cors_origin(struct swarmcast_config *confi
                                                   const char *origin);
 
 /**
- * Interval between server PINGs, in milliseconds (> 0).
+ * Interval between server PINGs, in milliseconds (1 ..= `SWARMCAST_MAX_DURATION_MS`,
+ * else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -493,7 +537,8 @@ swarmcast_result swarmcast_config_set_ping_interval_ms(struct swarmcast_config *
                                                        uint64_t ms);
 
 /**
- * How long to wait for a client's PONG before closing, in milliseconds (> 0).
+ * How long to wait for a client's PONG before closing, in milliseconds (1 ..=
+ * `SWARMCAST_MAX_DURATION_MS`, else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -505,7 +550,7 @@ swarmcast_result swarmcast_config_set_ping_timeout_ms(struct swarmcast_config *c
 
 /**
  * Largest message (or long-polling request body) accepted from a client, in bytes
- * (> 0).
+ * (1 ..= `SWARMCAST_MAX_BYTES`, else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -516,8 +561,9 @@ swarmcast_result swarmcast_config_set_max_payload(struct swarmcast_config *confi
                                                   size_t bytes);
 
 /**
- * Bound of each client's outbound queue, in packets (> 0). When it is full, the
- * slow-consumer policy applies.
+ * Bound of each client's outbound queue, in packets (1 ..=
+ * `SWARMCAST_MAX_QUEUE_PACKETS`, else `SWARMCAST_RESULT_INVALID_ARGUMENT`). When it is
+ * full, the slow-consumer policy applies.
  *
  * Thread safety: one thread at a time per config.
  *
@@ -528,7 +574,8 @@ swarmcast_result swarmcast_config_set_queue_packets(struct swarmcast_config *con
                                                     size_t packets);
 
 /**
- * Bound of each client's outbound queue, in bytes (> 0).
+ * Bound of each client's outbound queue, in bytes (1 ..= `SWARMCAST_MAX_BYTES`, else
+ * `SWARMCAST_RESULT_INVALID_ARGUMENT`).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -540,7 +587,7 @@ swarmcast_result swarmcast_config_set_queue_bytes(struct swarmcast_config *confi
 
 /**
  * How long a client may take to send its first Socket.IO CONNECT, in milliseconds
- * (> 0).
+ * (1 ..= `SWARMCAST_MAX_DURATION_MS`, else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -566,7 +613,8 @@ swarmcast_result swarmcast_config_add_namespace(struct swarmcast_config *config,
                                                 const char *nsp);
 
 /**
- * Threads of the server's network runtime (> 0; default 2).
+ * Threads of the server's network runtime (1 ..= `SWARMCAST_MAX_THREADS`, else
+ * `SWARMCAST_RESULT_INVALID_ARGUMENT`; default 2).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -577,8 +625,13 @@ swarmcast_result swarmcast_config_set_worker_threads(struct swarmcast_config *co
                                                      size_t threads);
 
 /**
- * Threads that run the C callbacks (> 0; default 2). One socket's callbacks always
- * run on the same thread, in order; more threads let more sockets be handled at once.
+ * Threads that run the C callbacks (1 ..= `SWARMCAST_MAX_THREADS`, else
+ * `SWARMCAST_RESULT_INVALID_ARGUMENT`; default 2). One socket's callbacks run one at a
+ * time, in order; more threads let more sockets be handled at once. A callback that
+ * blocks holds its thread: with N handler threads, N blocking callbacks stall every
+ * other socket's callbacks, connect decisions included, until one returns. Size this
+ * to the callbacks that may block at once, plus one. Should the system refuse the
+ * threads, `swarmcast_server_start` returns `SWARMCAST_RESULT_RUNTIME_FAILED`.
  *
  * Thread safety: one thread at a time per config.
  *
@@ -720,7 +773,10 @@ swarmcast_result swarmcast_server_on_disconnect(struct swarmcast_server *server,
  * replacing any previous one for that name. `userdata` as for
  * `swarmcast_server_on_connect`.
  *
- * Returns `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
+ * Returns `SWARMCAST_RESULT_INVALID_ARGUMENT` for an empty `event`,
+ * `SWARMCAST_RESULT_RESERVED_EVENT` for a name Socket.IO reserves ("connect",
+ * "disconnect"...: use `swarmcast_server_on_connect` / `_on_disconnect`),
+ * `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
  *
  * Thread safety: any thread.
  *
@@ -804,7 +860,10 @@ swarmcast_result swarmcast_server_local_port(const struct swarmcast_server *serv
  * reach each client in the order they were emitted.
  *
  * Returns `SWARMCAST_RESULT_INVALID_UTF8` / `SWARMCAST_RESULT_INVALID_JSON` for a bad
- * payload, `SWARMCAST_RESULT_RESERVED_EVENT`, `SWARMCAST_RESULT_UNKNOWN_NAMESPACE`,
+ * payload (nested deeper than 128 levels or holding a number no double can hold, such
+ * as `1e400`, is invalid too), `SWARMCAST_RESULT_INVALID_ARGUMENT` for an empty event
+ * (or room) name, `SWARMCAST_RESULT_RESERVED_EVENT` for a name Socket.IO reserves or
+ * `swarmcast:snapshot` / `swarmcast:delta`, `SWARMCAST_RESULT_UNKNOWN_NAMESPACE`,
  * `SWARMCAST_RESULT_NOT_RUNNING` after the stop, `SWARMCAST_RESULT_QUEUE_FULL` when
  * some client's queue was full (every other client got the event). Before the start
  * it succeeds and reaches nobody.
@@ -934,7 +993,8 @@ swarmcast_result swarmcast_server_disconnect_socket(const struct swarmcast_serve
  * event with `{"state": map}`, see `swarmcast_config_add_subscribe_pattern`) first get
  * the whole map as a `swarmcast:snapshot` event, then one `swarmcast:delta` per
  * change; a slow client's pending deltas of one key collapse to the latest. Works
- * before the start too (the map is kept for later subscribers).
+ * before the start too (the map is kept for later subscribers). An empty `map` or
+ * `key` is `SWARMCAST_RESULT_INVALID_ARGUMENT`.
  *
  * Thread safety: any thread, concurrently, including callbacks.
  *

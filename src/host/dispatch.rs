@@ -71,27 +71,47 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// Start `threads` (at least one) threads named `name-N`.
+    /// Start `threads` (at least one) threads named `name-N`. Threads the system
+    /// refuses are logged and done without (see [`Dispatcher::try_new`]).
     pub fn new(threads: usize, name: &str) -> Self {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            work: Condvar::new(),
-            room: Condvar::new(),
-        });
-        let handles = (0..threads.max(1))
-            .filter_map(|i| {
-                let shared = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("{name}-{i}"))
-                    .spawn(move || worker(&shared))
-                    .map_err(|e| tracing::error!(error = %e, "cannot spawn a dispatcher thread"))
-                    .ok()
-            })
-            .collect();
-        Self {
-            shared,
-            threads: handles,
+        let mut pool = Self::empty();
+        for i in 0..threads.max(1) {
+            if let Err(e) = pool.spawn(name, i) {
+                tracing::error!(error = %e, "cannot spawn a dispatcher thread");
+            }
         }
+        pool
+    }
+
+    /// Start `threads` (at least one) threads named `name-N`, or none: when the system
+    /// refuses one, those already started are joined and the error returned.
+    pub fn try_new(threads: usize, name: &str) -> std::io::Result<Self> {
+        let mut pool = Self::empty();
+        for i in 0..threads.max(1) {
+            // On error, dropping `pool` closes it and joins what was started.
+            pool.spawn(name, i)?;
+        }
+        Ok(pool)
+    }
+
+    fn empty() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                work: Condvar::new(),
+                room: Condvar::new(),
+            }),
+            threads: Vec::new(),
+        }
+    }
+
+    fn spawn(&mut self, name: &str, i: usize) -> std::io::Result<()> {
+        let shared = self.shared.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("{name}-{i}"))
+            .spawn(move || worker(&shared))?;
+        self.threads.push(handle);
+        Ok(())
     }
 
     /// Run `job` after every job queued before it with the same `key`. Never drops a

@@ -180,9 +180,16 @@ impl Host {
             }
         };
         self.inner.gates.reset();
-        // Handler threads first: the first connect may arrive as soon as we listen.
-        *self.inner.dispatcher.write() =
-            Some(Dispatcher::new(self.inner.threads, "swarmcast-handler"));
+        // Handler threads first: the first connect may arrive as soon as we listen. All
+        // of them or none: a system that refuses threads fails the start cleanly.
+        match Dispatcher::try_new(self.inner.threads, "swarmcast-handler") {
+            Ok(dispatcher) => *self.inner.dispatcher.write() = Some(dispatcher),
+            Err(e) => {
+                *self.inner.state.lock() = HostState::Stopped;
+                *self.inner.phase.lock() = Phase::Idle(server);
+                return Err(HostError::Server(ServerError::Runtime(e)));
+            }
+        }
         match server.try_start() {
             Ok(handle) => {
                 let addr = handle.local_addr();

@@ -24,6 +24,7 @@ mod version;
 
 pub use callbacks::*;
 pub use config::*;
+pub use ffi::SWARMCAST_MAX_JSON_DEPTH;
 pub use result::*;
 pub use server::*;
 pub use version::*;

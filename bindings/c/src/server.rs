@@ -7,7 +7,7 @@ use crate::callbacks::{
     self, swarmcast_connect_callback, swarmcast_disconnect_callback, swarmcast_event_callback,
 };
 use crate::config::swarmcast_config;
-use crate::ffi::{json_arg, out_arg, str_arg};
+use crate::ffi::{json_arg, name_arg, out_arg, str_arg};
 use crate::panic::{boundary, boundary_void};
 use crate::result::swarmcast_result;
 
@@ -41,13 +41,30 @@ pub(crate) unsafe fn namespace_arg<'a>(nsp: *const c_char) -> Result<&'a str, sw
     }
 }
 
-/// An event name to emit: not one Socket.IO reserves.
+/// An event name to emit: not empty, not one Socket.IO reserves, and not one of the
+/// keyed-state events swarmcast itself sends (`swarmcast:snapshot`,
+/// `swarmcast:delta`), which subscribers would take for state changes.
 ///
 /// # Safety
 /// As [`str_arg`].
 unsafe fn event_arg<'a>(event: *const c_char) -> Result<&'a str, swarmcast_result> {
     // SAFETY: forwarded from the caller.
-    let event = unsafe { str_arg(event)? };
+    let event = unsafe { name_arg(event)? };
+    if sc::is_reserved_event(event) || event == sc::SNAPSHOT_EVENT || event == sc::DELTA_EVENT
+    {
+        return Err(swarmcast_result::ReservedEvent);
+    }
+    Ok(event)
+}
+
+/// An event name to handle: not empty, not one Socket.IO reserves (`connect`,
+/// `disconnect`... have callbacks of their own and never arrive as events).
+///
+/// # Safety
+/// As [`str_arg`].
+unsafe fn handled_event_arg<'a>(event: *const c_char) -> Result<&'a str, swarmcast_result> {
+    // SAFETY: forwarded from the caller.
+    let event = unsafe { name_arg(event)? };
     if sc::is_reserved_event(event) {
         return Err(swarmcast_result::ReservedEvent);
     }
@@ -215,7 +232,10 @@ pub unsafe extern "C" fn swarmcast_server_on_disconnect(
 /// replacing any previous one for that name. `userdata` as for
 /// `swarmcast_server_on_connect`.
 ///
-/// Returns `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
+/// Returns `SWARMCAST_RESULT_INVALID_ARGUMENT` for an empty `event`,
+/// `SWARMCAST_RESULT_RESERVED_EVENT` for a name Socket.IO reserves ("connect",
+/// "disconnect"...: use `swarmcast_server_on_connect` / `_on_disconnect`),
+/// `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
 ///
 /// Thread safety: any thread.
 ///
@@ -232,7 +252,7 @@ pub unsafe extern "C" fn swarmcast_server_on_event(
     boundary(|| {
         // SAFETY: pointer arguments as documented above.
         let (s, nsp, event) =
-            unsafe { (server_arg(server)?, namespace_arg(nsp)?, str_arg(event)?) };
+            unsafe { (server_arg(server)?, namespace_arg(nsp)?, handled_event_arg(event)?) };
         s.register(|host| callbacks::on_event(host, nsp, Some(event), callback, userdata))
     })
 }
@@ -372,10 +392,10 @@ unsafe fn emit(
         let (s, nsp) = unsafe { (server_arg(server)?, namespace_arg(nsp)?) };
         let target = match to {
             Recipients::All => None,
-            Recipients::Room(name) | Recipients::Socket(name) => {
-                // SAFETY: NUL-terminated, as the caller promises.
-                Some(unsafe { str_arg(name)? })
-            }
+            // SAFETY: NUL-terminated, as the caller promises.
+            Recipients::Room(name) => Some(unsafe { name_arg(name)? }),
+            // SAFETY: NUL-terminated, as the caller promises.
+            Recipients::Socket(name) => Some(unsafe { str_arg(name)? }),
         };
         // SAFETY: as the caller promises.
         let (event, data) = unsafe { (event_arg(event)?, json_arg(json, json_len)?) };
@@ -401,7 +421,10 @@ unsafe fn emit(
 /// reach each client in the order they were emitted.
 ///
 /// Returns `SWARMCAST_RESULT_INVALID_UTF8` / `SWARMCAST_RESULT_INVALID_JSON` for a bad
-/// payload, `SWARMCAST_RESULT_RESERVED_EVENT`, `SWARMCAST_RESULT_UNKNOWN_NAMESPACE`,
+/// payload (nested deeper than 128 levels or holding a number no double can hold, such
+/// as `1e400`, is invalid too), `SWARMCAST_RESULT_INVALID_ARGUMENT` for an empty event
+/// (or room) name, `SWARMCAST_RESULT_RESERVED_EVENT` for a name Socket.IO reserves or
+/// `swarmcast:snapshot` / `swarmcast:delta`, `SWARMCAST_RESULT_UNKNOWN_NAMESPACE`,
 /// `SWARMCAST_RESULT_NOT_RUNNING` after the stop, `SWARMCAST_RESULT_QUEUE_FULL` when
 /// some client's queue was full (every other client got the event). Before the start
 /// it succeeds and reaches nobody.
@@ -555,7 +578,7 @@ pub unsafe extern "C" fn swarmcast_server_join(
                 server_arg(server)?,
                 namespace_arg(nsp)?,
                 str_arg(socket_id)?,
-                str_arg(room)?,
+                name_arg(room)?,
             )
         };
         if s.live_namespace(nsp)?.join_room(sid, room) {
@@ -587,7 +610,7 @@ pub unsafe extern "C" fn swarmcast_server_leave(
                 server_arg(server)?,
                 namespace_arg(nsp)?,
                 str_arg(socket_id)?,
-                str_arg(room)?,
+                name_arg(room)?,
             )
         };
         let ns = s.live_namespace(nsp)?;
@@ -635,7 +658,8 @@ pub unsafe extern "C" fn swarmcast_server_disconnect_socket(
 /// event with `{"state": map}`, see `swarmcast_config_add_subscribe_pattern`) first get
 /// the whole map as a `swarmcast:snapshot` event, then one `swarmcast:delta` per
 /// change; a slow client's pending deltas of one key collapse to the latest. Works
-/// before the start too (the map is kept for later subscribers).
+/// before the start too (the map is kept for later subscribers). An empty `map` or
+/// `key` is `SWARMCAST_RESULT_INVALID_ARGUMENT`.
 ///
 /// Thread safety: any thread, concurrently, including callbacks.
 ///
@@ -657,8 +681,8 @@ pub unsafe extern "C" fn swarmcast_server_state_set(
             (
                 server_arg(server)?,
                 namespace_arg(nsp)?,
-                str_arg(map)?,
-                str_arg(key)?,
+                name_arg(map)?,
+                name_arg(key)?,
                 json_arg(json, json_len)?,
             )
         };
@@ -694,8 +718,8 @@ pub unsafe extern "C" fn swarmcast_server_state_delete(
             (
                 server_arg(server)?,
                 namespace_arg(nsp)?,
-                str_arg(map)?,
-                str_arg(key)?,
+                name_arg(map)?,
+                name_arg(key)?,
             )
         };
         let out = out_arg(out_deleted)?;
