@@ -175,6 +175,12 @@ enum swarmcast_result
    * (`swarmcast_config_set_queue_bytes`): no client could take it, nobody got it.
    */
   SWARMCAST_RESULT_TOO_LARGE = 19,
+  /**
+   * A wait reached its deadline: `swarmcast_server_stop_timeout` stopped the server
+   * but some callbacks still run (they finish on their own; `swarmcast_wait_teardown`
+   * waits for them), or `swarmcast_wait_teardown` gave up.
+   */
+  SWARMCAST_RESULT_TIMED_OUT = 20,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -705,6 +711,88 @@ swarmcast_result swarmcast_result_message(uint32_t result,
                                           size_t *out_n);
 
 /**
+ * Put socket `socket_id` of namespace `nsp` in room `room`. Returns
+ * `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
+ *
+ * Thread safety: any thread, concurrently, including callbacks (a connect callback
+ * may already put the new socket in rooms).
+ *
+ * # Safety
+ * `server` is a live server; `nsp`, `socket_id`, `room` are NUL-terminated strings.
+ */
+swarmcast_result swarmcast_server_join(const struct swarmcast_server *server,
+                                       const char *nsp,
+                                       const char *socket_id,
+                                       const char *room);
+
+/**
+ * Take socket `socket_id` of namespace `nsp` out of room `room` (no error if it was
+ * not in it). Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
+ *
+ * Thread safety: any thread, concurrently, including callbacks.
+ *
+ * # Safety
+ * `server` is a live server; `nsp`, `socket_id`, `room` are NUL-terminated strings.
+ */
+swarmcast_result swarmcast_server_leave(const struct swarmcast_server *server,
+                                        const char *nsp,
+                                        const char *socket_id,
+                                        const char *room);
+
+/**
+ * Disconnect socket `socket_id` from namespace `nsp` (the client sees "io server
+ * disconnect"; the disconnect callback runs with "server namespace disconnect").
+ * Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
+ *
+ * Thread safety: any thread, concurrently, including callbacks.
+ *
+ * # Safety
+ * `server` is a live server; `nsp` and `socket_id` are NUL-terminated strings.
+ */
+swarmcast_result swarmcast_server_disconnect_socket(const struct swarmcast_server *server,
+                                                    const char *nsp,
+                                                    const char *socket_id);
+
+/**
+ * Set `key` of the keyed live state map `map` (namespace `nsp`) to one JSON value
+ * (`json_len` bytes at `json`). Clients subscribed to the map (built-in `subscribe`
+ * event with `{"state": map}`, see `swarmcast_config_add_subscribe_pattern`) first get
+ * the whole map as a `swarmcast:snapshot` event, then one `swarmcast:delta` per
+ * change; a slow client's pending deltas of one key collapse to the latest. Works
+ * before the start too (the map is kept for later subscribers). An empty `map` or
+ * `key` is `SWARMCAST_RESULT_INVALID_ARGUMENT`.
+ *
+ * Thread safety: any thread, concurrently, including callbacks.
+ *
+ * # Safety
+ * `server` is a live server; `nsp`, `map`, `key` are NUL-terminated strings; `json`
+ * points to `json_len` readable bytes.
+ */
+swarmcast_result swarmcast_server_state_set(const struct swarmcast_server *server,
+                                            const char *nsp,
+                                            const char *map,
+                                            const char *key,
+                                            const char *json,
+                                            size_t json_len);
+
+/**
+ * Remove `key` from the keyed live state map `map` (namespace `nsp`); subscribers get
+ * a `swarmcast:delta` with `"deleted": true`. `*out_deleted` receives whether the key
+ * was there.
+ *
+ * Thread safety: any thread, concurrently, including callbacks.
+ *
+ * # Safety
+ * `server` is a live server; `nsp`, `map`, `key` are NUL-terminated strings;
+ * `out_deleted` points to a writable `bool`.
+ */
+swarmcast_result swarmcast_server_state_delete(const struct swarmcast_server *server,
+                                               const char *nsp,
+                                               const char *map,
+                                               const char *key,
+                                               bool *out_deleted);
+
+/**
  * Create a server from `config` (copied: the config may be freed right after);
  * `*out_server` receives it. The server does not listen until
  * `swarmcast_server_start`. Free it with `swarmcast_server_free`.
@@ -724,8 +812,10 @@ swarmcast_result swarmcast_server_new(const struct swarmcast_config *config,
  * `SWARMCAST_RESULT_DISCONNECTED`) and must still be freed.
  *
  * Thread safety: no other call may use `server` during or after this one. Called from
- * one of the server's own callbacks, the stop and free happen on a new thread after
- * this call returns (so the callbacks still queued may run after it).
+ * outside the server's callbacks, it returns once no callback of the server runs any
+ * more. Called from one of the server's own callbacks, the stop and free happen on a
+ * new thread after this call returns, so the callbacks still queued may run after it:
+ * `swarmcast_wait_teardown`, from another thread, waits until they have.
  *
  * # Safety
  * `server` is NULL or from `swarmcast_server_new`, and not freed before.
@@ -823,9 +913,11 @@ swarmcast_result swarmcast_server_on_any_event(struct swarmcast_server *server,
 swarmcast_result swarmcast_server_start(struct swarmcast_server *server);
 
 /**
- * Stop the server: stop accepting, close every connection (flushing what is queued,
- * waiting up to 5 s), call the disconnect callbacks, and wait for every callback to
- * finish. Once it returns, no callback of this server runs any more. Emits after it
+ * Stop the server: run the callbacks already queued (up to 2 s) while the connections
+ * are open, let long-polling clients fetch what is queued for them (acks included),
+ * close every connection (flushing what is queued, waiting up to 5 s in all), call the
+ * disconnect callbacks, and wait for every callback to finish, without limit (see
+ * `swarmcast_server_stop_timeout` for a deadline). Once it returns, no callback of this server runs any more. Emits after it
  * return `SWARMCAST_RESULT_NOT_RUNNING` until the server starts again.
  *
  * Returns `SWARMCAST_RESULT_NOT_RUNNING` if the server is not running (never started,
@@ -839,6 +931,43 @@ swarmcast_result swarmcast_server_start(struct swarmcast_server *server);
  * `server` is a live server.
  */
 swarmcast_result swarmcast_server_stop(struct swarmcast_server *server);
+
+/**
+ * `swarmcast_server_stop` with a deadline: returns after about `timeout_ms`
+ * milliseconds at most (plus up to one second for the network threads to leave).
+ * Within it: the callbacks already queued run while their connections are open, then
+ * long-polling clients get what is queued for them (acks included) with their next
+ * request, then every connection closes (the disconnect callbacks run), then the
+ * handler threads finish.
+ *
+ * Returns `SWARMCAST_RESULT_OK` when every callback has finished;
+ * `SWARMCAST_RESULT_TIMED_OUT` when the server is stopped but some callback still runs
+ * (one that blocks): it finishes on its own thread, so `userdata` must stay valid
+ * until `swarmcast_wait_teardown` returns `SWARMCAST_RESULT_OK`. Otherwise as
+ * `swarmcast_server_stop` (`SWARMCAST_RESULT_NOT_RUNNING`,
+ * `SWARMCAST_RESULT_IN_CALLBACK`). The server can start again either way.
+ *
+ * Thread safety: any thread but this server's callbacks; blocks.
+ *
+ * # Safety
+ * `server` is a live server.
+ */
+swarmcast_result swarmcast_server_stop_timeout(struct swarmcast_server *server,
+                                               uint64_t timeout_ms);
+
+/**
+ * Wait, at most `timeout_ms` milliseconds, until no callback of any stopped or freed
+ * server runs any more: after `swarmcast_server_free` called from a callback, or a
+ * `swarmcast_server_stop_timeout` that returned `SWARMCAST_RESULT_TIMED_OUT`. Once it
+ * returns `SWARMCAST_RESULT_OK`, the `userdata` of those servers may be freed and the
+ * library unloaded. Process-wide; servers still running are not waited for.
+ *
+ * Returns `SWARMCAST_RESULT_TIMED_OUT` when some callback still runs at the deadline,
+ * `SWARMCAST_RESULT_IN_CALLBACK` when called from a callback (it would wait for itself).
+ *
+ * Thread safety: any thread but the servers' callbacks; blocks.
+ */
+swarmcast_result swarmcast_wait_teardown(uint64_t timeout_ms);
 
 /**
  * The port the running server listens on (useful after `swarmcast_config_set_port(c,
@@ -943,88 +1072,6 @@ swarmcast_result swarmcast_server_emit_volatile_to_room(const struct swarmcast_s
                                                         const char *event,
                                                         const char *json,
                                                         size_t json_len);
-
-/**
- * Put socket `socket_id` of namespace `nsp` in room `room`. Returns
- * `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
- *
- * Thread safety: any thread, concurrently, including callbacks (a connect callback
- * may already put the new socket in rooms).
- *
- * # Safety
- * `server` is a live server; `nsp`, `socket_id`, `room` are NUL-terminated strings.
- */
-swarmcast_result swarmcast_server_join(const struct swarmcast_server *server,
-                                       const char *nsp,
-                                       const char *socket_id,
-                                       const char *room);
-
-/**
- * Take socket `socket_id` of namespace `nsp` out of room `room` (no error if it was
- * not in it). Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
- *
- * Thread safety: any thread, concurrently, including callbacks.
- *
- * # Safety
- * `server` is a live server; `nsp`, `socket_id`, `room` are NUL-terminated strings.
- */
-swarmcast_result swarmcast_server_leave(const struct swarmcast_server *server,
-                                        const char *nsp,
-                                        const char *socket_id,
-                                        const char *room);
-
-/**
- * Disconnect socket `socket_id` from namespace `nsp` (the client sees "io server
- * disconnect"; the disconnect callback runs with "server namespace disconnect").
- * Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
- *
- * Thread safety: any thread, concurrently, including callbacks.
- *
- * # Safety
- * `server` is a live server; `nsp` and `socket_id` are NUL-terminated strings.
- */
-swarmcast_result swarmcast_server_disconnect_socket(const struct swarmcast_server *server,
-                                                    const char *nsp,
-                                                    const char *socket_id);
-
-/**
- * Set `key` of the keyed live state map `map` (namespace `nsp`) to one JSON value
- * (`json_len` bytes at `json`). Clients subscribed to the map (built-in `subscribe`
- * event with `{"state": map}`, see `swarmcast_config_add_subscribe_pattern`) first get
- * the whole map as a `swarmcast:snapshot` event, then one `swarmcast:delta` per
- * change; a slow client's pending deltas of one key collapse to the latest. Works
- * before the start too (the map is kept for later subscribers). An empty `map` or
- * `key` is `SWARMCAST_RESULT_INVALID_ARGUMENT`.
- *
- * Thread safety: any thread, concurrently, including callbacks.
- *
- * # Safety
- * `server` is a live server; `nsp`, `map`, `key` are NUL-terminated strings; `json`
- * points to `json_len` readable bytes.
- */
-swarmcast_result swarmcast_server_state_set(const struct swarmcast_server *server,
-                                            const char *nsp,
-                                            const char *map,
-                                            const char *key,
-                                            const char *json,
-                                            size_t json_len);
-
-/**
- * Remove `key` from the keyed live state map `map` (namespace `nsp`); subscribers get
- * a `swarmcast:delta` with `"deleted": true`. `*out_deleted` receives whether the key
- * was there.
- *
- * Thread safety: any thread, concurrently, including callbacks.
- *
- * # Safety
- * `server` is a live server; `nsp`, `map`, `key` are NUL-terminated strings;
- * `out_deleted` points to a writable `bool`.
- */
-swarmcast_result swarmcast_server_state_delete(const struct swarmcast_server *server,
-                                               const char *nsp,
-                                               const char *map,
-                                               const char *key,
-                                               bool *out_deleted);
 
 /**
  * The version of the library actually linked, "MAJOR.MINOR.PATCH" (compare with

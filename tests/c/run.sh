@@ -139,6 +139,7 @@ build_test() {
 build_test bad_input
 build_test e2e
 build_test restart
+build_test teardown
 # The complete example of docs/c.md (the first ```c block) must keep compiling.
 awk '/^```c$/ {on = 1; next} /^```$/ && on {exit} on' docs/c.md >"$OUT/doc_example.c"
 step "docs/c.md example compiles" "$CC" -std=c11 -pedantic "${WARN[@]}" -Iinclude \
@@ -212,6 +213,14 @@ if [ -x "$OUT/restart" ]; then
     rc=$?
     count_checks "$OUT/restart.out"
     sanitizer_verdict "restart" "$rc" "$LOGS/restart.stderr" strict
+fi
+
+# --- teardown: stop with a deadline, wait for teardown, an ack just before the stop --
+if [ -x "$OUT/teardown" ]; then
+    timeout 90 "$OUT/teardown" >"$OUT/teardown.out" 2>"$LOGS/teardown.stderr"
+    rc=$?
+    count_checks "$OUT/teardown.out"
+    sanitizer_verdict "teardown" "$rc" "$LOGS/teardown.stderr" strict
 fi
 
 echo "$passed passed, $failed failed"

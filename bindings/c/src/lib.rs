@@ -19,6 +19,7 @@ mod config;
 mod ffi;
 mod panic;
 mod result;
+mod rooms;
 mod server;
 mod version;
 
@@ -26,5 +27,6 @@ pub use callbacks::*;
 pub use config::*;
 pub use ffi::SWARMCAST_MAX_JSON_DEPTH;
 pub use result::*;
+pub use rooms::*;
 pub use server::*;
 pub use version::*;
