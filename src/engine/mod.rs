@@ -373,9 +373,10 @@ impl Engine {
     /// Whether some open long-polling session holds frames its client has not fetched
     /// yet (a shutdown lets the next GET take them before closing).
     pub fn polling_backlog(&self) -> bool {
-        self.sessions.read().values().any(|s| {
-            s.transport() == Transport::Polling && !s.is_closed() && s.queued() > 0
-        })
+        self.sessions
+            .read()
+            .values()
+            .any(|s| s.transport() == Transport::Polling && !s.is_closed() && s.queued() > 0)
     }
 
     /// Close every session (server shutdown).

@@ -236,7 +236,12 @@ impl Dispatcher {
         let mut state = self.shared.state.lock();
         while state.pending > 0 {
             // `room` is notified after every job.
-            if self.shared.room.wait_until(&mut state, deadline).timed_out() {
+            if self
+                .shared
+                .room
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
                 return state.pending == 0;
             }
         }
@@ -404,7 +409,10 @@ mod tests {
             .expect("the job started");
         let t0 = std::time::Instant::now();
         let done = pool.shutdown_until(t0 + std::time::Duration::from_millis(100));
-        assert!(!done, "a blocked handler is not waited for past the deadline");
+        assert!(
+            !done,
+            "a blocked handler is not waited for past the deadline"
+        );
         assert!(t0.elapsed() < std::time::Duration::from_secs(5));
         assert!(!wait_for_teardown(std::time::Duration::from_millis(10)));
         drop(release);

@@ -96,7 +96,9 @@ fn valid_host(host: &str) -> bool {
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -104,7 +106,10 @@ fn valid_host(host: &str) -> bool {
 
 /// An HTTP path: starts with '/', printable ASCII, no query or fragment.
 fn valid_path(path: &str) -> bool {
-    path.starts_with('/') && path.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+    path.starts_with('/')
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
 }
 
 /// A browser origin as the `Origin` header spells it: `scheme://host[:port]`, no path,
@@ -116,7 +121,10 @@ fn valid_origin(origin: &str) -> bool {
     let Some((scheme, rest)) = origin.split_once("://") else {
         return false;
     };
-    let scheme_ok = scheme.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+    let scheme_ok = scheme
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase())
         && scheme
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
@@ -553,7 +561,13 @@ mod tests {
 
     #[test]
     fn hosts_paths_and_origins() {
-        for ok in ["127.0.0.1", "0.0.0.0", "::1", "localhost", "my-host.example.com"] {
+        for ok in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "::1",
+            "localhost",
+            "my-host.example.com",
+        ] {
             assert!(valid_host(ok), "{ok}");
         }
         for bad in ["", "not a host", "http://x", "-x", "a..b", "x\u{7f}"] {

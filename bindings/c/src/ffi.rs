@@ -210,7 +210,10 @@ mod tests {
     fn json_depth_and_non_finite_numbers_are_refused() {
         assert!(check_json("[1,{\"a\":[2.5,-3e10]},\"x\",null,true]").is_ok());
         assert_eq!(check_json("1e400"), Err(swarmcast_result::InvalidJson));
-        assert_eq!(check_json("[{\"a\":-1e999}]"), Err(swarmcast_result::InvalidJson));
+        assert_eq!(
+            check_json("[{\"a\":-1e999}]"),
+            Err(swarmcast_result::InvalidJson)
+        );
         let nested = |n: usize| "[".repeat(n) + &"]".repeat(n);
         assert!(check_json(&nested(SWARMCAST_MAX_JSON_DEPTH)).is_ok());
         assert_eq!(

@@ -50,8 +50,7 @@ pub(crate) unsafe fn namespace_arg<'a>(nsp: *const c_char) -> Result<&'a str, sw
 unsafe fn event_arg<'a>(event: *const c_char) -> Result<&'a str, swarmcast_result> {
     // SAFETY: forwarded from the caller.
     let event = unsafe { name_arg(event)? };
-    if sc::is_reserved_event(event) || event == sc::SNAPSHOT_EVENT || event == sc::DELTA_EVENT
-    {
+    if sc::is_reserved_event(event) || event == sc::SNAPSHOT_EVENT || event == sc::DELTA_EVENT {
         return Err(swarmcast_result::ReservedEvent);
     }
     Ok(event)
@@ -273,8 +272,13 @@ pub unsafe extern "C" fn swarmcast_server_on_event(
 ) -> swarmcast_result {
     boundary(|| {
         // SAFETY: pointer arguments as documented above.
-        let (s, nsp, event) =
-            unsafe { (server_arg(server)?, namespace_arg(nsp)?, handled_event_arg(event)?) };
+        let (s, nsp, event) = unsafe {
+            (
+                server_arg(server)?,
+                namespace_arg(nsp)?,
+                handled_event_arg(event)?,
+            )
+        };
         s.register(|host| callbacks::on_event(host, nsp, Some(event), callback, userdata))
     })
 }
