@@ -28,6 +28,37 @@
   SWARMCAST_STRINGIFY(SWARMCAST_VERSION_PATCH)
 
 /**
+ * Most threads `swarmcast_config_set_worker_threads` and
+ * `swarmcast_config_set_handler_threads` accept.
+ */
+#define SWARMCAST_MAX_THREADS 1024
+
+/**
+ * Longest duration, in milliseconds, a `swarmcast_config_set_*_ms` setter accepts (one
+ * hour). Socket.IO clients add the ping interval and timeout into one timer, which
+ * JavaScript fires at once past 2^31 - 1 ms: a longer one would let no client stay.
+ */
+#define SWARMCAST_MAX_DURATION_MS 3600000
+
+/**
+ * Largest byte bound `swarmcast_config_set_max_payload` and
+ * `swarmcast_config_set_queue_bytes` accept (1 GiB).
+ */
+#define SWARMCAST_MAX_BYTES (1 << 30)
+
+/**
+ * Largest packet bound `swarmcast_config_set_queue_packets` accepts.
+ */
+#define SWARMCAST_MAX_QUEUE_PACKETS (1 << 20)
+
+/**
+ * Deepest nesting of arrays and objects a JSON argument may have (serde_json's own
+ * recursion limit of 128 lets 127 levels through; the core parses what clients send
+ * with the same limit); deeper is `SWARMCAST_RESULT_INVALID_JSON`.
+ */
+#define SWARMCAST_MAX_JSON_DEPTH 127
+
+/**
  * Major version of the swarmcast C API this header describes.
  */
 #define SWARMCAST_VERSION_MAJOR 0
@@ -144,6 +175,12 @@ enum swarmcast_result
    * (`swarmcast_config_set_queue_bytes`): no client could take it, nobody got it.
    */
   SWARMCAST_RESULT_TOO_LARGE = 19,
+  /**
+   * A wait reached its deadline: `swarmcast_server_stop_timeout` stopped the server
+   * but some callbacks still run (they finish on their own; `swarmcast_wait_teardown`
+   * waits for them), or `swarmcast_wait_teardown` gave up.
+   */
+  SWARMCAST_RESULT_TIMED_OUT = 20,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -329,6 +366,14 @@ typedef struct swarmcast_event {
    * Number of attachments.
    */
   size_t attachments_len;
+  /**
+   * Length of `name` in bytes (not counting the terminating NUL). A client may send
+   * an event name holding a NUL byte ("ev\0il"): `name` then keeps every byte, so
+   * `strlen(name) != name_len` tells such a name apart from the shorter one. Such an
+   * event only ever reaches a catch-all callback (`swarmcast_server_on_any_event`),
+   * since no name registered from C holds a NUL.
+   */
+  size_t name_len;
 } swarmcast_event;
 
 /**
@@ -432,7 +477,8 @@ void swarmcast_config_free(struct swarmcast_config *config);
 
 /**
  * Address to listen on (an IP address or a host name), for example "0.0.0.0" for
- * every interface. Empty is `SWARMCAST_RESULT_INVALID_ARGUMENT`.
+ * every interface. Anything else (empty, spaces, a URL) is
+ * `SWARMCAST_RESULT_INVALID_ARGUMENT`.
  *
  * Thread safety: one thread at a time per config.
  *
@@ -456,7 +502,8 @@ swarmcast_result swarmcast_config_set_port(struct swarmcast_config *config,
                                            uint16_t port);
 
 /**
- * Socket.IO endpoint path (default "/socket.io"); must start with '/'.
+ * Socket.IO endpoint path (default "/socket.io"): it must start with '/' and be
+ * printable ASCII without '?' or '#' (else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -470,7 +517,9 @@ swarmcast_result swarmcast_config_set_path(struct swarmcast_config *config,
 /**
  * Allow browser pages from `origin` (for example "http://localhost:8050"), one call
  * per origin; "*" allows any origin. Without any, only same-origin pages (and
- * non-browser clients) may connect.
+ * non-browser clients) may connect. An origin is `scheme://host[:port]`, as browsers
+ * send it (no path, no trailing '/'); anything else is
+ * `SWARMCAST_RESULT_INVALID_ARGUMENT`.
  *
  * Thread safety: one thread at a time per config.
  *
@@ -482,7 +531,8 @@ swarmcast_result swarmcast_config_add_cors_origin(struct swarmcast_config *confi
                                                   const char *origin);
 
 /**
- * Interval between server PINGs, in milliseconds (> 0).
+ * Interval between server PINGs, in milliseconds (1 ..= `SWARMCAST_MAX_DURATION_MS`,
+ * else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -493,7 +543,8 @@ swarmcast_result swarmcast_config_set_ping_interval_ms(struct swarmcast_config *
                                                        uint64_t ms);
 
 /**
- * How long to wait for a client's PONG before closing, in milliseconds (> 0).
+ * How long to wait for a client's PONG before closing, in milliseconds (1 ..=
+ * `SWARMCAST_MAX_DURATION_MS`, else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -505,7 +556,7 @@ swarmcast_result swarmcast_config_set_ping_timeout_ms(struct swarmcast_config *c
 
 /**
  * Largest message (or long-polling request body) accepted from a client, in bytes
- * (> 0).
+ * (1 ..= `SWARMCAST_MAX_BYTES`, else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -516,8 +567,9 @@ swarmcast_result swarmcast_config_set_max_payload(struct swarmcast_config *confi
                                                   size_t bytes);
 
 /**
- * Bound of each client's outbound queue, in packets (> 0). When it is full, the
- * slow-consumer policy applies.
+ * Bound of each client's outbound queue, in packets (1 ..=
+ * `SWARMCAST_MAX_QUEUE_PACKETS`, else `SWARMCAST_RESULT_INVALID_ARGUMENT`). When it is
+ * full, the slow-consumer policy applies.
  *
  * Thread safety: one thread at a time per config.
  *
@@ -528,7 +580,8 @@ swarmcast_result swarmcast_config_set_queue_packets(struct swarmcast_config *con
                                                     size_t packets);
 
 /**
- * Bound of each client's outbound queue, in bytes (> 0).
+ * Bound of each client's outbound queue, in bytes (1 ..= `SWARMCAST_MAX_BYTES`, else
+ * `SWARMCAST_RESULT_INVALID_ARGUMENT`).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -540,7 +593,7 @@ swarmcast_result swarmcast_config_set_queue_bytes(struct swarmcast_config *confi
 
 /**
  * How long a client may take to send its first Socket.IO CONNECT, in milliseconds
- * (> 0).
+ * (1 ..= `SWARMCAST_MAX_DURATION_MS`, else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -566,7 +619,8 @@ swarmcast_result swarmcast_config_add_namespace(struct swarmcast_config *config,
                                                 const char *nsp);
 
 /**
- * Threads of the server's network runtime (> 0; default 2).
+ * Threads of the server's network runtime (1 ..= `SWARMCAST_MAX_THREADS`, else
+ * `SWARMCAST_RESULT_INVALID_ARGUMENT`; default 2).
  *
  * Thread safety: one thread at a time per config.
  *
@@ -577,8 +631,13 @@ swarmcast_result swarmcast_config_set_worker_threads(struct swarmcast_config *co
                                                      size_t threads);
 
 /**
- * Threads that run the C callbacks (> 0; default 2). One socket's callbacks always
- * run on the same thread, in order; more threads let more sockets be handled at once.
+ * Threads that run the C callbacks (1 ..= `SWARMCAST_MAX_THREADS`, else
+ * `SWARMCAST_RESULT_INVALID_ARGUMENT`; default 2). One socket's callbacks run one at a
+ * time, in order; more threads let more sockets be handled at once. A callback that
+ * blocks holds its thread: with N handler threads, N blocking callbacks stall every
+ * other socket's callbacks, connect decisions included, until one returns. Size this
+ * to the callbacks that may block at once, plus one. Should the system refuse the
+ * threads, `swarmcast_server_start` returns `SWARMCAST_RESULT_RUNTIME_FAILED`.
  *
  * Thread safety: one thread at a time per config.
  *
@@ -769,6 +828,88 @@ swarmcast_result swarmcast_result_message(uint32_t result,
                                           size_t *out_n);
 
 /**
+ * Put socket `socket_id` of namespace `nsp` in room `room`. Returns
+ * `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
+ *
+ * Thread safety: any thread, concurrently, including callbacks (a connect callback
+ * may already put the new socket in rooms).
+ *
+ * # Safety
+ * `server` is a live server; `nsp`, `socket_id`, `room` are NUL-terminated strings.
+ */
+swarmcast_result swarmcast_server_join(const struct swarmcast_server *server,
+                                       const char *nsp,
+                                       const char *socket_id,
+                                       const char *room);
+
+/**
+ * Take socket `socket_id` of namespace `nsp` out of room `room` (no error if it was
+ * not in it). Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
+ *
+ * Thread safety: any thread, concurrently, including callbacks.
+ *
+ * # Safety
+ * `server` is a live server; `nsp`, `socket_id`, `room` are NUL-terminated strings.
+ */
+swarmcast_result swarmcast_server_leave(const struct swarmcast_server *server,
+                                        const char *nsp,
+                                        const char *socket_id,
+                                        const char *room);
+
+/**
+ * Disconnect socket `socket_id` from namespace `nsp` (the client sees "io server
+ * disconnect"; the disconnect callback runs with "server namespace disconnect").
+ * Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
+ *
+ * Thread safety: any thread, concurrently, including callbacks.
+ *
+ * # Safety
+ * `server` is a live server; `nsp` and `socket_id` are NUL-terminated strings.
+ */
+swarmcast_result swarmcast_server_disconnect_socket(const struct swarmcast_server *server,
+                                                    const char *nsp,
+                                                    const char *socket_id);
+
+/**
+ * Set `key` of the keyed live state map `map` (namespace `nsp`) to one JSON value
+ * (`json_len` bytes at `json`). Clients subscribed to the map (built-in `subscribe`
+ * event with `{"state": map}`, see `swarmcast_config_add_subscribe_pattern`) first get
+ * the whole map as a `swarmcast:snapshot` event, then one `swarmcast:delta` per
+ * change; a slow client's pending deltas of one key collapse to the latest. Works
+ * before the start too (the map is kept for later subscribers). An empty `map` or
+ * `key` is `SWARMCAST_RESULT_INVALID_ARGUMENT`.
+ *
+ * Thread safety: any thread, concurrently, including callbacks.
+ *
+ * # Safety
+ * `server` is a live server; `nsp`, `map`, `key` are NUL-terminated strings; `json`
+ * points to `json_len` readable bytes.
+ */
+swarmcast_result swarmcast_server_state_set(const struct swarmcast_server *server,
+                                            const char *nsp,
+                                            const char *map,
+                                            const char *key,
+                                            const char *json,
+                                            size_t json_len);
+
+/**
+ * Remove `key` from the keyed live state map `map` (namespace `nsp`); subscribers get
+ * a `swarmcast:delta` with `"deleted": true`. `*out_deleted` receives whether the key
+ * was there.
+ *
+ * Thread safety: any thread, concurrently, including callbacks.
+ *
+ * # Safety
+ * `server` is a live server; `nsp`, `map`, `key` are NUL-terminated strings;
+ * `out_deleted` points to a writable `bool`.
+ */
+swarmcast_result swarmcast_server_state_delete(const struct swarmcast_server *server,
+                                               const char *nsp,
+                                               const char *map,
+                                               const char *key,
+                                               bool *out_deleted);
+
+/**
  * Create a server from `config` (copied: the config may be freed right after);
  * `*out_server` receives it. The server does not listen until
  * `swarmcast_server_start`. Free it with `swarmcast_server_free`.
@@ -788,8 +929,10 @@ swarmcast_result swarmcast_server_new(const struct swarmcast_config *config,
  * `SWARMCAST_RESULT_DISCONNECTED`) and must still be freed.
  *
  * Thread safety: no other call may use `server` during or after this one. Called from
- * one of the server's own callbacks, the stop and free happen on a new thread after
- * this call returns (so the callbacks still queued may run after it).
+ * outside the server's callbacks, it returns once no callback of the server runs any
+ * more. Called from one of the server's own callbacks, the stop and free happen on a
+ * new thread after this call returns, so the callbacks still queued may run after it:
+ * `swarmcast_wait_teardown`, from another thread, waits until they have.
  *
  * # Safety
  * `server` is NULL or from `swarmcast_server_new`, and not freed before.
@@ -837,7 +980,10 @@ swarmcast_result swarmcast_server_on_disconnect(struct swarmcast_server *server,
  * replacing any previous one for that name. `userdata` as for
  * `swarmcast_server_on_connect`.
  *
- * Returns `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
+ * Returns `SWARMCAST_RESULT_INVALID_ARGUMENT` for an empty `event`,
+ * `SWARMCAST_RESULT_RESERVED_EVENT` for a name Socket.IO reserves ("connect",
+ * "disconnect"...: use `swarmcast_server_on_connect` / `_on_disconnect`),
+ * `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
  *
  * Thread safety: any thread.
  *
@@ -884,9 +1030,11 @@ swarmcast_result swarmcast_server_on_any_event(struct swarmcast_server *server,
 swarmcast_result swarmcast_server_start(struct swarmcast_server *server);
 
 /**
- * Stop the server: stop accepting, close every connection (flushing what is queued,
- * waiting up to 5 s), call the disconnect callbacks, and wait for every callback to
- * finish. Once it returns, no callback of this server runs any more. Emits after it
+ * Stop the server: run the callbacks already queued (up to 2 s) while the connections
+ * are open, let long-polling clients fetch what is queued for them (acks included),
+ * close every connection (flushing what is queued, waiting up to 5 s in all), call the
+ * disconnect callbacks, and wait for every callback to finish, without limit (see
+ * `swarmcast_server_stop_timeout` for a deadline). Once it returns, no callback of this server runs any more. Emits after it
  * return `SWARMCAST_RESULT_NOT_RUNNING` until the server starts again.
  *
  * Returns `SWARMCAST_RESULT_NOT_RUNNING` if the server is not running (never started,
@@ -900,6 +1048,43 @@ swarmcast_result swarmcast_server_start(struct swarmcast_server *server);
  * `server` is a live server.
  */
 swarmcast_result swarmcast_server_stop(struct swarmcast_server *server);
+
+/**
+ * `swarmcast_server_stop` with a deadline: returns after about `timeout_ms`
+ * milliseconds at most (plus up to one second for the network threads to leave).
+ * Within it: the callbacks already queued run while their connections are open, then
+ * long-polling clients get what is queued for them (acks included) with their next
+ * request, then every connection closes (the disconnect callbacks run), then the
+ * handler threads finish.
+ *
+ * Returns `SWARMCAST_RESULT_OK` when every callback has finished;
+ * `SWARMCAST_RESULT_TIMED_OUT` when the server is stopped but some callback still runs
+ * (one that blocks): it finishes on its own thread, so `userdata` must stay valid
+ * until `swarmcast_wait_teardown` returns `SWARMCAST_RESULT_OK`. Otherwise as
+ * `swarmcast_server_stop` (`SWARMCAST_RESULT_NOT_RUNNING`,
+ * `SWARMCAST_RESULT_IN_CALLBACK`). The server can start again either way.
+ *
+ * Thread safety: any thread but this server's callbacks; blocks.
+ *
+ * # Safety
+ * `server` is a live server.
+ */
+swarmcast_result swarmcast_server_stop_timeout(struct swarmcast_server *server,
+                                               uint64_t timeout_ms);
+
+/**
+ * Wait, at most `timeout_ms` milliseconds, until no callback of any stopped or freed
+ * server runs any more: after `swarmcast_server_free` called from a callback, or a
+ * `swarmcast_server_stop_timeout` that returned `SWARMCAST_RESULT_TIMED_OUT`. Once it
+ * returns `SWARMCAST_RESULT_OK`, the `userdata` of those servers may be freed and the
+ * library unloaded. Process-wide; servers still running are not waited for.
+ *
+ * Returns `SWARMCAST_RESULT_TIMED_OUT` when some callback still runs at the deadline,
+ * `SWARMCAST_RESULT_IN_CALLBACK` when called from a callback (it would wait for itself).
+ *
+ * Thread safety: any thread but the servers' callbacks; blocks.
+ */
+swarmcast_result swarmcast_wait_teardown(uint64_t timeout_ms);
 
 /**
  * The port the running server listens on (useful after `swarmcast_config_set_port(c,
@@ -921,7 +1106,10 @@ swarmcast_result swarmcast_server_local_port(const struct swarmcast_server *serv
  * reach each client in the order they were emitted.
  *
  * Returns `SWARMCAST_RESULT_INVALID_UTF8` / `SWARMCAST_RESULT_INVALID_JSON` for a bad
- * payload, `SWARMCAST_RESULT_RESERVED_EVENT`, `SWARMCAST_RESULT_UNKNOWN_NAMESPACE`,
+ * payload (nested deeper than 128 levels or holding a number no double can hold, such
+ * as `1e400`, is invalid too), `SWARMCAST_RESULT_INVALID_ARGUMENT` for an empty event
+ * (or room) name, `SWARMCAST_RESULT_RESERVED_EVENT` for a name Socket.IO reserves or
+ * `swarmcast:snapshot` / `swarmcast:delta`, `SWARMCAST_RESULT_UNKNOWN_NAMESPACE`,
  * `SWARMCAST_RESULT_NOT_RUNNING` after the stop, `SWARMCAST_RESULT_QUEUE_FULL` when
  * some client's queue was full (every other client got the event). Before the start
  * it succeeds and reaches nobody.
@@ -1001,87 +1189,6 @@ swarmcast_result swarmcast_server_emit_volatile_to_room(const struct swarmcast_s
                                                         const char *event,
                                                         const char *json,
                                                         size_t json_len);
-
-/**
- * Put socket `socket_id` of namespace `nsp` in room `room`. Returns
- * `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
- *
- * Thread safety: any thread, concurrently, including callbacks (a connect callback
- * may already put the new socket in rooms).
- *
- * # Safety
- * `server` is a live server; `nsp`, `socket_id`, `room` are NUL-terminated strings.
- */
-swarmcast_result swarmcast_server_join(const struct swarmcast_server *server,
-                                       const char *nsp,
-                                       const char *socket_id,
-                                       const char *room);
-
-/**
- * Take socket `socket_id` of namespace `nsp` out of room `room` (no error if it was
- * not in it). Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
- *
- * Thread safety: any thread, concurrently, including callbacks.
- *
- * # Safety
- * `server` is a live server; `nsp`, `socket_id`, `room` are NUL-terminated strings.
- */
-swarmcast_result swarmcast_server_leave(const struct swarmcast_server *server,
-                                        const char *nsp,
-                                        const char *socket_id,
-                                        const char *room);
-
-/**
- * Disconnect socket `socket_id` from namespace `nsp` (the client sees "io server
- * disconnect"; the disconnect callback runs with "server namespace disconnect").
- * Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
- *
- * Thread safety: any thread, concurrently, including callbacks.
- *
- * # Safety
- * `server` is a live server; `nsp` and `socket_id` are NUL-terminated strings.
- */
-swarmcast_result swarmcast_server_disconnect_socket(const struct swarmcast_server *server,
-                                                    const char *nsp,
-                                                    const char *socket_id);
-
-/**
- * Set `key` of the keyed live state map `map` (namespace `nsp`) to one JSON value
- * (`json_len` bytes at `json`). Clients subscribed to the map (built-in `subscribe`
- * event with `{"state": map}`, see `swarmcast_config_add_subscribe_pattern`) first get
- * the whole map as a `swarmcast:snapshot` event, then one `swarmcast:delta` per
- * change; a slow client's pending deltas of one key collapse to the latest. Works
- * before the start too (the map is kept for later subscribers).
- *
- * Thread safety: any thread, concurrently, including callbacks.
- *
- * # Safety
- * `server` is a live server; `nsp`, `map`, `key` are NUL-terminated strings; `json`
- * points to `json_len` readable bytes.
- */
-swarmcast_result swarmcast_server_state_set(const struct swarmcast_server *server,
-                                            const char *nsp,
-                                            const char *map,
-                                            const char *key,
-                                            const char *json,
-                                            size_t json_len);
-
-/**
- * Remove `key` from the keyed live state map `map` (namespace `nsp`); subscribers get
- * a `swarmcast:delta` with `"deleted": true`. `*out_deleted` receives whether the key
- * was there.
- *
- * Thread safety: any thread, concurrently, including callbacks.
- *
- * # Safety
- * `server` is a live server; `nsp`, `map`, `key` are NUL-terminated strings;
- * `out_deleted` points to a writable `bool`.
- */
-swarmcast_result swarmcast_server_state_delete(const struct swarmcast_server *server,
-                                               const char *nsp,
-                                               const char *map,
-                                               const char *key,
-                                               bool *out_deleted);
 
 /**
  * The version of the library actually linked, "MAJOR.MINOR.PATCH" (compare with

@@ -90,7 +90,10 @@ pub use adapter::{
     OutagePolicy, RedisAdapter, RedisBroadcast, RedisConfig, RedisEmitter, RedisEmitterError,
 };
 pub use engine::{CloseReason, EngineConfig, Transport};
-pub use host::{is_reserved_event, Dispatcher, Host, HostError, HostState, WeakHost};
+pub use host::{
+    is_reserved_event, on_dispatcher_thread, wait_for_teardown, Dispatcher, Host, HostError,
+    HostState, TeardownGuard, WeakHost,
+};
 pub use metrics::{ClusterMetrics, Metrics};
 pub use server::{
     AppBody, AppFuture, AppRequest, AppResponse, HttpApp, Limits, Server, ServerConfig,

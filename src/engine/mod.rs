@@ -376,6 +376,15 @@ impl Engine {
         (session, open)
     }
 
+    /// Whether some open long-polling session holds frames its client has not fetched
+    /// yet (a shutdown lets the next GET take them before closing).
+    pub fn polling_backlog(&self) -> bool {
+        self.sessions
+            .read()
+            .values()
+            .any(|s| s.transport() == Transport::Polling && !s.is_closed() && s.queued() > 0)
+    }
+
     /// Close every session (server shutdown).
     pub fn close_all(&self, reason: CloseReason) {
         let sessions: Vec<_> = self.sessions.read().values().cloned().collect();

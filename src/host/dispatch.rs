@@ -24,6 +24,81 @@ thread_local! {
     static ON_DISPATCHER: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Handler threads told to leave that have not left yet, and teardowns announced
+/// ([`TeardownGuard`]) that have not reached their dispatcher yet: what
+/// [`wait_for_teardown`] waits for, process-wide.
+struct Teardown {
+    pending: Mutex<usize>,
+    done: Condvar,
+}
+
+static TEARDOWN: Teardown = Teardown {
+    pending: Mutex::new(0),
+    done: Condvar::new(),
+};
+
+fn teardown_begin(n: usize) {
+    *TEARDOWN.pending.lock() += n;
+}
+
+fn teardown_end() {
+    let mut pending = TEARDOWN.pending.lock();
+    *pending = pending.saturating_sub(1);
+    if *pending == 0 {
+        TEARDOWN.done.notify_all();
+    }
+}
+
+/// A teardown in progress that [`wait_for_teardown`] must wait for until the guard is
+/// dropped: taken by whoever hands a stop to another thread (a binding's `free` called
+/// from a handler), so that no wait can slip in before that thread starts.
+#[derive(Debug)]
+pub struct TeardownGuard(());
+
+impl TeardownGuard {
+    /// Announce a teardown.
+    pub fn new() -> Self {
+        teardown_begin(1);
+        Self(())
+    }
+}
+
+impl Default for TeardownGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TeardownGuard {
+    fn drop(&mut self) {
+        teardown_end();
+    }
+}
+
+/// Wait, at most `timeout`, until every handler thread of every stopped or dropped
+/// dispatcher has left (so every handler queued before the stop has run) and every
+/// [`TeardownGuard`] is gone. True when that happened, false on timeout. Process-wide.
+/// A handler calling it would wait for itself: it returns false at once on a handler
+/// thread of a dispatcher.
+pub fn wait_for_teardown(timeout: std::time::Duration) -> bool {
+    if on_dispatcher_thread() {
+        return false;
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let mut pending = TEARDOWN.pending.lock();
+    while *pending > 0 {
+        if TEARDOWN.done.wait_until(&mut pending, deadline).timed_out() {
+            return *pending == 0;
+        }
+    }
+    true
+}
+
+/// Whether the current thread is a handler thread of some [`Dispatcher`].
+pub fn on_dispatcher_thread() -> bool {
+    ON_DISPATCHER.with(Cell::get)
+}
+
 #[derive(Default)]
 struct State {
     /// Jobs per key. A key is here while it has jobs queued or one running.
@@ -71,27 +146,47 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    /// Start `threads` (at least one) threads named `name-N`.
+    /// Start `threads` (at least one) threads named `name-N`. Threads the system
+    /// refuses are logged and done without (see [`Dispatcher::try_new`]).
     pub fn new(threads: usize, name: &str) -> Self {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            work: Condvar::new(),
-            room: Condvar::new(),
-        });
-        let handles = (0..threads.max(1))
-            .filter_map(|i| {
-                let shared = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("{name}-{i}"))
-                    .spawn(move || worker(&shared))
-                    .map_err(|e| tracing::error!(error = %e, "cannot spawn a dispatcher thread"))
-                    .ok()
-            })
-            .collect();
-        Self {
-            shared,
-            threads: handles,
+        let mut pool = Self::empty();
+        for i in 0..threads.max(1) {
+            if let Err(e) = pool.spawn(name, i) {
+                tracing::error!(error = %e, "cannot spawn a dispatcher thread");
+            }
         }
+        pool
+    }
+
+    /// Start `threads` (at least one) threads named `name-N`, or none: when the system
+    /// refuses one, those already started are joined and the error returned.
+    pub fn try_new(threads: usize, name: &str) -> std::io::Result<Self> {
+        let mut pool = Self::empty();
+        for i in 0..threads.max(1) {
+            // On error, dropping `pool` closes it and joins what was started.
+            pool.spawn(name, i)?;
+        }
+        Ok(pool)
+    }
+
+    fn empty() -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                work: Condvar::new(),
+                room: Condvar::new(),
+            }),
+            threads: Vec::new(),
+        }
+    }
+
+    fn spawn(&mut self, name: &str, i: usize) -> std::io::Result<()> {
+        let shared = self.shared.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("{name}-{i}"))
+            .spawn(move || worker(&shared))?;
+        self.threads.push(handle);
+        Ok(())
     }
 
     /// Run `job` after every job queued before it with the same `key`. Never drops a
@@ -132,6 +227,27 @@ impl Dispatcher {
         }
     }
 
+    /// Wait until no job is queued or running, or until `deadline`; true when idle.
+    /// Not from a handler (it would wait for itself): false at once there.
+    pub fn wait_idle_until(&self, deadline: std::time::Instant) -> bool {
+        if on_dispatcher_thread() {
+            return false;
+        }
+        let mut state = self.shared.state.lock();
+        while state.pending > 0 {
+            // `room` is notified after every job.
+            if self
+                .shared
+                .room
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                return state.pending == 0;
+            }
+        }
+        true
+    }
+
     /// Number of threads.
     pub fn threads(&self) -> usize {
         self.threads.len()
@@ -144,6 +260,9 @@ fn worker(shared: &Shared) {
     loop {
         let Some(key) = state.runnable.pop_front() else {
             if state.closed {
+                // Counted by the close (see `Dispatcher::close`).
+                drop(state);
+                teardown_end();
                 return;
             }
             shared.work.wait(&mut state);
@@ -160,7 +279,8 @@ fn worker(shared: &Shared) {
         }
         state = shared.state.lock();
         state.pending -= 1;
-        shared.room.notify_one();
+        // Callers waiting for room, and those waiting for the pool to be idle.
+        shared.room.notify_all();
         if state.keys.get(&key).is_some_and(|q| !q.is_empty()) {
             // Behind the other ready keys: one busy socket cannot starve the rest.
             state.runnable.push_back(key);
@@ -171,12 +291,50 @@ fn worker(shared: &Shared) {
     }
 }
 
+impl Dispatcher {
+    /// Tell the threads to finish the jobs already queued, then leave.
+    fn close(&self) {
+        let mut state = self.shared.state.lock();
+        if !state.closed {
+            state.closed = true;
+            // Each thread counts itself out as it leaves.
+            teardown_begin(self.threads.len());
+        }
+        drop(state);
+        self.shared.work.notify_all();
+        self.shared.room.notify_all();
+    }
+
+    /// Close, and wait until `deadline` for the threads to run what is queued and
+    /// leave. True when they all left; false when some still run a job at the
+    /// deadline: they are left to finish on their own ([`wait_for_teardown`] waits for
+    /// them). The current thread, should it be one of them, is never waited for.
+    pub fn shutdown_until(mut self, deadline: std::time::Instant) -> bool {
+        self.close();
+        let current = std::thread::current().id();
+        let mut all = true;
+        for handle in std::mem::take(&mut self.threads) {
+            if handle.thread().id() == current {
+                continue;
+            }
+            while !handle.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            if handle.is_finished() {
+                let _ = handle.join();
+            } else {
+                // Detached: it leaves once its job returns.
+                all = false;
+            }
+        }
+        all
+    }
+}
+
 impl Drop for Dispatcher {
     fn drop(&mut self) {
         // The threads finish the jobs already queued, then leave.
-        self.shared.state.lock().closed = true;
-        self.shared.work.notify_all();
-        self.shared.room.notify_all();
+        self.close();
         let current = std::thread::current().id();
         for handle in self.threads.drain(..) {
             // A handler that drops the last reference from its own thread cannot join itself.
@@ -235,6 +393,30 @@ mod tests {
             })
             .collect();
         assert_eq!(got, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn shutdown_until_gives_up_on_a_blocked_handler_and_teardown_waits_for_it() {
+        let pool = Dispatcher::new(1, "t");
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        pool.run("a", move || {
+            let _ = started_tx.send(());
+            let _ = blocked.recv_timeout(std::time::Duration::from_secs(10));
+        });
+        started
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the job started");
+        let t0 = std::time::Instant::now();
+        let done = pool.shutdown_until(t0 + std::time::Duration::from_millis(100));
+        assert!(
+            !done,
+            "a blocked handler is not waited for past the deadline"
+        );
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+        assert!(!wait_for_teardown(std::time::Duration::from_millis(10)));
+        drop(release);
+        assert!(wait_for_teardown(std::time::Duration::from_secs(10)));
     }
 
     #[test]

@@ -51,7 +51,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-pub use dispatch::Dispatcher;
+pub use dispatch::{on_dispatcher_thread, wait_for_teardown, Dispatcher, TeardownGuard};
 
 use crate::{Emitter, Namespace, Server, ServerError, ServerHandle};
 
@@ -106,6 +106,10 @@ enum Phase {
     /// Between the two, while a thread starts or stops the server (outside the lock).
     Busy,
 }
+
+/// How long [`Host::stop`] lets the handlers already queued run before it closes the
+/// connections.
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 thread_local! {
     /// The host whose handler this thread is running, if any.
@@ -180,9 +184,16 @@ impl Host {
             }
         };
         self.inner.gates.reset();
-        // Handler threads first: the first connect may arrive as soon as we listen.
-        *self.inner.dispatcher.write() =
-            Some(Dispatcher::new(self.inner.threads, "swarmcast-handler"));
+        // Handler threads first: the first connect may arrive as soon as we listen. All
+        // of them or none: a system that refuses threads fails the start cleanly.
+        match Dispatcher::try_new(self.inner.threads, "swarmcast-handler") {
+            Ok(dispatcher) => *self.inner.dispatcher.write() = Some(dispatcher),
+            Err(e) => {
+                *self.inner.state.lock() = HostState::Stopped;
+                *self.inner.phase.lock() = Phase::Idle(server);
+                return Err(HostError::Server(ServerError::Runtime(e)));
+            }
+        }
         match server.try_start() {
             Ok(handle) => {
                 let addr = handle.local_addr();
@@ -209,6 +220,21 @@ impl Host {
     /// handler's thread, which finishes its queue after the call returns (see
     /// [`Host::in_handler`]; the C binding refuses that case).
     pub fn stop(&self) -> Result<(), HostError> {
+        self.stop_inner(None).map(drop)
+    }
+
+    /// [`Host::stop`] with a deadline: returns within about `timeout` (plus at most one
+    /// second for the network threads to leave). Connections get what is left of it to
+    /// flush (the server's `shutdown_timeout` at most), then the handler threads get
+    /// the rest to run what is queued. `Ok(true)` when every handler has finished;
+    /// `Ok(false)` when some still run (a handler that blocks): they finish on their own
+    /// threads, and [`wait_for_teardown`] waits for them. The host is stopped either way
+    /// and can start again.
+    pub fn stop_within(&self, timeout: std::time::Duration) -> Result<bool, HostError> {
+        self.stop_inner(Some(std::time::Instant::now() + timeout))
+    }
+
+    fn stop_inner(&self, deadline: Option<std::time::Instant>) -> Result<bool, HostError> {
         let handle = {
             let mut phase = self.inner.phase.lock();
             match std::mem::replace(&mut *phase, Phase::Busy) {
@@ -220,13 +246,31 @@ impl Host {
             }
         };
         *self.inner.state.lock() = HostState::Stopped;
+        // Handlers already queued (an event whose callback is about to answer its ack)
+        // run while their connections are still open, so what they send is flushed with
+        // the rest. Bounded: a handler that blocks does not hold the stop beyond it.
+        let idle_by = deadline.unwrap_or_else(|| std::time::Instant::now() + IDLE_WAIT);
+        if let Some(d) = self.inner.dispatcher.read_recursive().as_ref() {
+            d.wait_idle_until(idle_by);
+        }
         // Closes every connection (disconnect handlers are queued) and joins the
         // network threads; then the handler threads run what is queued and leave.
-        let server = handle.stop();
+        let server = match deadline {
+            Some(deadline) => {
+                handle.stop_within(deadline.saturating_duration_since(std::time::Instant::now()))
+            }
+            None => handle.stop(),
+        };
         let dispatcher = self.inner.dispatcher.write().take();
-        drop(dispatcher);
+        let finished = match (dispatcher, deadline) {
+            (Some(d), Some(deadline)) => d.shutdown_until(deadline),
+            (d, _) => {
+                drop(d);
+                true
+            }
+        };
         *self.inner.phase.lock() = Phase::Idle(server);
-        Ok(())
+        Ok(finished)
     }
 
     /// Whether the server is listening.

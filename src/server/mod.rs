@@ -550,6 +550,8 @@ impl ServerHandle {
     /// connections to finish.
     /// Returns the server, to serve again (see [`ServerHandle::stop`]).
     pub async fn shutdown(mut self) -> Server {
+        self.drain_polling(tokio::time::Instant::now() + self.shutdown_timeout / 2)
+            .await;
         self.begin_shutdown();
         let _ = tokio::time::timeout(self.shutdown_timeout, self.tasks.wait()).await;
         self.emitter.core.ctx.set_runtime(None);
@@ -571,6 +573,25 @@ impl ServerHandle {
         self.into_server()
     }
 
+    /// [`ServerHandle::stop`] within `timeout` instead of the configured
+    /// `shutdown_timeout` (whichever is shorter), plus at most one second for the
+    /// runtime's threads to leave.
+    pub fn stop_within(mut self, timeout: Duration) -> Server {
+        self.shutdown_timeout = self.shutdown_timeout.min(timeout);
+        self.stop()
+    }
+
+    /// Before the sessions close: let long-polling clients fetch what is queued for
+    /// them (an ack sent just before the stop, the last events) with their next GET,
+    /// until `deadline`. WebSocket sessions flush as they close.
+    async fn drain_polling(&self, deadline: tokio::time::Instant) {
+        while self.engines.iter().any(|e| e.polling_backlog())
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// The definition behind a handle that has shut down.
     fn into_server(mut self) -> Server {
         Server {
@@ -583,6 +604,10 @@ impl ServerHandle {
     }
 
     fn stop_blocking(&mut self) {
+        if let Some(runtime) = &self.runtime {
+            let deadline = tokio::time::Instant::now() + self.shutdown_timeout / 2;
+            runtime.block_on(self.drain_polling(deadline));
+        }
         self.begin_shutdown();
         self.emitter.core.ctx.set_runtime(None);
         if let Some(runtime) = self.runtime.take() {

@@ -106,6 +106,102 @@ static void test_config(void) {
     check(1, "swarmcast_config_free(NULL) is a no-op");
 }
 
+/* Every config value is bounded (the issue's sharp edges: 100000 handler threads,
+ * a ping interval no client survives, an origin that is not one). */
+static void test_config_limits(void) {
+    swarmcast_config *config = NULL;
+    CHECK_RC(swarmcast_config_new(&config), SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_config_set_handler_threads(config, 100000),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_set_handler_threads(config, SWARMCAST_MAX_THREADS + 1),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_set_handler_threads(config, SWARMCAST_MAX_THREADS),
+             SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_config_set_handler_threads(config, 2), SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_config_set_worker_threads(config, SIZE_MAX),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_set_ping_interval_ms(config, UINT64_MAX),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_set_ping_interval_ms(config, SWARMCAST_MAX_DURATION_MS + 1),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_set_ping_interval_ms(config, SWARMCAST_MAX_DURATION_MS),
+             SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_config_set_ping_timeout_ms(config, UINT64_MAX),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_set_connect_timeout_ms(config, UINT64_MAX),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_set_max_payload(config, SIZE_MAX),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_set_queue_bytes(config, SIZE_MAX),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_set_queue_packets(config, SIZE_MAX),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_add_cors_origin(config, "not a url"),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_add_cors_origin(config, ""), SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_add_cors_origin(config, "http://localhost:8050/"),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_add_cors_origin(config, "localhost:8050"),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_add_cors_origin(config, "*"), SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_config_add_cors_origin(config, "https://[::1]:8443"), SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_config_set_host(config, "not a host"), SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_set_host(config, "localhost"), SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_config_set_path(config, "/socket io"), SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_config_set_path(config, "/sio?x=1"), SWARMCAST_RESULT_INVALID_ARGUMENT);
+    swarmcast_config_free(config);
+}
+
+/* Names and JSON payloads are checked before anything is sent. */
+static void test_names_and_json(swarmcast_server *server) {
+    static char deep[100000 * 2 + 1];
+    static char deep_ok[SWARMCAST_MAX_JSON_DEPTH * 2 + 1];
+    size_t i;
+    CHECK_RC(swarmcast_server_emit(server, NS, "", J("1")), SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_server_emit_to_room(server, NS, "", "status", J("1")),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_server_emit(server, NS, "swarmcast:snapshot", J("{}")),
+             SWARMCAST_RESULT_RESERVED_EVENT);
+    CHECK_RC(swarmcast_server_emit(server, NS, "swarmcast:delta", J("{}")),
+             SWARMCAST_RESULT_RESERVED_EVENT);
+    CHECK_RC(swarmcast_server_emit_volatile_to_room(server, NS, "r", "swarmcast:delta", J("{}")),
+             SWARMCAST_RESULT_RESERVED_EVENT);
+    CHECK_RC(swarmcast_server_on_event(server, NS, "connect", on_event, NULL),
+             SWARMCAST_RESULT_RESERVED_EVENT);
+    CHECK_RC(swarmcast_server_on_event(server, NS, "disconnect", on_event, NULL),
+             SWARMCAST_RESULT_RESERVED_EVENT);
+    CHECK_RC(swarmcast_server_on_event(server, NS, "", on_event, NULL),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_server_join(server, NS, "no-such-socket", ""),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_server_leave(server, NS, "no-such-socket", ""),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_server_state_set(server, NS, "", "k", J("1")),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_server_state_set(server, NS, "m", "", J("1")),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_server_emit(server, NS, "status", J("1e400")),
+             SWARMCAST_RESULT_INVALID_JSON);
+    CHECK_RC(swarmcast_server_emit(server, NS, "status", J("{\"x\":[-1e999]}")),
+             SWARMCAST_RESULT_INVALID_JSON);
+    CHECK_RC(swarmcast_server_emit(server, NS, "status", J("1.5e300")), SWARMCAST_RESULT_OK);
+    for (i = 0; i < 100000; i++) {
+        deep[i] = '[';
+        deep[100000 + i] = ']';
+    }
+    CHECK_RC(swarmcast_server_emit(server, NS, "status", deep, 200000),
+             SWARMCAST_RESULT_INVALID_JSON);
+    for (i = 0; i < SWARMCAST_MAX_JSON_DEPTH; i++) {
+        deep_ok[i] = '[';
+        deep_ok[SWARMCAST_MAX_JSON_DEPTH + i] = ']';
+    }
+    CHECK_RC(swarmcast_server_emit(server, NS, "status", deep_ok, 2 * SWARMCAST_MAX_JSON_DEPTH),
+             SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_server_emit(server, NS, "status", deep_ok,
+                                   2 * SWARMCAST_MAX_JSON_DEPTH - 1),
+             SWARMCAST_RESULT_INVALID_JSON);
+}
+
 static swarmcast_server *new_server(uint16_t port) {
     swarmcast_config *config = NULL;
     swarmcast_server *server = NULL;
@@ -206,6 +302,8 @@ static void test_server_before_start(swarmcast_server *server) {
     CHECK_RC(swarmcast_server_emit_volatile_to_room(server, NS, "room", "tick", J("nul")),
              SWARMCAST_RESULT_INVALID_JSON);
 
+    test_names_and_json(server);
+
     /* Rooms */
     CHECK_RC(swarmcast_server_join(server, NS, "no-such-socket", "room"),
              SWARMCAST_RESULT_UNKNOWN_SOCKET);
@@ -295,6 +393,7 @@ static void test_lifecycle(void) {
 int main(void) {
     test_version_and_messages();
     test_config();
+    test_config_limits();
     test_lifecycle();
     return check_summary();
 }

@@ -197,6 +197,17 @@ static void on_any(void *userdata, const swarmcast_event *event, swarmcast_ack *
         }
         return;
     }
+    if (ack != NULL && strcmp(event->name, "ev") == 0) {
+        /* The receiver sends "ev\0il": the name keeps every byte, name_len counts them. */
+        char reply[128];
+        snprintf(reply, sizeof reply, "{\"name_len\":%u,\"strlen\":%u,\"tail\":\"%s\"}",
+                 (unsigned)event->name_len, (unsigned)strlen(event->name),
+                 event->name_len == 5 ? event->name + 3 : "");
+        if (swarmcast_ack_send(ack, J(reply)) != SWARMCAST_RESULT_OK) {
+            handler_error("ev\\0il ack");
+        }
+        return;
+    }
     swarmcast_ack_free(ack);
 }
 

@@ -141,6 +141,11 @@ async function run() {
   check(sum?.ok === true && sum?.sum === 6, `command answered in the callback: ${JSON.stringify(sum)}`);
   const later = await socket.timeout(STEP_MS).emitWithAck("command", { op: "later" });
   check(later?.ok === true && later?.later === true, `command answered later from a C thread: ${JSON.stringify(later)}`);
+  const nul = await socket.timeout(STEP_MS).emitWithAck("ev\0il", 1);
+  check(
+    nul.name_len === 5 && nul.strlen === 2 && nul.tail === "il",
+    `an event name with a NUL reaches C whole, with its length: ${JSON.stringify(nul)}`,
+  );
   const blob = await socket.timeout(STEP_MS).emitWithAck("blob", Buffer.from([1, 2, 3, 4]));
   check(
     blob?.attachments === 1 && blob?.len === 4 && blob?.sum === 10,

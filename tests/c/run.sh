@@ -139,12 +139,40 @@ build_test() {
 build_test bad_input
 build_test e2e
 build_test restart
+build_test teardown
 # The complete example of docs/c.md (the first ```c block) must keep compiling.
 awk '/^```c$/ {on = 1; next} /^```$/ && on {exit} on' docs/c.md >"$OUT/doc_example.c"
 step "docs/c.md example compiles" "$CC" -std=c11 -pedantic "${WARN[@]}" -Iinclude \
     "$OUT/doc_example.c" "$LIB" "${SYSLIBS[@]}" -o "$OUT/doc_example"
-step "make -C examples/c (static, shared, C++)" make -C examples/c BUILD="$OUT/examples" all
-step "make -C examples/c asan" make -C examples/c BUILD="$OUT/examples" asan
+step "make -C examples/c (static, shared, C++)" make -C examples/c BUILD="$OUT/examples" LIBDIR="$ROOT/target/debug" all
+step "make -C examples/c asan" make -C examples/c BUILD="$OUT/examples" LIBDIR="$ROOT/target/debug" asan
+
+# --- packaging: install into a temporary prefix, build with pkg-config only ------
+# (the debug build, already there; `bindings/c/install.sh` alone installs the release one)
+PKG="$OUT/prefix"
+rm -rf "$PKG"
+if step "bindings/c/install.sh --prefix (temporary)" \
+    bash bindings/c/install.sh --prefix "$PKG" --profile debug --no-build; then
+    export PKG_CONFIG_PATH="$PKG/lib/pkgconfig"
+    # shellcheck disable=SC2046
+    step "C program built with pkg-config --cflags --libs swarmcast (shared)" \
+        "$CC" -std=c11 "${WARN[@]}" tests/c/pkgconfig_app.c \
+        $(pkg-config --cflags --libs swarmcast) -Wl,-rpath,"$PKG/lib" -o "$OUT/pkgconfig_app"
+    step "it runs against the installed libswarmcast.so" timeout 30 "$OUT/pkgconfig_app"
+    step "it needs the SONAME, not the unversioned name" \
+        bash -c "readelf -d '$OUT/pkgconfig_app' | grep -q 'NEEDED.*libswarmcast\.so\.[0-9]'"
+    # shellcheck disable=SC2046
+    step "C program built with pkg-config --static (static library)" \
+        "$CC" -std=c11 "${WARN[@]}" -static-libgcc tests/c/pkgconfig_app.c \
+        $(pkg-config --cflags swarmcast) "$PKG/lib/libswarmcast.a" \
+        $(pkg-config --static --libs-only-l swarmcast | sed 's/-lswarmcast//') \
+        -o "$OUT/pkgconfig_app_static"
+    step "the static build runs" timeout 30 "$OUT/pkgconfig_app_static"
+    step "both libraries export only swarmcast_ symbols" bash -c "
+        ! nm -D --defined-only '$PKG/lib/libswarmcast.so' | awk '{print \$3}' | grep -v '^swarmcast_' | grep . &&
+        ! nm -g --defined-only '$PKG/lib/libswarmcast.a' | awk 'NF==3 {print \$3}' | grep -v '^swarmcast_' | grep ."
+    unset PKG_CONFIG_PATH
+fi
 
 # --- bad input -------------------------------------------------------------------
 if [ -x "$OUT/bad_input" ]; then
@@ -212,6 +240,14 @@ if [ -x "$OUT/restart" ]; then
     rc=$?
     count_checks "$OUT/restart.out"
     sanitizer_verdict "restart" "$rc" "$LOGS/restart.stderr" strict
+fi
+
+# --- teardown: stop with a deadline, wait for teardown, an ack just before the stop --
+if [ -x "$OUT/teardown" ]; then
+    timeout 90 "$OUT/teardown" >"$OUT/teardown.out" 2>"$LOGS/teardown.stderr"
+    rc=$?
+    count_checks "$OUT/teardown.out"
+    sanitizer_verdict "teardown" "$rc" "$LOGS/teardown.stderr" strict
 fi
 
 echo "$passed passed, $failed failed"

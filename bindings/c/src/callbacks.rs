@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_void};
 
 use serde_json::Value;
 
-use crate::ffi::{c_string, json_arg, str_arg, UserData};
+use crate::ffi::{c_bytes, c_string, json_arg, str_arg, UserData};
 use crate::panic::{boundary, boundary_void};
 use crate::result::swarmcast_result;
 
@@ -96,6 +96,12 @@ pub struct swarmcast_event {
     pub attachments: *const swarmcast_bytes,
     /// Number of attachments.
     pub attachments_len: usize,
+    /// Length of `name` in bytes (not counting the terminating NUL). A client may send
+    /// an event name holding a NUL byte ("ev\0il"): `name` then keeps every byte, so
+    /// `strlen(name) != name_len` tells such a name apart from the shorter one. Such an
+    /// event only ever reaches a catch-all callback (`swarmcast_server_on_any_event`),
+    /// since no name registered from C holds a NUL.
+    pub name_len: usize,
 }
 
 /// A client asking to connect, as passed to a `swarmcast_connect_callback`.
@@ -345,7 +351,7 @@ fn deliver_event(
     let (nsp, sid, name, args) = (
         c_string(socket.namespace()),
         c_string(socket.id()),
-        c_string(&event.name),
+        c_bytes(&event.name),
         c_string(&args),
     );
     let attachments: Vec<swarmcast_bytes> = event
@@ -360,7 +366,8 @@ fn deliver_event(
     let c_event = swarmcast_event {
         nsp: nsp.as_ptr(),
         socket_id: sid.as_ptr(),
-        name: name.as_ptr(),
+        name: name.as_ptr().cast(),
+        name_len: name.len() - 1,
         args_json: args.as_ptr(),
         args_json_len: args.as_bytes().len(),
         attachments: if attachments.is_empty() {

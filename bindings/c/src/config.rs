@@ -59,12 +59,96 @@ pub(crate) unsafe fn config_arg<'a>(
     unsafe { config.as_mut() }.ok_or(swarmcast_result::NullParameter)
 }
 
-pub(crate) fn positive<T: PartialEq + Default>(v: T) -> Result<T, swarmcast_result> {
-    if v == T::default() {
-        Err(swarmcast_result::InvalidArgument)
-    } else {
+/// Most threads `swarmcast_config_set_worker_threads` and
+/// `swarmcast_config_set_handler_threads` accept.
+pub const SWARMCAST_MAX_THREADS: usize = 1024;
+/// Longest duration, in milliseconds, a `swarmcast_config_set_*_ms` setter accepts (one
+/// hour). Socket.IO clients add the ping interval and timeout into one timer, which
+/// JavaScript fires at once past 2^31 - 1 ms: a longer one would let no client stay.
+pub const SWARMCAST_MAX_DURATION_MS: u64 = 3_600_000;
+/// Largest byte bound `swarmcast_config_set_max_payload` and
+/// `swarmcast_config_set_queue_bytes` accept (1 GiB).
+pub const SWARMCAST_MAX_BYTES: usize = 1 << 30;
+/// Largest packet bound `swarmcast_config_set_queue_packets` accepts.
+pub const SWARMCAST_MAX_QUEUE_PACKETS: usize = 1 << 20;
+
+/// `v` within `1..=max`.
+fn in_range<T: PartialOrd + From<u8>>(v: T, max: T) -> Result<T, swarmcast_result> {
+    if v >= T::from(1) && v <= max {
         Ok(v)
+    } else {
+        Err(swarmcast_result::InvalidArgument)
     }
+}
+
+/// `v` other than zero.
+pub(crate) fn positive<T: PartialOrd + From<u8>>(v: T) -> Result<T, swarmcast_result> {
+    if v >= T::from(1) {
+        Ok(v)
+    } else {
+        Err(swarmcast_result::InvalidArgument)
+    }
+}
+
+/// A duration setter's argument: 1 ..= [`SWARMCAST_MAX_DURATION_MS`].
+pub(crate) fn duration_ms(ms: u64) -> Result<Duration, swarmcast_result> {
+    in_range(ms, SWARMCAST_MAX_DURATION_MS).map(Duration::from_millis)
+}
+
+/// A host to listen on: an IP address or a DNS name (letters, digits, '-', '.',
+/// labels of 1 to 63 characters).
+fn valid_host(host: &str) -> bool {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// An HTTP path: starts with '/', printable ASCII, no query or fragment.
+fn valid_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+}
+
+/// A browser origin as the `Origin` header spells it: `scheme://host[:port]`, no path,
+/// lower-case scheme; or "*".
+fn valid_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let scheme_ok = scheme
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+    let (host, port) = match rest.rsplit_once(':') {
+        // An IPv6 literal: "[::1]" or "[::1]:8080".
+        Some((h, p)) if !rest.ends_with(']') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        valid_host(host)
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
+    scheme_ok && host_ok && port_ok
 }
 
 /// Create a config with the defaults; `*out_config` receives it. Free it with
@@ -104,7 +188,8 @@ pub unsafe extern "C" fn swarmcast_config_free(config: *mut swarmcast_config) {
 }
 
 /// Address to listen on (an IP address or a host name), for example "0.0.0.0" for
-/// every interface. Empty is `SWARMCAST_RESULT_INVALID_ARGUMENT`.
+/// every interface. Anything else (empty, spaces, a URL) is
+/// `SWARMCAST_RESULT_INVALID_ARGUMENT`.
 ///
 /// Thread safety: one thread at a time per config.
 ///
@@ -121,7 +206,7 @@ pub unsafe extern "C" fn swarmcast_config_set_host(
         let c = unsafe { config_arg(config)? };
         // SAFETY: a NUL-terminated string, as documented above.
         let host = unsafe { str_arg(host)? };
-        if host.is_empty() {
+        if !valid_host(host) {
             return Err(swarmcast_result::InvalidArgument);
         }
         c.server.host = host.to_string();
@@ -149,7 +234,8 @@ pub unsafe extern "C" fn swarmcast_config_set_port(
     })
 }
 
-/// Socket.IO endpoint path (default "/socket.io"); must start with '/'.
+/// Socket.IO endpoint path (default "/socket.io"): it must start with '/' and be
+/// printable ASCII without '?' or '#' (else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
 ///
 /// Thread safety: one thread at a time per config.
 ///
@@ -166,7 +252,7 @@ pub unsafe extern "C" fn swarmcast_config_set_path(
         let c = unsafe { config_arg(config)? };
         // SAFETY: a NUL-terminated string, as documented above.
         let path = unsafe { str_arg(path)? };
-        if !path.starts_with('/') {
+        if !valid_path(path) {
             return Err(swarmcast_result::InvalidArgument);
         }
         c.server.path = path.to_string();
@@ -176,7 +262,9 @@ pub unsafe extern "C" fn swarmcast_config_set_path(
 
 /// Allow browser pages from `origin` (for example "http://localhost:8050"), one call
 /// per origin; "*" allows any origin. Without any, only same-origin pages (and
-/// non-browser clients) may connect.
+/// non-browser clients) may connect. An origin is `scheme://host[:port]`, as browsers
+/// send it (no path, no trailing '/'); anything else is
+/// `SWARMCAST_RESULT_INVALID_ARGUMENT`.
 ///
 /// Thread safety: one thread at a time per config.
 ///
@@ -193,7 +281,7 @@ pub unsafe extern "C" fn swarmcast_config_add_cors_origin(
         let c = unsafe { config_arg(config)? };
         // SAFETY: a NUL-terminated string, as documented above.
         let origin = unsafe { str_arg(origin)? };
-        if origin.is_empty() {
+        if !valid_origin(origin) {
             return Err(swarmcast_result::InvalidArgument);
         }
         c.server.cors_allowed_origins.push(origin.to_string());
@@ -201,7 +289,8 @@ pub unsafe extern "C" fn swarmcast_config_add_cors_origin(
     })
 }
 
-/// Interval between server PINGs, in milliseconds (> 0).
+/// Interval between server PINGs, in milliseconds (1 ..= `SWARMCAST_MAX_DURATION_MS`,
+/// else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
 ///
 /// Thread safety: one thread at a time per config.
 ///
@@ -215,12 +304,13 @@ pub unsafe extern "C" fn swarmcast_config_set_ping_interval_ms(
     boundary(|| {
         // SAFETY: a live config, as documented above.
         let c = unsafe { config_arg(config)? };
-        c.server.engine.ping_interval = Duration::from_millis(positive(ms)?);
+        c.server.engine.ping_interval = duration_ms(ms)?;
         Ok(())
     })
 }
 
-/// How long to wait for a client's PONG before closing, in milliseconds (> 0).
+/// How long to wait for a client's PONG before closing, in milliseconds (1 ..=
+/// `SWARMCAST_MAX_DURATION_MS`, else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
 ///
 /// Thread safety: one thread at a time per config.
 ///
@@ -234,13 +324,13 @@ pub unsafe extern "C" fn swarmcast_config_set_ping_timeout_ms(
     boundary(|| {
         // SAFETY: a live config, as documented above.
         let c = unsafe { config_arg(config)? };
-        c.server.engine.ping_timeout = Duration::from_millis(positive(ms)?);
+        c.server.engine.ping_timeout = duration_ms(ms)?;
         Ok(())
     })
 }
 
 /// Largest message (or long-polling request body) accepted from a client, in bytes
-/// (> 0).
+/// (1 ..= `SWARMCAST_MAX_BYTES`, else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
 ///
 /// Thread safety: one thread at a time per config.
 ///
@@ -254,13 +344,14 @@ pub unsafe extern "C" fn swarmcast_config_set_max_payload(
     boundary(|| {
         // SAFETY: a live config, as documented above.
         let c = unsafe { config_arg(config)? };
-        c.server.engine.max_payload = positive(bytes)?;
+        c.server.engine.max_payload = in_range(bytes, SWARMCAST_MAX_BYTES)?;
         Ok(())
     })
 }
 
-/// Bound of each client's outbound queue, in packets (> 0). When it is full, the
-/// slow-consumer policy applies.
+/// Bound of each client's outbound queue, in packets (1 ..=
+/// `SWARMCAST_MAX_QUEUE_PACKETS`, else `SWARMCAST_RESULT_INVALID_ARGUMENT`). When it is
+/// full, the slow-consumer policy applies.
 ///
 /// Thread safety: one thread at a time per config.
 ///
@@ -274,12 +365,13 @@ pub unsafe extern "C" fn swarmcast_config_set_queue_packets(
     boundary(|| {
         // SAFETY: a live config, as documented above.
         let c = unsafe { config_arg(config)? };
-        c.server.engine.queue_packets = positive(packets)?;
+        c.server.engine.queue_packets = in_range(packets, SWARMCAST_MAX_QUEUE_PACKETS)?;
         Ok(())
     })
 }
 
-/// Bound of each client's outbound queue, in bytes (> 0).
+/// Bound of each client's outbound queue, in bytes (1 ..= `SWARMCAST_MAX_BYTES`, else
+/// `SWARMCAST_RESULT_INVALID_ARGUMENT`).
 ///
 /// Thread safety: one thread at a time per config.
 ///
@@ -293,13 +385,13 @@ pub unsafe extern "C" fn swarmcast_config_set_queue_bytes(
     boundary(|| {
         // SAFETY: a live config, as documented above.
         let c = unsafe { config_arg(config)? };
-        c.server.engine.queue_bytes = positive(bytes)?;
+        c.server.engine.queue_bytes = in_range(bytes, SWARMCAST_MAX_BYTES)?;
         Ok(())
     })
 }
 
 /// How long a client may take to send its first Socket.IO CONNECT, in milliseconds
-/// (> 0).
+/// (1 ..= `SWARMCAST_MAX_DURATION_MS`, else `SWARMCAST_RESULT_INVALID_ARGUMENT`).
 ///
 /// Thread safety: one thread at a time per config.
 ///
@@ -313,7 +405,7 @@ pub unsafe extern "C" fn swarmcast_config_set_connect_timeout_ms(
     boundary(|| {
         // SAFETY: a live config, as documented above.
         let c = unsafe { config_arg(config)? };
-        c.server.connect_timeout = Duration::from_millis(positive(ms)?);
+        c.server.connect_timeout = duration_ms(ms)?;
         Ok(())
     })
 }
@@ -345,7 +437,8 @@ pub unsafe extern "C" fn swarmcast_config_add_namespace(
     })
 }
 
-/// Threads of the server's network runtime (> 0; default 2).
+/// Threads of the server's network runtime (1 ..= `SWARMCAST_MAX_THREADS`, else
+/// `SWARMCAST_RESULT_INVALID_ARGUMENT`; default 2).
 ///
 /// Thread safety: one thread at a time per config.
 ///
@@ -359,13 +452,18 @@ pub unsafe extern "C" fn swarmcast_config_set_worker_threads(
     boundary(|| {
         // SAFETY: a live config, as documented above.
         let c = unsafe { config_arg(config)? };
-        c.server.worker_threads = positive(threads)?;
+        c.server.worker_threads = in_range(threads, SWARMCAST_MAX_THREADS)?;
         Ok(())
     })
 }
 
-/// Threads that run the C callbacks (> 0; default 2). One socket's callbacks always
-/// run on the same thread, in order; more threads let more sockets be handled at once.
+/// Threads that run the C callbacks (1 ..= `SWARMCAST_MAX_THREADS`, else
+/// `SWARMCAST_RESULT_INVALID_ARGUMENT`; default 2). One socket's callbacks run one at a
+/// time, in order; more threads let more sockets be handled at once. A callback that
+/// blocks holds its thread: with N handler threads, N blocking callbacks stall every
+/// other socket's callbacks, connect decisions included, until one returns. Size this
+/// to the callbacks that may block at once, plus one. Should the system refuse the
+/// threads, `swarmcast_server_start` returns `SWARMCAST_RESULT_RUNTIME_FAILED`.
 ///
 /// Thread safety: one thread at a time per config.
 ///
@@ -379,7 +477,7 @@ pub unsafe extern "C" fn swarmcast_config_set_handler_threads(
     boundary(|| {
         // SAFETY: a live config, as documented above.
         let c = unsafe { config_arg(config)? };
-        c.handler_threads = positive(threads)?;
+        c.handler_threads = in_range(threads, SWARMCAST_MAX_THREADS)?;
         Ok(())
     })
 }
@@ -430,7 +528,7 @@ pub unsafe extern "C" fn swarmcast_config_set_emit_max_wait_ms(
     boundary(|| {
         // SAFETY: a live config, as documented above.
         let c = unsafe { config_arg(config)? };
-        if ms > 3_600_000 {
+        if ms > SWARMCAST_MAX_DURATION_MS {
             return Err(swarmcast_result::InvalidArgument);
         }
         c.server.emit_max_wait = std::time::Duration::from_millis(ms);
@@ -464,4 +562,52 @@ pub unsafe extern "C" fn swarmcast_config_add_subscribe_pattern(
         c.server.allow_subscribe.push(pattern.to_string());
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_paths_and_origins() {
+        for ok in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "::1",
+            "localhost",
+            "my-host.example.com",
+        ] {
+            assert!(valid_host(ok), "{ok}");
+        }
+        for bad in ["", "not a host", "http://x", "-x", "a..b", "x\u{7f}"] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+        assert!(valid_path("/socket.io") && valid_path("/"));
+        for bad in ["socket.io", "/a b", "/a?b", "/a#b", ""] {
+            assert!(!valid_path(bad), "{bad}");
+        }
+        for ok in [
+            "*",
+            "http://localhost:8050",
+            "https://example.com",
+            "http://127.0.0.1",
+            "http://[::1]:3000",
+            "app+x://host",
+        ] {
+            assert!(valid_origin(ok), "{ok}");
+        }
+        for bad in [
+            "not a url",
+            "",
+            "http://",
+            "http://host/",
+            "http://host:",
+            "http://host:99999",
+            "localhost:8050",
+            "HTTP://host",
+            "http://[zz]:1",
+        ] {
+            assert!(!valid_origin(bad), "{bad}");
+        }
+    }
 }

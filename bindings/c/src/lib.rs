@@ -20,12 +20,15 @@ mod ffi;
 mod limits;
 mod panic;
 mod result;
+mod rooms;
 mod server;
 mod version;
 
 pub use callbacks::*;
 pub use config::*;
+pub use ffi::SWARMCAST_MAX_JSON_DEPTH;
 pub use limits::*;
 pub use result::*;
+pub use rooms::*;
 pub use server::*;
 pub use version::*;

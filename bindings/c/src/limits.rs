@@ -4,9 +4,8 @@
 //! "Security".
 
 use std::ffi::c_char;
-use std::time::Duration;
 
-use crate::config::{config_arg, positive, swarmcast_config};
+use crate::config::{config_arg, duration_ms, positive, swarmcast_config};
 use crate::ffi::str_arg;
 use crate::panic::boundary;
 use crate::result::swarmcast_result;
@@ -76,7 +75,7 @@ pub unsafe extern "C" fn swarmcast_config_set_request_timeout_ms(
     boundary(|| {
         // SAFETY: a live config, as documented above.
         let c = unsafe { config_arg(config)? };
-        c.server.limits.request_timeout = Duration::from_millis(positive(ms)?);
+        c.server.limits.request_timeout = duration_ms(ms)?;
         Ok(())
     })
 }
@@ -96,7 +95,7 @@ pub unsafe extern "C" fn swarmcast_config_set_write_timeout_ms(
     boundary(|| {
         // SAFETY: a live config, as documented above.
         let c = unsafe { config_arg(config)? };
-        c.server.limits.write_timeout = Duration::from_millis(positive(ms)?);
+        c.server.limits.write_timeout = duration_ms(ms)?;
         Ok(())
     })
 }

@@ -63,11 +63,15 @@ pub enum swarmcast_result {
     /// The event is larger than a client's outbound queue can ever hold
     /// (`swarmcast_config_set_queue_bytes`): no client could take it, nobody got it.
     TooLarge = 19,
+    /// A wait reached its deadline: `swarmcast_server_stop_timeout` stopped the server
+    /// but some callbacks still run (they finish on their own; `swarmcast_wait_teardown`
+    /// waits for them), or `swarmcast_wait_teardown` gave up.
+    TimedOut = 20,
 }
 
 impl swarmcast_result {
     /// Every code, for the message function and the tests.
-    pub(crate) const ALL: [swarmcast_result; 20] = [
+    pub(crate) const ALL: [swarmcast_result; 21] = [
         Self::Ok,
         Self::Panic,
         Self::NullParameter,
@@ -88,6 +92,7 @@ impl swarmcast_result {
         Self::Disconnected,
         Self::EncodeFailed,
         Self::TooLarge,
+        Self::TimedOut,
     ];
 
     pub(crate) fn from_u32(code: u32) -> Option<Self> {
@@ -116,6 +121,7 @@ impl swarmcast_result {
             Self::Disconnected => "the socket has disconnected",
             Self::EncodeFailed => "the event could not be encoded",
             Self::TooLarge => "the event is larger than a client's outbound queue can hold",
+            Self::TimedOut => "the deadline passed while callbacks were still running",
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::callbacks::{
     self, swarmcast_connect_callback, swarmcast_disconnect_callback, swarmcast_event_callback,
 };
 use crate::config::swarmcast_config;
-use crate::ffi::{json_arg, out_arg, str_arg};
+use crate::ffi::{json_arg, name_arg, out_arg, str_arg};
 use crate::panic::{boundary, boundary_void};
 use crate::result::swarmcast_result;
 
@@ -41,13 +41,29 @@ pub(crate) unsafe fn namespace_arg<'a>(nsp: *const c_char) -> Result<&'a str, sw
     }
 }
 
-/// An event name to emit: not one Socket.IO reserves.
+/// An event name to emit: not empty, not one Socket.IO reserves, and not one of the
+/// keyed-state events swarmcast itself sends (`swarmcast:snapshot`,
+/// `swarmcast:delta`), which subscribers would take for state changes.
 ///
 /// # Safety
 /// As [`str_arg`].
 unsafe fn event_arg<'a>(event: *const c_char) -> Result<&'a str, swarmcast_result> {
     // SAFETY: forwarded from the caller.
-    let event = unsafe { str_arg(event)? };
+    let event = unsafe { name_arg(event)? };
+    if sc::is_reserved_event(event) || event == sc::SNAPSHOT_EVENT || event == sc::DELTA_EVENT {
+        return Err(swarmcast_result::ReservedEvent);
+    }
+    Ok(event)
+}
+
+/// An event name to handle: not empty, not one Socket.IO reserves (`connect`,
+/// `disconnect`... have callbacks of their own and never arrive as events).
+///
+/// # Safety
+/// As [`str_arg`].
+unsafe fn handled_event_arg<'a>(event: *const c_char) -> Result<&'a str, swarmcast_result> {
+    // SAFETY: forwarded from the caller.
+    let event = unsafe { name_arg(event)? };
     if sc::is_reserved_event(event) {
         return Err(swarmcast_result::ReservedEvent);
     }
@@ -57,7 +73,7 @@ unsafe fn event_arg<'a>(event: *const c_char) -> Result<&'a str, swarmcast_resul
 impl swarmcast_server {
     /// A namespace emits may use: refused while stopped (emits before the first start
     /// succeed and reach nobody).
-    fn live_namespace(&self, nsp: &str) -> Result<Arc<sc::Namespace>, swarmcast_result> {
+    pub(crate) fn live_namespace(&self, nsp: &str) -> Result<Arc<sc::Namespace>, swarmcast_result> {
         if self.host.state() == sc::HostState::Stopped {
             return Err(swarmcast_result::NotRunning);
         }
@@ -83,6 +99,17 @@ impl swarmcast_server {
         }
         Ok(self.host.stop()?)
     }
+
+    fn stop_within(&self, timeout: std::time::Duration) -> Result<(), swarmcast_result> {
+        if self.host.in_handler() {
+            return Err(swarmcast_result::InCallback);
+        }
+        if self.host.stop_within(timeout)? {
+            Ok(())
+        } else {
+            Err(swarmcast_result::TimedOut)
+        }
+    }
 }
 
 /// The server behind a pointer argument.
@@ -91,7 +118,7 @@ impl swarmcast_server {
 /// `server` is NULL or a live server from `swarmcast_server_new`. Only shared
 /// references are ever made (everything inside is synchronised), except in
 /// `swarmcast_server_free`, which the API forbids to overlap any other call.
-unsafe fn server_arg<'a>(
+pub(crate) unsafe fn server_arg<'a>(
     server: *const swarmcast_server,
 ) -> Result<&'a swarmcast_server, swarmcast_result> {
     // SAFETY: NULL or live, as the caller promises.
@@ -134,8 +161,10 @@ pub unsafe extern "C" fn swarmcast_server_new(
 /// `SWARMCAST_RESULT_DISCONNECTED`) and must still be freed.
 ///
 /// Thread safety: no other call may use `server` during or after this one. Called from
-/// one of the server's own callbacks, the stop and free happen on a new thread after
-/// this call returns (so the callbacks still queued may run after it).
+/// outside the server's callbacks, it returns once no callback of the server runs any
+/// more. Called from one of the server's own callbacks, the stop and free happen on a
+/// new thread after this call returns, so the callbacks still queued may run after it:
+/// `swarmcast_wait_teardown`, from another thread, waits until they have.
 ///
 /// # Safety
 /// `server` is NULL or from `swarmcast_server_new`, and not freed before.
@@ -152,10 +181,19 @@ pub unsafe extern "C" fn swarmcast_server_free(server: *mut swarmcast_server) {
             // Stopping waits for the handler threads, this one included: do it on a
             // thread of its own. (Should spawning fail, the closure, and with it the
             // server, is dropped here: the dispatcher then skips joining this thread.)
+            // The guard makes `swarmcast_wait_teardown` wait for that thread from now.
+            let guard = sc::TeardownGuard::new();
             let _ = std::thread::Builder::new()
                 .name("swarmcast-free".into())
-                .spawn(move || drop(server));
+                .spawn(move || {
+                    // A stop proper, while the host is whole: the disconnect callbacks
+                    // run (dropping a running host only closes its connections).
+                    let _ = server.host.stop();
+                    drop(server);
+                    drop(guard);
+                });
         } else {
+            let _ = server.host.stop();
             drop(server);
         }
     })
@@ -215,7 +253,10 @@ pub unsafe extern "C" fn swarmcast_server_on_disconnect(
 /// replacing any previous one for that name. `userdata` as for
 /// `swarmcast_server_on_connect`.
 ///
-/// Returns `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
+/// Returns `SWARMCAST_RESULT_INVALID_ARGUMENT` for an empty `event`,
+/// `SWARMCAST_RESULT_RESERVED_EVENT` for a name Socket.IO reserves ("connect",
+/// "disconnect"...: use `swarmcast_server_on_connect` / `_on_disconnect`),
+/// `SWARMCAST_RESULT_ALREADY_STARTED` while the server runs.
 ///
 /// Thread safety: any thread.
 ///
@@ -231,8 +272,13 @@ pub unsafe extern "C" fn swarmcast_server_on_event(
 ) -> swarmcast_result {
     boundary(|| {
         // SAFETY: pointer arguments as documented above.
-        let (s, nsp, event) =
-            unsafe { (server_arg(server)?, namespace_arg(nsp)?, str_arg(event)?) };
+        let (s, nsp, event) = unsafe {
+            (
+                server_arg(server)?,
+                namespace_arg(nsp)?,
+                handled_event_arg(event)?,
+            )
+        };
         s.register(|host| callbacks::on_event(host, nsp, Some(event), callback, userdata))
     })
 }
@@ -283,9 +329,11 @@ pub unsafe extern "C" fn swarmcast_server_start(server: *mut swarmcast_server) -
     })
 }
 
-/// Stop the server: stop accepting, close every connection (flushing what is queued,
-/// waiting up to 5 s), call the disconnect callbacks, and wait for every callback to
-/// finish. Once it returns, no callback of this server runs any more. Emits after it
+/// Stop the server: run the callbacks already queued (up to 2 s) while the connections
+/// are open, let long-polling clients fetch what is queued for them (acks included),
+/// close every connection (flushing what is queued, waiting up to 5 s in all), call the
+/// disconnect callbacks, and wait for every callback to finish, without limit (see
+/// `swarmcast_server_stop_timeout` for a deadline). Once it returns, no callback of this server runs any more. Emits after it
 /// return `SWARMCAST_RESULT_NOT_RUNNING` until the server starts again.
 ///
 /// Returns `SWARMCAST_RESULT_NOT_RUNNING` if the server is not running (never started,
@@ -303,6 +351,60 @@ pub unsafe extern "C" fn swarmcast_server_stop(server: *mut swarmcast_server) ->
         // SAFETY: pointer argument as documented above.
         let s = unsafe { server_arg(server)? };
         s.stop()
+    })
+}
+
+/// `swarmcast_server_stop` with a deadline: returns after about `timeout_ms`
+/// milliseconds at most (plus up to one second for the network threads to leave).
+/// Within it: the callbacks already queued run while their connections are open, then
+/// long-polling clients get what is queued for them (acks included) with their next
+/// request, then every connection closes (the disconnect callbacks run), then the
+/// handler threads finish.
+///
+/// Returns `SWARMCAST_RESULT_OK` when every callback has finished;
+/// `SWARMCAST_RESULT_TIMED_OUT` when the server is stopped but some callback still runs
+/// (one that blocks): it finishes on its own thread, so `userdata` must stay valid
+/// until `swarmcast_wait_teardown` returns `SWARMCAST_RESULT_OK`. Otherwise as
+/// `swarmcast_server_stop` (`SWARMCAST_RESULT_NOT_RUNNING`,
+/// `SWARMCAST_RESULT_IN_CALLBACK`). The server can start again either way.
+///
+/// Thread safety: any thread but this server's callbacks; blocks.
+///
+/// # Safety
+/// `server` is a live server.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_stop_timeout(
+    server: *mut swarmcast_server,
+    timeout_ms: u64,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: pointer argument as documented above.
+        let s = unsafe { server_arg(server)? };
+        s.stop_within(std::time::Duration::from_millis(timeout_ms))
+    })
+}
+
+/// Wait, at most `timeout_ms` milliseconds, until no callback of any stopped or freed
+/// server runs any more: after `swarmcast_server_free` called from a callback, or a
+/// `swarmcast_server_stop_timeout` that returned `SWARMCAST_RESULT_TIMED_OUT`. Once it
+/// returns `SWARMCAST_RESULT_OK`, the `userdata` of those servers may be freed and the
+/// library unloaded. Process-wide; servers still running are not waited for.
+///
+/// Returns `SWARMCAST_RESULT_TIMED_OUT` when some callback still runs at the deadline,
+/// `SWARMCAST_RESULT_IN_CALLBACK` when called from a callback (it would wait for itself).
+///
+/// Thread safety: any thread but the servers' callbacks; blocks.
+#[no_mangle]
+pub extern "C" fn swarmcast_wait_teardown(timeout_ms: u64) -> swarmcast_result {
+    boundary(|| {
+        if sc::on_dispatcher_thread() {
+            return Err(swarmcast_result::InCallback);
+        }
+        if sc::wait_for_teardown(std::time::Duration::from_millis(timeout_ms)) {
+            Ok(())
+        } else {
+            Err(swarmcast_result::TimedOut)
+        }
     })
 }
 
@@ -372,10 +474,10 @@ unsafe fn emit(
         let (s, nsp) = unsafe { (server_arg(server)?, namespace_arg(nsp)?) };
         let target = match to {
             Recipients::All => None,
-            Recipients::Room(name) | Recipients::Socket(name) => {
-                // SAFETY: NUL-terminated, as the caller promises.
-                Some(unsafe { str_arg(name)? })
-            }
+            // SAFETY: NUL-terminated, as the caller promises.
+            Recipients::Room(name) => Some(unsafe { name_arg(name)? }),
+            // SAFETY: NUL-terminated, as the caller promises.
+            Recipients::Socket(name) => Some(unsafe { str_arg(name)? }),
         };
         // SAFETY: as the caller promises.
         let (event, data) = unsafe { (event_arg(event)?, json_arg(json, json_len)?) };
@@ -401,7 +503,10 @@ unsafe fn emit(
 /// reach each client in the order they were emitted.
 ///
 /// Returns `SWARMCAST_RESULT_INVALID_UTF8` / `SWARMCAST_RESULT_INVALID_JSON` for a bad
-/// payload, `SWARMCAST_RESULT_RESERVED_EVENT`, `SWARMCAST_RESULT_UNKNOWN_NAMESPACE`,
+/// payload (nested deeper than 128 levels or holding a number no double can hold, such
+/// as `1e400`, is invalid too), `SWARMCAST_RESULT_INVALID_ARGUMENT` for an empty event
+/// (or room) name, `SWARMCAST_RESULT_RESERVED_EVENT` for a name Socket.IO reserves or
+/// `swarmcast:snapshot` / `swarmcast:delta`, `SWARMCAST_RESULT_UNKNOWN_NAMESPACE`,
 /// `SWARMCAST_RESULT_NOT_RUNNING` after the stop, `SWARMCAST_RESULT_QUEUE_FULL` when
 /// some client's queue was full (every other client got the event). Before the start
 /// it succeeds and reaches nobody.
@@ -531,177 +636,4 @@ pub unsafe extern "C" fn swarmcast_server_emit_volatile_to_room(
             json_len,
         )
     }
-}
-
-/// Put socket `socket_id` of namespace `nsp` in room `room`. Returns
-/// `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
-///
-/// Thread safety: any thread, concurrently, including callbacks (a connect callback
-/// may already put the new socket in rooms).
-///
-/// # Safety
-/// `server` is a live server; `nsp`, `socket_id`, `room` are NUL-terminated strings.
-#[no_mangle]
-pub unsafe extern "C" fn swarmcast_server_join(
-    server: *const swarmcast_server,
-    nsp: *const c_char,
-    socket_id: *const c_char,
-    room: *const c_char,
-) -> swarmcast_result {
-    boundary(|| {
-        // SAFETY: pointer arguments as documented above.
-        let (s, nsp, sid, room) = unsafe {
-            (
-                server_arg(server)?,
-                namespace_arg(nsp)?,
-                str_arg(socket_id)?,
-                str_arg(room)?,
-            )
-        };
-        if s.live_namespace(nsp)?.join_room(sid, room) {
-            Ok(())
-        } else {
-            Err(swarmcast_result::UnknownSocket)
-        }
-    })
-}
-
-/// Take socket `socket_id` of namespace `nsp` out of room `room` (no error if it was
-/// not in it). Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
-///
-/// Thread safety: any thread, concurrently, including callbacks.
-///
-/// # Safety
-/// `server` is a live server; `nsp`, `socket_id`, `room` are NUL-terminated strings.
-#[no_mangle]
-pub unsafe extern "C" fn swarmcast_server_leave(
-    server: *const swarmcast_server,
-    nsp: *const c_char,
-    socket_id: *const c_char,
-    room: *const c_char,
-) -> swarmcast_result {
-    boundary(|| {
-        // SAFETY: pointer arguments as documented above.
-        let (s, nsp, sid, room) = unsafe {
-            (
-                server_arg(server)?,
-                namespace_arg(nsp)?,
-                str_arg(socket_id)?,
-                str_arg(room)?,
-            )
-        };
-        let ns = s.live_namespace(nsp)?;
-        if ns.socket(sid).is_none() {
-            return Err(swarmcast_result::UnknownSocket);
-        }
-        ns.leave_room(sid, room);
-        Ok(())
-    })
-}
-
-/// Disconnect socket `socket_id` from namespace `nsp` (the client sees "io server
-/// disconnect"; the disconnect callback runs with "server namespace disconnect").
-/// Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if it is not connected.
-///
-/// Thread safety: any thread, concurrently, including callbacks.
-///
-/// # Safety
-/// `server` is a live server; `nsp` and `socket_id` are NUL-terminated strings.
-#[no_mangle]
-pub unsafe extern "C" fn swarmcast_server_disconnect_socket(
-    server: *const swarmcast_server,
-    nsp: *const c_char,
-    socket_id: *const c_char,
-) -> swarmcast_result {
-    boundary(|| {
-        // SAFETY: pointer arguments as documented above.
-        let (s, nsp, sid) = unsafe {
-            (
-                server_arg(server)?,
-                namespace_arg(nsp)?,
-                str_arg(socket_id)?,
-            )
-        };
-        if s.live_namespace(nsp)?.disconnect(sid) {
-            Ok(())
-        } else {
-            Err(swarmcast_result::UnknownSocket)
-        }
-    })
-}
-
-/// Set `key` of the keyed live state map `map` (namespace `nsp`) to one JSON value
-/// (`json_len` bytes at `json`). Clients subscribed to the map (built-in `subscribe`
-/// event with `{"state": map}`, see `swarmcast_config_add_subscribe_pattern`) first get
-/// the whole map as a `swarmcast:snapshot` event, then one `swarmcast:delta` per
-/// change; a slow client's pending deltas of one key collapse to the latest. Works
-/// before the start too (the map is kept for later subscribers).
-///
-/// Thread safety: any thread, concurrently, including callbacks.
-///
-/// # Safety
-/// `server` is a live server; `nsp`, `map`, `key` are NUL-terminated strings; `json`
-/// points to `json_len` readable bytes.
-#[no_mangle]
-pub unsafe extern "C" fn swarmcast_server_state_set(
-    server: *const swarmcast_server,
-    nsp: *const c_char,
-    map: *const c_char,
-    key: *const c_char,
-    json: *const c_char,
-    json_len: usize,
-) -> swarmcast_result {
-    boundary(|| {
-        // SAFETY: pointer arguments as documented above.
-        let (s, nsp, map, key, data) = unsafe {
-            (
-                server_arg(server)?,
-                namespace_arg(nsp)?,
-                str_arg(map)?,
-                str_arg(key)?,
-                json_arg(json, json_len)?,
-            )
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(data.get()).map_err(|_| swarmcast_result::InvalidJson)?;
-        s.live_namespace(nsp)?
-            .state(map)
-            .set_value(key, value)
-            .map_err(swarmcast_result::from)
-    })
-}
-
-/// Remove `key` from the keyed live state map `map` (namespace `nsp`); subscribers get
-/// a `swarmcast:delta` with `"deleted": true`. `*out_deleted` receives whether the key
-/// was there.
-///
-/// Thread safety: any thread, concurrently, including callbacks.
-///
-/// # Safety
-/// `server` is a live server; `nsp`, `map`, `key` are NUL-terminated strings;
-/// `out_deleted` points to a writable `bool`.
-#[no_mangle]
-pub unsafe extern "C" fn swarmcast_server_state_delete(
-    server: *const swarmcast_server,
-    nsp: *const c_char,
-    map: *const c_char,
-    key: *const c_char,
-    out_deleted: *mut bool,
-) -> swarmcast_result {
-    boundary(|| {
-        // SAFETY: pointer arguments as documented above.
-        let (s, nsp, map, key) = unsafe {
-            (
-                server_arg(server)?,
-                namespace_arg(nsp)?,
-                str_arg(map)?,
-                str_arg(key)?,
-            )
-        };
-        let out = out_arg(out_deleted)?;
-        let deleted = s.live_namespace(nsp)?.state(map).delete(key);
-        // SAFETY: checked non-NULL; the caller promises it is writable.
-        unsafe { out.write(deleted) };
-        Ok(())
-    })
 }
