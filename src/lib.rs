@@ -89,7 +89,7 @@ mod socketio;
 pub use adapter::{
     OutagePolicy, RedisAdapter, RedisBroadcast, RedisConfig, RedisEmitter, RedisEmitterError,
 };
-pub use engine::{CloseReason, EngineConfig, Transport};
+pub use engine::{CloseReason, EngineConfig, RequestInfo, Transport};
 pub use host::{is_reserved_event, Dispatcher, Host, HostError, HostState, WeakHost};
 pub use metrics::{ClusterMetrics, Metrics};
 pub use server::{Server, ServerConfig, ServerError, ServerHandle};

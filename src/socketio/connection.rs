@@ -34,10 +34,11 @@ pub(crate) struct SocketIoHandler {
 }
 
 impl EngineHandler for SocketIoHandler {
-    fn on_open(&self, engine: EngineSocket, _request: &RequestInfo) -> Arc<dyn ConnectionHandler> {
+    fn on_open(&self, engine: EngineSocket, request: &RequestInfo) -> Arc<dyn ConnectionHandler> {
         let conn = Arc::new_cyclic(|weak| Connection {
             core: self.core.clone(),
             engine: engine.clone(),
+            request: Arc::new(request.clone()),
             state: Mutex::new(ConnState {
                 sockets: HashMap::new(),
                 reassembler: Reassembler::default(),
@@ -77,6 +78,8 @@ struct ConnState {
 pub(crate) struct Connection {
     core: Arc<IoCore>,
     engine: EngineSocket,
+    /// The handshake request, kept for the sockets (one copy per connection).
+    request: Arc<RequestInfo>,
     state: Mutex<ConnState>,
     ever_connected: AtomicBool,
     max_attachments: usize,
@@ -199,7 +202,7 @@ impl Connection {
     }
 
     fn connect(&self, namespace: String, auth: Option<Value>) {
-        let Some(ns) = self.core.get(&namespace) else {
+        let Some(ns) = self.core.get_or_dynamic(&namespace) else {
             self.core.ctx.stats.refuse();
             self.send(
                 PacketKind::ConnectError,
@@ -217,6 +220,7 @@ impl Connection {
         if let Some((pid, offset)) = recovery {
             match ns.recover(&self.engine, &pid, &offset, auth.clone()) {
                 Recovered::Now(Some(socket)) => {
+                    socket.set_request(&self.request);
                     self.ever_connected.store(true, Ordering::Release);
                     ns.ctx.stats.connect();
                     self.state.lock().sockets.insert(namespace, socket);
@@ -258,6 +262,7 @@ impl Connection {
     ) {
         match recovered {
             Some(socket) => {
+                socket.set_request(&self.request);
                 self.ever_connected.store(true, Ordering::Release);
                 ns.ctx.stats.connect();
                 self.state.lock().sockets.insert(namespace, socket.clone());
@@ -277,6 +282,7 @@ impl Connection {
 
     fn connect_fresh(&self, ns: Arc<crate::Namespace>, namespace: String, auth: Option<Value>) {
         let socket = Socket::new(ns.clone(), self.engine.clone(), auth);
+        socket.set_request(&self.request);
         ns.add_socket(socket.clone());
         self.state.lock().sockets.insert(namespace, socket.clone());
         match ns.connect_hook() {

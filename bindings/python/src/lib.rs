@@ -7,6 +7,7 @@
 
 mod args;
 mod convert;
+mod environ;
 mod errors;
 mod handlers;
 #[cfg(feature = "redis")]

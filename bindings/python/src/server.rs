@@ -43,7 +43,13 @@ pub fn _stop_all(py: Python<'_>) {
 }
 
 /// A Socket.IO server (Engine.IO v4 / Socket.IO v5) running on threads of its own.
-#[pyclass(frozen, weakref, module = "swarmcast._native", name = "Server")]
+#[pyclass(
+    frozen,
+    weakref,
+    subclass,
+    module = "swarmcast._native",
+    name = "Server"
+)]
 pub struct PyServer {
     host: Host,
     host_name: String,
@@ -90,19 +96,24 @@ impl PyServer {
             return Err(PyTypeError::new_err("the handler must be callable"));
         }
         let host = &self.host;
+        let with_namespace = namespace == "*";
         let make = |extra: bool| {
             Arc::new(PyHandler {
                 func: handler.clone().unbind(),
                 takes_extra: extra,
+                with_namespace,
             })
         };
+        // connect: (sid, auth) or (sid); disconnect: (sid, reason) or (sid); one more
+        // leading argument (the namespace) on the catch-all namespace.
+        let lead = 1 + usize::from(with_namespace);
         let installed = match event {
             "connect" => {
-                let extra = handlers::accepts(py, handler, 2);
+                let extra = handlers::accepts(py, handler, lead + 1);
                 handlers::install_connect(host, namespace, make(extra))
             }
             "disconnect" => {
-                let extra = handlers::accepts(py, handler, 2);
+                let extra = handlers::accepts(py, handler, lead + 1);
                 handlers::install_disconnect(host, namespace, make(extra))
             }
             "*" => handlers::install_any(host, namespace, make(true)),
@@ -404,6 +415,7 @@ impl PyServer {
         timeout: f64,
     ) -> PyResult<usize> {
         let namespace = namespace.unwrap_or("/");
+        self.require_started()?;
         // One argument without binary data (the common emit) is written straight to JSON;
         // anything else goes through the core's Payload (several arguments, attachments).
         let direct = match &data {
@@ -573,6 +585,45 @@ impl PyServer {
         Ok(py.detach(|| ns.disconnect(sid)))
     }
 
+    /// The handshake request of a connected socket as a WSGI environ dict
+    /// (`QUERY_STRING`, `HTTP_*` headers, `REMOTE_ADDR`, ...); `None` if `sid` is not
+    /// connected to `namespace`.
+    #[pyo3(signature = (sid, namespace = None))]
+    fn get_environ<'py>(
+        &self,
+        py: Python<'py>,
+        sid: &str,
+        namespace: Option<&str>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let socket = self.host.emitter().socket(namespace.unwrap_or("/"), sid);
+        match socket {
+            Some(socket) => {
+                let env = crate::environ::environ(
+                    py,
+                    &socket,
+                    &self.path,
+                    (&self.host_name, self.port()),
+                )?;
+                Ok(Some(env))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Call `func()` on the handler thread of `sid` once every handler call queued for
+    /// it before has run (tests use it to wait for a client's events to be handled).
+    /// False when the server is not running.
+    fn _after_handlers(&self, sid: &str, func: Bound<'_, PyAny>) -> bool {
+        let func = func.unbind();
+        self.host.run(sid, move || {
+            Python::try_attach(|py| {
+                if let Err(e) = func.bind(py).call0() {
+                    handlers::log_exception(py, e, "error in an _after_handlers callback");
+                }
+            });
+        })
+    }
+
     /// The sids connected to a namespace.
     #[pyo3(signature = (namespace = None))]
     fn sids(&self, py: Python<'_>, namespace: Option<&str>) -> PyResult<Vec<String>> {
@@ -644,6 +695,18 @@ impl PyServer {
                     });
                 })
         });
+        Ok(())
+    }
+
+    /// `NotRunningError` before the first start: nobody can be connected yet, and a
+    /// silent 0 would hide the mistake. After a stop, emits reach nobody (0), as
+    /// disconnect handlers running during the stop may still emit.
+    fn require_started(&self) -> PyResult<()> {
+        if self.host.state() == HostState::Created {
+            return Err(errors::NotRunningError::new_err(
+                "the server is not started: call start() before emitting",
+            ));
+        }
         Ok(())
     }
 
