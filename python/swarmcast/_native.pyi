@@ -21,6 +21,7 @@ __all__ = [
     "StateMap",
     "SwarmcastError",
     "__version__",
+    "_enable_logging",
     "_stop_all",
 ]
 
@@ -116,6 +117,8 @@ class Server:
         publish_api: bool = False,
         api_key: str | None = None,
         shutdown_timeout: float = 5.0,
+        logger: bool = False,
+        engineio_logger: bool = False,
     ) -> Server: ...
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -188,6 +191,7 @@ class Server:
     def metrics(self) -> dict[str, int]: ...
 
 def _stop_all() -> None: ...
+def _enable_logging(logger: bool = True, engineio_logger: bool = False) -> None: ...
 
 @final
 class RedisEmitter:

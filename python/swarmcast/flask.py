@@ -689,16 +689,16 @@ def _configure_logging(logger_option: Any, engineio_logger: Any) -> None:
     disconnects and refusals (``logger``) and transport events (``engineio_logger``) at
     INFO on the ``swarmcast`` logger (a stderr handler is added if it has none); a
     ``logging.Logger`` gets those records instead (as a handler of ``swarmcast``)."""
+    if not logger_option and not engineio_logger:
+        return
+    from ._native import _enable_logging
+
+    _enable_logging(bool(logger_option), bool(engineio_logger))
     for option, name in ((logger_option, "swarmcast"), (engineio_logger, "swarmcast.engine")):
-        if not option:
-            continue
-        target = logging.getLogger(name)
-        target.setLevel(logging.INFO)
         if isinstance(option, logging.Logger):
+            target = logging.getLogger(name)
             if not any(getattr(h, "_swarmcast_to", None) is option for h in target.handlers):
                 target.addHandler(_ToLogger(option))
-        elif not logging.getLogger("swarmcast").handlers and not target.handlers:
-            target.addHandler(logging.StreamHandler())
 
 
 class _ToLogger(logging.Handler):

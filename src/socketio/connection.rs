@@ -321,6 +321,15 @@ impl Connection {
                     Some(pid) => json!({"sid": socket.id(), "pid": pid}),
                     None => json!({"sid": socket.id()}),
                 };
+                tracing::info!(
+                    target: "swarmcast",
+                    sid = socket.id(),
+                    namespace = ns.name(),
+                    engine_sid = self.engine.sid(),
+                    transport = self.engine.transport().as_str(),
+                    remote = %RemoteAddr(self.request.remote_addr),
+                    "connected"
+                );
                 match packet::encode_control(PacketKind::Connect, ns.name(), Some(&body)) {
                     Ok(reply) => socket.mark_connected(&reply),
                     Err(e) => tracing::error!(error = %e, "cannot encode CONNECT reply"),
@@ -328,6 +337,14 @@ impl Connection {
             }
             Ok(()) => {}
             Err(refusal) => {
+                tracing::info!(
+                    target: "swarmcast",
+                    namespace = ns.name(),
+                    engine_sid = self.engine.sid(),
+                    remote = %RemoteAddr(self.request.remote_addr),
+                    refusal = %refusal.message,
+                    "connection refused"
+                );
                 ns.ctx.stats.refuse();
                 self.state.lock().sockets.remove(ns.name());
                 ns.drop_refused(socket);
@@ -337,6 +354,18 @@ impl Connection {
                 }
                 self.send(PacketKind::ConnectError, ns.name(), Some(&body));
             }
+        }
+    }
+}
+
+/// A remote address for the log (`-` when unknown).
+struct RemoteAddr(Option<std::net::SocketAddr>);
+
+impl std::fmt::Display for RemoteAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("-"),
         }
     }
 }

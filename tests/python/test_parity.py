@@ -6,10 +6,12 @@ covered elsewhere)."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import flask
 import pytest
+import socketio
 from flask import request, session
 
 import swarmcast
@@ -225,3 +227,28 @@ def test_flask_test_client() -> None:
         assert not refused.is_connected()
     finally:
         socketio.stop()
+
+
+def test_logging(make_server, clients, caplog) -> None:
+    server = make_server(logger=True, engineio_logger=True)
+
+    @server.on("connect")
+    def connect(sid: str, auth: Any) -> bool:
+        return auth == {"ok": True}
+
+    server.start()
+    with caplog.at_level(logging.INFO, logger="swarmcast"):
+        client = make_client()
+        clients.append(client)
+        client.connect(server.url, auth={"ok": True}, wait_timeout=WAIT)  # polling, then upgrade
+        refused = make_client()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            refused.connect(server.url, auth={"ok": False}, transports=["websocket"], wait_timeout=WAIT)
+        client.disconnect()
+        wait_for(lambda: "disconnected" in caplog.text, what="disconnect log")
+        wait_for(lambda: "transport upgraded" in caplog.text, what="upgrade log")
+    text = caplog.text
+    assert "connected sid=" in text and "remote=127.0.0.1" in text
+    assert "connection refused" in text and "Connection rejected by server" in text
+    assert "reason=" in text
+    assert any(r.name == "swarmcast.engine" for r in caplog.records)

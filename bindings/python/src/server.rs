@@ -25,6 +25,13 @@ use crate::state::PyStateMap;
 /// ones before the interpreter finalizes (handler threads need it alive).
 static SERVERS: Mutex<Vec<WeakHost>> = Mutex::new(Vec::new());
 
+/// Forward the core's log events to `logging` (what `logger=True` does).
+#[pyfunction]
+#[pyo3(signature = (logger = true, engineio_logger = false))]
+pub fn _enable_logging(py: Python<'_>, logger: bool, engineio_logger: bool) -> PyResult<()> {
+    crate::pylog::enable(py, logger, engineio_logger)
+}
+
 /// Stop every running server (registered with `atexit` by the `swarmcast` package).
 #[pyfunction]
 pub fn _stop_all(py: Python<'_>) {
@@ -173,9 +180,12 @@ impl PyServer {
         publish_api = false,
         api_key = None,
         shutdown_timeout = 5.0,
+        logger = false,
+        engineio_logger = false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         host: &str,
         port: u16,
         path: &str,
@@ -198,7 +208,12 @@ impl PyServer {
         publish_api: bool,
         api_key: Option<String>,
         shutdown_timeout: f64,
+        logger: bool,
+        engineio_logger: bool,
     ) -> PyResult<Self> {
+        if logger || engineio_logger {
+            crate::pylog::enable(py, logger, engineio_logger)?;
+        }
         let (allow_polling, allow_websocket) = match transports {
             None => (true, true),
             Some(t) => {

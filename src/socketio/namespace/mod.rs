@@ -205,6 +205,13 @@ impl Namespace {
         }
         if socket.mark_disconnected() {
             self.ctx.stats.disconnect();
+            tracing::info!(
+                target: "swarmcast",
+                sid = socket.id(),
+                namespace = self.name(),
+                reason = reason.as_str(),
+                "disconnected"
+            );
             let handler = self
                 .handlers
                 .disconnect()
