@@ -31,14 +31,19 @@ struct Record {
 static SENDER: OnceLock<Sender<Record>> = OnceLock::new();
 
 /// Forward the core's log events to `logging` (once per process), and turn the
-/// loggers on at INFO where the application has not set a level: `swarmcast` when
-/// `logger`, `swarmcast.engine` when `engine` (otherwise it stays at WARNING).
+/// loggers on at INFO: `swarmcast` when `logger`, `swarmcast.engine` when `engine`
+/// (otherwise WARNING, unless the application set their level).
 pub(crate) fn enable(py: Python<'_>, logger: bool, engine: bool) -> PyResult<()> {
     let logging = py.import("logging")?;
     let configure = |name: &str, on: bool| -> PyResult<()> {
         let target = logging.call_method1("getLogger", (name,))?;
-        if target.getattr("level")?.extract::<i32>()? == 0 {
-            target.call_method1("setLevel", (if on { 20 } else { 30 },))?;
+        // Asked for: at least INFO. Not asked for: WARNING, unless the application set
+        // a level itself.
+        let level = target.getattr("level")?.extract::<i32>()?;
+        if on && (level == 0 || level > 20) {
+            target.call_method1("setLevel", (20,))?;
+        } else if !on && level == 0 {
+            target.call_method1("setLevel", (30,))?;
         }
         if on && !target.call_method0("hasHandlers")?.is_truthy()? {
             target.call_method1("addHandler", (logging.call_method0("StreamHandler")?,))?;
