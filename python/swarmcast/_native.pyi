@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar, final
 
+from typing_extensions import disjoint_base
+
 __version__: str
 __all__ = [
     "ConnectionRefusedError",
@@ -85,7 +87,7 @@ class StateMap:
     def __contains__(self, key: str, /) -> bool: ...
     def __len__(self) -> int: ...
 
-@final
+@disjoint_base
 class Server:
     """A Socket.IO (v5, Engine.IO v4) server running on threads of its own.
 
@@ -119,6 +121,8 @@ class Server:
         shutdown_timeout: float = 5.0,
         logger: bool = False,
         engineio_logger: bool = False,
+        message_queue: str | None = None,
+        channel: str = "socket.io",
     ) -> Server: ...
     def start(self) -> None: ...
     def stop(self) -> None: ...

@@ -34,7 +34,8 @@ import flask
 from flask.sessions import SessionMixin
 
 from . import ConnectionRefusedError, NotRunningError, Server
-from ._testclient import SYNC_EVENT, TOKEN_PARAM, SocketIOTestClient
+from ._flask_options import _RedisManager, _check_json, _configure_logging
+from ._testclient import TOKEN_PARAM, SocketIOTestClient
 
 __all__ = [
     "ConnectionRefusedError",
@@ -59,7 +60,6 @@ logger = logging.getLogger("swarmcast")
 _IGNORED_OPTIONS = {
     "always_connect",
     "async_handlers",
-    "channel",
     "cookie",
     "http_compression",
     "compression_threshold",
@@ -78,7 +78,7 @@ _RENAMED_OPTIONS = {
 
 
 # Options the facade itself reads (not swarmcast.Server's).
-_FACADE_OPTIONS = {"async_mode", "logger", "engineio_logger", "json", "manage_session", "message_queue"}
+_FACADE_OPTIONS = {"async_mode", "json", "manage_session", "client_manager", "write_only"}
 
 
 class _ManagedSession(dict, SessionMixin):  # type: ignore[type-arg]
@@ -180,16 +180,19 @@ class SocketIO:
         if app is not None:
             self.init_app(app, **kwargs)
         else:
-            self._set_options(kwargs)
+            self._set_options({**kwargs, "write_only": True})
 
     # -- setup -----------------------------------------------------------------------
 
-    def init_app(self, app: flask.Flask, **kwargs: Any) -> None:
+    def init_app(self, app: flask.Flask | None, **kwargs: Any) -> None:
+        if app is None:  # Flask-SocketIO allows it: a write-only emitter
+            self._set_options({**kwargs, "write_only": True})
+            return
         if not hasattr(app, "extensions"):
             app.extensions = {}  # pragma: no cover
         app.extensions["socketio"] = self
         self.app = app
-        self._set_options(kwargs)
+        self._set_options({**kwargs, "write_only": False})
 
     def _set_options(self, options: dict[str, Any]) -> None:
         """Keep the options; apply at once those the facade reads itself."""
@@ -206,6 +209,13 @@ class SocketIO:
             self.json = options["json"]
         _configure_logging(options.get("logger"), options.get("engineio_logger"))
         self.server_options.update(options)
+        url = self.server_options.get("message_queue")
+        if url:
+            # Flask-SocketIO's shape: a manager that is write-only without an app.
+            self.server_options["client_manager"] = _RedisManager(
+                url, self.server_options.get("channel", "socket.io"),
+                bool(self.server_options.get("write_only")),
+            )
 
     def _server_kwargs(self, host: str | None, port: int | None) -> dict[str, Any]:
         options = dict(self.server_options)
@@ -215,8 +225,6 @@ class SocketIO:
             if name in _IGNORED_OPTIONS:
                 logger.info("swarmcast.flask: option %r has no effect", name)
                 continue
-            if name == "message_queue" and value:
-                raise NotImplementedError("message_queue: not supported yet")
             if name in _FACADE_OPTIONS:
                 continue
             out[name] = value
@@ -479,6 +487,12 @@ class SocketIO:
                         original_callback, None, original_namespace, sid, *cb_args
                     )
 
+        if self.server is None and self._write_only() is not None:
+            if callback is not None:
+                raise ValueError("a write-only SocketIO (message_queue, no app) cannot take callbacks")
+            data = args[0] if len(args) == 1 else (tuple(args) if args else None)
+            self._write_only().emit(event, data, to=to, skip_sid=skip_sid, namespace=namespace)
+            return
         if self.server is None:
             raise NotRunningError(
                 "the Socket.IO server is not started: call socketio.run(), "
@@ -490,6 +504,14 @@ class SocketIO:
         self.server.emit(
             event, data, to=to, skip_sid=skip_sid, namespace=namespace, callback=callback
         )
+
+    def _write_only(self) -> Any:
+        """The Redis emitter of a write-only ``SocketIO(message_queue=...)`` (no app):
+        it publishes into the cluster, whose servers deliver."""
+        manager = self.server_options.get("client_manager")
+        if manager is None or not manager.write_only:
+            return None
+        return manager.emitter()
 
     def _through_json(self, data: Any) -> Any:
         """``json=`` given: encode with it (datetimes, UUIDs, ... as it decides), so the
@@ -671,45 +693,6 @@ class _FlaskServer(Server):
     (Engine.IO session id -> the WSGI environ handlers see, incl. ``saved_session``)."""
 
     environ: dict[str, dict[str, Any]]
-
-
-def _check_json(value: Any) -> None:
-    """Raise TypeError if ``value`` holds what cannot be sent (bytes can)."""
-
-    def default(obj: Any) -> Any:
-        if isinstance(obj, (bytes, bytearray, memoryview)):
-            return None
-        raise TypeError(f"object of type {type(obj).__name__!r} is not JSON serialisable")
-
-    _stdlib_json.dumps(value, default=default)
-
-
-def _configure_logging(logger_option: Any, engineio_logger: Any) -> None:
-    """Flask-SocketIO's ``logger``/``engineio_logger``: ``True`` logs connections,
-    disconnects and refusals (``logger``) and transport events (``engineio_logger``) at
-    INFO on the ``swarmcast`` logger (a stderr handler is added if it has none); a
-    ``logging.Logger`` gets those records instead (as a handler of ``swarmcast``)."""
-    if not logger_option and not engineio_logger:
-        return
-    from ._native import _enable_logging
-
-    _enable_logging(bool(logger_option), bool(engineio_logger))
-    for option, name in ((logger_option, "swarmcast"), (engineio_logger, "swarmcast.engine")):
-        if isinstance(option, logging.Logger):
-            target = logging.getLogger(name)
-            if not any(getattr(h, "_swarmcast_to", None) is option for h in target.handlers):
-                target.addHandler(_ToLogger(option))
-
-
-class _ToLogger(logging.Handler):
-    """Hands swarmcast's records to an application's logger."""
-
-    def __init__(self, to: logging.Logger) -> None:
-        super().__init__()
-        self._swarmcast_to = to
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._swarmcast_to.handle(record)
 
 
 def _install_session(session_obj: _ManagedSession) -> None:

@@ -25,6 +25,27 @@ use crate::state::PyStateMap;
 /// ones before the interpreter finalizes (handler threads need it alive).
 static SERVERS: Mutex<Vec<WeakHost>> = Mutex::new(Vec::new());
 
+/// `message_queue="redis://..."`: the core's Redis adapter (wire-compatible with
+/// `@socket.io/redis-streams-adapter`), the stream named `channel`.
+#[cfg(feature = "redis")]
+fn join_cluster(server: &mut Server, url: &str, channel: &str) -> PyResult<()> {
+    let mut config = swarmcast::RedisConfig::new(url);
+    config.stream_name = channel.to_string();
+    let adapter = swarmcast::RedisAdapter::new(config)
+        .map_err(|e| PyValueError::new_err(format!("message_queue: {e}")))?;
+    server
+        .set_adapter(adapter)
+        .map_err(|e| PyValueError::new_err(format!("message_queue: {e}")))?;
+    Ok(())
+}
+
+#[cfg(not(feature = "redis"))]
+fn join_cluster(_: &mut Server, _: &str, _: &str) -> PyResult<()> {
+    Err(PyValueError::new_err(
+        "message_queue: this build of swarmcast has no Redis support (feature `redis`)",
+    ))
+}
+
 /// Forward the core's log events to `logging` (what `logger=True` does).
 #[pyfunction]
 #[pyo3(signature = (logger = true, engineio_logger = false))]
@@ -182,6 +203,8 @@ impl PyServer {
         shutdown_timeout = 5.0,
         logger = false,
         engineio_logger = false,
+        message_queue = None,
+        channel = "socket.io",
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -210,6 +233,8 @@ impl PyServer {
         shutdown_timeout: f64,
         logger: bool,
         engineio_logger: bool,
+        message_queue: Option<String>,
+        channel: &str,
     ) -> PyResult<Self> {
         if logger || engineio_logger {
             crate::pylog::enable(py, logger, engineio_logger)?;
@@ -272,10 +297,11 @@ impl PyServer {
             allow_subscribe: names(allow_subscribe.as_ref(), "allow_subscribe")?,
             ..ServerConfig::default()
         };
-        let host_ = Host::new(
-            Server::new(config),
-            positive("handler_threads", handler_threads)?,
-        );
+        let mut server = Server::new(config);
+        if let Some(url) = message_queue {
+            join_cluster(&mut server, &url, channel)?;
+        }
+        let host_ = Host::new(server, positive("handler_threads", handler_threads)?);
         let mut servers = SERVERS.lock();
         servers.retain(|w| w.upgrade().is_some());
         servers.push(host_.downgrade());
