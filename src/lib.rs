@@ -89,7 +89,7 @@ mod socketio;
 pub use adapter::{
     OutagePolicy, RedisAdapter, RedisBroadcast, RedisConfig, RedisEmitter, RedisEmitterError,
 };
-pub use engine::{CloseReason, EngineConfig, Transport};
+pub use engine::{CloseReason, EngineConfig, RequestInfo, Transport};
 pub use host::{
     is_reserved_event, on_dispatcher_thread, wait_for_teardown, Dispatcher, Host, HostError,
     HostState, TeardownGuard, WeakHost,

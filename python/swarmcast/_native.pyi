@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar, final
 
+from typing_extensions import disjoint_base
+
 __version__: str
 __all__ = [
     "ConnectionRefusedError",
@@ -21,6 +23,7 @@ __all__ = [
     "StateMap",
     "SwarmcastError",
     "__version__",
+    "_enable_logging",
     "_stop_all",
 ]
 
@@ -84,7 +87,7 @@ class StateMap:
     def __contains__(self, key: str, /) -> bool: ...
     def __len__(self) -> int: ...
 
-@final
+@disjoint_base
 class Server:
     """A Socket.IO (v5, Engine.IO v4) server running on threads of its own.
 
@@ -129,6 +132,10 @@ class Server:
         rate_limit_events: int = 0,
         rate_limit_bytes: int = 0,
         rate_limit_policy: str = "drop",
+        logger: bool = False,
+        engineio_logger: bool = False,
+        message_queue: str | None = None,
+        channel: str = "socket.io",
     ) -> Server: ...
     def mount_wsgi(
         self, app: Callable[..., Any], max_body: int = 16777216, threads: int = 8
@@ -198,10 +205,13 @@ class Server:
     def rooms(self, sid: str, namespace: str | None = None) -> list[str]: ...
     def disconnect(self, sid: str, namespace: str | None = None) -> bool: ...
     def sids(self, namespace: str | None = None) -> list[str]: ...
+    def get_environ(self, sid: str, namespace: str | None = None) -> dict[str, str] | None: ...
+    def _after_handlers(self, sid: str, func: Callable[[], object]) -> bool: ...
     def state(self, name: str, namespace: str | None = None) -> StateMap: ...
     def metrics(self) -> dict[str, int]: ...
 
 def _stop_all() -> None: ...
+def _enable_logging(logger: bool = True, engineio_logger: bool = False) -> None: ...
 
 @final
 class RedisEmitter:

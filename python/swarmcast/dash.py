@@ -116,7 +116,7 @@ class Realtime(html.Div):
         namespace: str = "/",
         transports: Optional[Sequence[str]] = None,
         buffer: Union[int, Mapping[str, int]] = 200,
-        history: Union[int, Mapping[str, int]] = 0,
+        history: Union[int, Mapping[str, int]] = 1,
         fallback_url: Any = _DEFAULT,
         fallback_after: float = 3.0,
         fallback_interval: float = 1.0,
@@ -427,8 +427,36 @@ class Bridge:
 
     # -- publishing ------------------------------------------------------------------
 
-    def emit(self, event: str, data: Any = None, *, volatile: bool = False) -> int:
-        """Broadcast `event` and record it; returns its id (per event name, from 1)."""
+    def emit(
+        self,
+        event: str,
+        data: Any = None,
+        *,
+        to: Any = None,
+        room: Any = None,
+        skip_sid: Any = None,
+        volatile: bool = False,
+    ) -> int:
+        """Broadcast `event` and record it; returns its id (per event name, from 1).
+
+        `to` (alias `room`): a sid (a page's, from its status store's `sid`), a room, or
+        a list of them: only those pages get it, and it is not recorded (a page that
+        connects later, or fetches the snapshot, does not replay it). Returns 0 then."""
+        to = to if to is not None else room
+        if to is not None or skip_sid is not None:
+            server = self.server
+            if server is None:
+                raise RuntimeError("swarmcast.dash.Bridge: no server attached")
+            ts = time.time() * 1000.0
+            server.emit(
+                event,
+                (data, {"ts": ts, "epoch": self.epoch}),
+                to=to,
+                skip_sid=skip_sid,
+                namespace=self.namespace,
+                volatile=volatile,
+            )
+            return 0
         with self._lock:
             n = self._last.get(event, 0) + 1
             ts = time.time() * 1000.0

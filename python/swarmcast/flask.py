@@ -18,6 +18,8 @@ Flask-SocketIO does. docs/python.md lists every difference.
 from __future__ import annotations
 
 import inspect
+import io
+import json as _stdlib_json
 import logging
 import sys
 import threading
@@ -25,11 +27,14 @@ import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 import flask
 from flask.sessions import SessionMixin
 
-from . import ConnectionRefusedError, Server
+from . import ConnectionRefusedError, NotRunningError, Server
+from ._flask_options import _RedisManager, _check_json, _configure_logging
+from ._testclient import TOKEN_PARAM, SocketIOTestClient
 
 __all__ = [
     "ConnectionRefusedError",
@@ -52,14 +57,8 @@ logger = logging.getLogger("swarmcast")
 # Flask-SocketIO options that configure python-socketio internals swarmcast does not have;
 # accepted (so that an app's SocketIO(...) line stays as it is) and ignored.
 _IGNORED_OPTIONS = {
-    "async_mode",
-    "logger",
-    "engineio_logger",
-    "json",
     "always_connect",
     "async_handlers",
-    "manage_session",
-    "channel",
     "cookie",
     "http_compression",
     "compression_threshold",
@@ -75,6 +74,10 @@ _RENAMED_OPTIONS = {
     "max_http_buffer_size": "max_payload",
     "resource": "path",
 }
+
+
+# Options the facade itself reads (not swarmcast.Server's).
+_FACADE_OPTIONS = {"async_mode", "json", "manage_session", "client_manager", "write_only"}
 
 
 class _ManagedSession(dict, SessionMixin):  # type: ignore[type-arg]
@@ -164,19 +167,53 @@ class SocketIO:
         self._sessions: dict[str, _ManagedSession] = {}
         self._sessions_lock = threading.Lock()
         self._stopped = threading.Event()
+        self._environs: dict[str, dict[str, Any]] = {}
+        self._test_environs: dict[str, dict[str, Any]] = {}
+        self._eio_environs: dict[str, dict[str, Any]] = {}
+        # Exceptions of handlers run for test clients, by sid, for the client to raise.
+        self._test_errors: dict[str, list[BaseException]] = {}
+        self.manage_session = True
+        self.async_mode = "threading"
+        self.json: Any = None
         if app is not None:
             self.init_app(app, **kwargs)
         else:
-            self.server_options.update(kwargs)
+            self._set_options({**kwargs, "write_only": True})
 
     # -- setup -----------------------------------------------------------------------
 
-    def init_app(self, app: flask.Flask, **kwargs: Any) -> None:
+    def init_app(self, app: flask.Flask | None, **kwargs: Any) -> None:
+        if app is None:  # Flask-SocketIO allows it: a write-only emitter
+            self._set_options({**kwargs, "write_only": True})
+            return
         if not hasattr(app, "extensions"):
             app.extensions = {}  # pragma: no cover
         app.extensions["socketio"] = self
         self.app = app
-        self.server_options.update(kwargs)
+        self._set_options({**kwargs, "write_only": False})
+
+    def _set_options(self, options: dict[str, Any]) -> None:
+        """Keep the options; apply at once those the facade reads itself."""
+        mode = options.get("async_mode")
+        if mode not in (None, "threading"):
+            raise ValueError(
+                f"async_mode={mode!r}: swarmcast runs its own threads (Rust), so only "
+                "'threading' applies; remove the option (eventlet/gevent monkey "
+                "patching is not needed)"
+            )
+        if "manage_session" in options:
+            self.manage_session = bool(options["manage_session"])
+        if options.get("json") is not None:
+            self.json = options["json"]
+        _configure_logging(options.get("logger"), options.get("engineio_logger"))
+        self.server_options.update(options)
+        url = self.server_options.get("message_queue")
+        if url:
+            # Flask-SocketIO's shape: a manager that is write-only without an app.
+            self.server_options["client_manager"] = _RedisManager(
+                url, self.server_options.get("channel", "socket.io"),
+                bool(self.server_options.get("write_only")),
+            )
 
     def _server_kwargs(self, host: str | None, port: int | None) -> dict[str, Any]:
         options = dict(self.server_options)
@@ -186,11 +223,8 @@ class SocketIO:
             if name in _IGNORED_OPTIONS:
                 logger.info("swarmcast.flask: option %r has no effect", name)
                 continue
-            if name == "message_queue":
-                raise NotImplementedError(
-                    "message_queue: several processes sharing one Socket.IO server is "
-                    "not supported by swarmcast yet"
-                )
+            if name in _FACADE_OPTIONS:
+                continue
             out[name] = value
         if "path" in out and not str(out["path"]).startswith("/"):
             out["path"] = "/" + str(out["path"])
@@ -203,16 +237,21 @@ class SocketIO:
     def _build_server(self, host: str | None = None, port: int | None = None) -> Server:
         if self.server is not None:
             return self.server
-        server = Server(**self._server_kwargs(host, port))
-        namespaces = set()
+        server = _FlaskServer(**self._server_kwargs(host, port))
+        server.environ = self._eio_environs
+        namespaces = {"/"}
         for message, handler, namespace in self.handlers:
             server.on(message, handler, namespace=namespace)
             namespaces.add(namespace)
         # Every namespace keeps a disconnect hook so that per-client sessions are freed
-        # (user disconnect handlers and class-based namespaces free them themselves).
+        # (user disconnect handlers and class-based namespaces free them themselves). A
+        # namespace without one falls back to the catch-all namespace's, if any.
+        has_disconnect = {n for m, _, n in self.handlers if m == "disconnect"}
         for namespace in namespaces:
-            if not any(m == "disconnect" and n == namespace for m, _, n in self.handlers):
-                server.on("disconnect", self._forget_session, namespace=namespace)
+            if namespace in has_disconnect or ("*" in has_disconnect and namespace != "*"):
+                continue
+            forget = self._forget_any if namespace == "*" else self._forget_session
+            server.on("disconnect", forget, namespace=namespace)
         for ns_handler in self.namespace_handlers:
             self._install_namespace(server, ns_handler)
         self.server = server
@@ -221,6 +260,12 @@ class SocketIO:
     def _forget_session(self, sid: str, reason: str = "") -> None:
         with self._sessions_lock:
             self._sessions.pop(sid, None)
+            environ = self._environs.pop(sid, None)
+            if environ is not None:
+                self._eio_environs.pop(environ.get("swarmcast.eio_sid") or sid, None)
+
+    def _forget_any(self, namespace: str, sid: str, reason: str = "") -> None:
+        self._forget_session(sid, reason)
 
     # -- handlers --------------------------------------------------------------------
 
@@ -228,16 +273,23 @@ class SocketIO:
         """Decorator registering a handler for ``message`` (``'connect'``,
         ``'disconnect'``, ``'*'`` or an event name)."""
         namespace = namespace or "/"
-        if namespace == "*":
-            raise NotImplementedError("catch-all namespaces ('*') are not supported")
 
         def decorator(handler: _F) -> _F:
-            def _handler(sid: str, *args: Any) -> Any:
+            def _handler(*args: Any) -> Any:
+                # The native server passes ([event,] [namespace,] sid, *args): the event
+                # for the catch-all event "*", the namespace on the catch-all namespace
+                # "*". As in Flask-SocketIO, a catch-all event handler gets the event
+                # name first; the namespace is in request.namespace only.
+                lead: list[Any] = []
                 if message == "*":
-                    # the native catch-all passes (event, sid, *args)
-                    event, sid, rest = sid, args[0], args[1:]
-                    return self._handle_event(handler, message, namespace, sid, event, *rest)
-                return self._handle_event(handler, message, namespace, sid, *args)
+                    lead.append(args[0])
+                    args = args[1:]
+                real_ns = namespace
+                if namespace == "*":
+                    real_ns = args[0]
+                    args = args[1:]
+                sid, rest = args[0], args[1:]
+                return self._handle_event(handler, message, real_ns, sid, *lead, *rest)
 
             _handler.__name__ = getattr(handler, "__name__", "handler")
             self.handlers.append((message, _handler, namespace))
@@ -309,9 +361,44 @@ class SocketIO:
     def _session_for(self, sid: str) -> _ManagedSession:
         with self._sessions_lock:
             session = self._sessions.get(sid)
-            if session is None:
-                session = self._sessions[sid] = _ManagedSession()
+        if session is not None:
             return session
+        initial = _ManagedSession(flask.session)  # the page's session, from its cookie
+        with self._sessions_lock:
+            return self._sessions.setdefault(sid, initial)
+
+    def _environ_for(self, sid: str, namespace: str) -> dict[str, Any]:
+        """The WSGI environ of the client's handshake request (kept until it leaves):
+        its query string, headers, cookies and address, as Flask-SocketIO exposes
+        them; for a ``test_client``, the environ that client built."""
+        with self._sessions_lock:
+            environ = self._environs.get(sid)
+        if environ is not None:
+            return environ
+        native = self.server.get_environ(sid, namespace) if self.server is not None else None
+        environ = dict(native or {"REQUEST_METHOD": "GET", "PATH_INFO": "/socket.io/"})
+        query = environ.get("QUERY_STRING", "")
+        if TOKEN_PARAM in query:
+            token = parse_qs(query).get(TOKEN_PARAM, [""])[0]
+            test_environ = self._test_environs.get(token)
+            if test_environ is not None:
+                environ = test_environ
+                environ["swarmcast.test_client"] = True
+                environ["swarmcast.eio_sid"] = (native or {}).get("swarmcast.eio_sid")
+        environ.setdefault("SERVER_NAME", "localhost")
+        environ.setdefault("SERVER_PORT", "80")
+        environ.setdefault("wsgi.url_scheme", "http")
+        environ.setdefault("wsgi.input", io.BytesIO())
+        environ.setdefault("wsgi.errors", sys.stderr)
+        environ.setdefault("wsgi.version", (1, 0))
+        environ.setdefault("wsgi.multithread", True)
+        environ.setdefault("wsgi.multiprocess", False)
+        environ.setdefault("wsgi.run_once", False)
+        if native is not None:  # only a connected client's is kept
+            with self._sessions_lock:
+                environ = self._environs.setdefault(sid, environ)
+                self._eio_environs[environ.get("swarmcast.eio_sid") or sid] = environ
+        return environ
 
     def _handle_event(
         self,
@@ -324,10 +411,13 @@ class SocketIO:
         app = self.app
         if app is None:
             raise RuntimeError("SocketIO has no Flask app: call init_app(app)")
-        path = (self.server.path if self.server is not None else "/socket.io") + "/"
-        with app.test_request_context(path):
-            session_obj = self._session_for(sid)
-            _install_session(session_obj)
+        environ = self._environ_for(sid, namespace)
+        with app.request_context(environ):
+            if self.manage_session:
+                # A per-client session, a copy of the HTTP session (cookie) at connect.
+                session_obj = self._session_for(sid)
+                environ["saved_session"] = session_obj
+                _install_session(session_obj)
             flask.request.sid = sid  # type: ignore[attr-defined]
             flask.request.namespace = namespace  # type: ignore[attr-defined]
             flask.request.event = {"message": message, "args": args}  # type: ignore[attr-defined]
@@ -336,21 +426,27 @@ class SocketIO:
                     auth = args[0] if args else None
                     ret = handler(auth) if _accepts(handler, 1) else handler()
                 elif message == "disconnect":
-                    if handler is not self._forget_session:
-                        self._forget_session(sid)
+                    self._forget_session(sid)
                     reason = args[0] if args else None
                     ret = handler(reason) if _accepts(handler, 1) else handler()
                 else:
                     ret = handler(*args)
+                if environ.get("swarmcast.test_client") and ret is not None:
+                    _check_json(ret)  # what the native ack would refuse, raised here
             except ConnectionRefusedError:
                 raise
-            except Exception:
+            except Exception as exc:
                 err_handler = self.exception_handlers.get(
                     namespace, self.default_exception_handler
                 )
-                if err_handler is None:
+                try:
+                    if err_handler is None:
+                        raise
+                    return err_handler(exc)
+                except Exception as final:
+                    if environ.get("swarmcast.test_client"):
+                        self._test_errors.setdefault(sid, []).append(final)
                     raise
-                return err_handler(sys.exc_info()[1])  # type: ignore[arg-type]
             return ret
 
     # -- server-side API -------------------------------------------------------------
@@ -389,12 +485,69 @@ class SocketIO:
                         original_callback, None, original_namespace, sid, *cb_args
                     )
 
+        if self.server is None and self._write_only() is not None:
+            if callback is not None:
+                raise ValueError("a write-only SocketIO (message_queue, no app) cannot take callbacks")
+            data = args[0] if len(args) == 1 else (tuple(args) if args else None)
+            self._write_only().emit(event, data, to=to, skip_sid=skip_sid, namespace=namespace)
+            return
         if self.server is None:
-            return  # not started: no client can be connected
+            raise NotRunningError(
+                "the Socket.IO server is not started: call socketio.run(), "
+                "socketio.start() or socketio.test_client() first"
+            )
         data = args[0] if len(args) == 1 else (tuple(args) if args else None)
+        if self.json is not None:
+            data = self._through_json(data)
         self.server.emit(
             event, data, to=to, skip_sid=skip_sid, namespace=namespace, callback=callback
         )
+
+    def _write_only(self) -> Any:
+        """The Redis emitter of a write-only ``SocketIO(message_queue=...)`` (no app):
+        it publishes into the cluster, whose servers deliver."""
+        manager = self.server_options.get("client_manager")
+        if manager is None or not manager.write_only:
+            return None
+        return manager.emitter()
+
+    def _through_json(self, data: Any) -> Any:
+        """``json=`` given: encode with it (datetimes, UUIDs, ... as it decides), so the
+        client gets exactly what ``json.dumps`` makes. Binary data is left as it is."""
+        try:
+            return _stdlib_json.loads(self.json.dumps(data))
+        except TypeError:
+            return data
+
+    def test_client(
+        self,
+        app: flask.Flask,
+        namespace: str | None = None,
+        query_string: str | None = None,
+        headers: dict[str, str] | None = None,
+        auth: Any = None,
+        flask_test_client: Any = None,
+    ) -> SocketIOTestClient:
+        """A test client, as Flask-SocketIO's: connects at once (starting the Socket.IO
+        server on 127.0.0.1 and a free port if it is not running) and makes ``emit``,
+        ``send``, ``get_received`` and ``disconnect`` synchronous."""
+        if self.app is None:
+            self.init_app(app)
+        return SocketIOTestClient(
+            app,
+            self,
+            namespace=namespace,
+            query_string=query_string,
+            headers=headers,
+            auth=auth,
+            flask_test_client=flask_test_client,
+        )
+
+    def _test_server(self) -> Server:
+        if self.server is not None and self.server.running:
+            return self.server
+        options = self.server_options
+        return self.start(options.get("host", "127.0.0.1"), options.get("port", 0))
 
     def call(self, event: str, *args: Any, **kwargs: Any) -> Any:
         """Emit to one client (``to=sid``) and wait for its acknowledgement."""
@@ -524,6 +677,13 @@ class SocketIO:
 
     def sleep(self, seconds: float = 0) -> None:
         time.sleep(seconds)
+
+
+class _FlaskServer(Server):
+    """The facade's server: a ``swarmcast.Server`` with python-socketio's ``environ``
+    (Engine.IO session id -> the WSGI environ handlers see, incl. ``saved_session``)."""
+
+    environ: dict[str, dict[str, Any]]
 
 
 def _install_session(session_obj: _ManagedSession) -> None:

@@ -261,6 +261,7 @@ impl Session {
             self.transport
                 .store(Transport::WebSocket as u8, Ordering::Release);
             self.queue.wake();
+            tracing::info!(target: "swarmcast::engine", sid = %self.sid, "transport upgraded to websocket");
         }
         switched
     }

@@ -38,6 +38,14 @@ struct NsGate {
     disconnect: Option<DisconnectFn>,
 }
 
+/// The gate of `socket`'s namespace, or that of the catch-all namespace `*`, whose
+/// handlers serve the namespaces without their own (the core falls back the same way).
+fn gate_of<'a>(namespaces: &'a HashMap<String, NsGate>, socket: &Socket) -> Option<&'a NsGate> {
+    namespaces
+        .get(socket.namespace())
+        .or_else(|| namespaces.get("*"))
+}
+
 fn key(socket: &Socket) -> (String, String) {
     (socket.namespace().to_string(), socket.id().to_string())
 }
@@ -52,11 +60,7 @@ impl Gates {
     /// handler, or the handler accepted it, or it is a recovered session (recovery
     /// skips the connect handler: the socket was accepted in its earlier life).
     fn admits(&self, socket: &Socket) -> bool {
-        let gated = self
-            .namespaces
-            .lock()
-            .get(socket.namespace())
-            .is_some_and(|g| g.gated);
+        let gated = gate_of(&self.namespaces.lock(), socket).is_some_and(|g| g.gated);
         !gated || socket.pid().is_some() || self.accepted.lock().contains(&key(socket))
     }
 
@@ -64,9 +68,13 @@ impl Gates {
     fn leave(&self, socket: &Socket) -> Option<DisconnectFn> {
         let was_accepted = self.accepted.lock().remove(&key(socket));
         let namespaces = self.namespaces.lock();
-        let gate = namespaces.get(socket.namespace())?;
+        let gate = gate_of(&namespaces, socket)?;
         let admitted = !gate.gated || was_accepted || socket.pid().is_some();
-        admitted.then(|| gate.disconnect.clone()).flatten()
+        let handler = gate
+            .disconnect
+            .clone()
+            .or_else(|| namespaces.get("*")?.disconnect.clone());
+        admitted.then_some(handler).flatten()
     }
 
     /// The gate of `ns`; the first time, the core's disconnect hook that feeds it.

@@ -38,10 +38,11 @@ pub(crate) struct SocketIoHandler {
 }
 
 impl EngineHandler for SocketIoHandler {
-    fn on_open(&self, engine: EngineSocket, _request: &RequestInfo) -> Arc<dyn ConnectionHandler> {
+    fn on_open(&self, engine: EngineSocket, request: &RequestInfo) -> Arc<dyn ConnectionHandler> {
         let conn = Arc::new_cyclic(|weak| Connection {
             core: self.core.clone(),
             engine: engine.clone(),
+            request: Arc::new(request.clone()),
             state: Mutex::new(ConnState {
                 sockets: HashMap::new(),
                 reassembler: Reassembler::default(),
@@ -97,6 +98,8 @@ enum Verdict {
 pub(crate) struct Connection {
     core: Arc<IoCore>,
     engine: EngineSocket,
+    /// The handshake request, kept for the sockets (one copy per connection).
+    request: Arc<RequestInfo>,
     state: Mutex<ConnState>,
     ever_connected: AtomicBool,
     max_attachments: usize,
@@ -283,7 +286,7 @@ impl Connection {
     }
 
     fn connect(&self, namespace: String, auth: Option<Value>) {
-        let Some(ns) = self.core.get(&namespace) else {
+        let Some(ns) = self.core.get_or_dynamic(&namespace) else {
             self.core.ctx.stats.refuse();
             self.send(
                 PacketKind::ConnectError,
@@ -301,6 +304,7 @@ impl Connection {
         if let Some((pid, offset)) = recovery {
             match ns.recover(&self.engine, &pid, &offset, auth.clone()) {
                 Recovered::Now(Some(socket)) => {
+                    socket.set_request(&self.request);
                     self.ever_connected.store(true, Ordering::Release);
                     ns.ctx.stats.connect();
                     self.state.lock().sockets.insert(namespace, socket);
@@ -342,6 +346,7 @@ impl Connection {
     ) {
         match recovered {
             Some(socket) => {
+                socket.set_request(&self.request);
                 self.ever_connected.store(true, Ordering::Release);
                 ns.ctx.stats.connect();
                 self.state.lock().sockets.insert(namespace, socket.clone());
@@ -361,6 +366,7 @@ impl Connection {
 
     fn connect_fresh(&self, ns: Arc<crate::Namespace>, namespace: String, auth: Option<Value>) {
         let socket = Socket::new(ns.clone(), self.engine.clone(), auth);
+        socket.set_request(&self.request);
         ns.add_socket(socket.clone());
         self.state.lock().sockets.insert(namespace, socket.clone());
         match ns.connect_hook() {
@@ -399,6 +405,15 @@ impl Connection {
                     Some(pid) => json!({"sid": socket.id(), "pid": pid}),
                     None => json!({"sid": socket.id()}),
                 };
+                tracing::info!(
+                    target: "swarmcast",
+                    sid = socket.id(),
+                    namespace = ns.name(),
+                    engine_sid = self.engine.sid(),
+                    transport = self.engine.transport().as_str(),
+                    remote = %RemoteAddr(self.request.remote_addr),
+                    "connected"
+                );
                 match packet::encode_control(PacketKind::Connect, ns.name(), Some(&body)) {
                     Ok(reply) => socket.mark_connected(&reply),
                     Err(e) => tracing::error!(error = %e, "cannot encode CONNECT reply"),
@@ -406,6 +421,14 @@ impl Connection {
             }
             Ok(()) => {}
             Err(refusal) => {
+                tracing::info!(
+                    target: "swarmcast",
+                    namespace = ns.name(),
+                    engine_sid = self.engine.sid(),
+                    remote = %RemoteAddr(self.request.remote_addr),
+                    refusal = %refusal.message,
+                    "connection refused"
+                );
                 ns.ctx.stats.refuse();
                 self.state.lock().sockets.remove(ns.name());
                 ns.drop_refused(socket);
@@ -415,6 +438,18 @@ impl Connection {
                 }
                 self.send(PacketKind::ConnectError, ns.name(), Some(&body));
             }
+        }
+    }
+}
+
+/// A remote address for the log (`-` when unknown).
+struct RemoteAddr(Option<std::net::SocketAddr>);
+
+impl std::fmt::Display for RemoteAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("-"),
         }
     }
 }

@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 use crate::metrics::Stats;
 use crate::socketio::adapter::{AdapterNode, LocalAdapter, LocalNamespace, Namespaces};
 use crate::socketio::emitter::SlowConsumerPolicy;
-use crate::socketio::namespace::Namespace;
+use crate::socketio::namespace::{Handlers, Namespace};
 use crate::socketio::recovery::RecoveryConfig;
 use crate::socketio::subscriptions::SubscribePolicy;
 
@@ -30,6 +30,8 @@ pub(crate) struct Context {
     pub max_packet_bytes: usize,
     /// The adapter node, once one is set; the local adapter until then.
     adapter: OnceLock<Arc<dyn AdapterNode>>,
+    /// The handlers of the catch-all namespace `*`, once it is declared.
+    catch_all: OnceLock<Arc<Handlers>>,
 }
 
 impl Context {
@@ -66,11 +68,24 @@ impl Context {
         }
     }
 
+    /// The handlers of the catch-all namespace `*`, if it is declared.
+    pub fn catch_all(&self) -> Option<&Arc<Handlers>> {
+        self.catch_all.get()
+    }
+
+    pub fn set_catch_all(&self, handlers: Arc<Handlers>) {
+        let _ = self.catch_all.set(handlers);
+    }
+
     /// Set the adapter node (once). False when one was set already.
     pub fn set_adapter(&self, node: Arc<dyn AdapterNode>) -> bool {
         self.adapter.set(node).is_ok()
     }
 }
+
+/// The name of the catch-all namespace: its handlers serve every namespace a client
+/// asks for that is not declared.
+pub(crate) const CATCH_ALL: &str = "*";
 
 /// The namespaces of one Socket.IO server.
 pub(crate) struct IoCore {
@@ -103,6 +118,26 @@ impl IoCore {
             return Some(self.root.clone());
         }
         self.namespaces.read().get(name).cloned()
+    }
+
+    /// The namespace a client's CONNECT names: a declared one, or, when the catch-all
+    /// namespace `*` is declared, one made now, served by the handlers of `*` (as
+    /// python-socketio's `namespace='*'` and socket.io's dynamic namespaces do).
+    pub fn get_or_dynamic(&self, name: &str) -> Option<Arc<Namespace>> {
+        if let Some(ns) = self.get(name) {
+            return Some(ns);
+        }
+        if name == CATCH_ALL || !name.starts_with('/') {
+            return None;
+        }
+        self.ctx.catch_all()?;
+        let ns = self
+            .namespaces
+            .write()
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Namespace::dynamic(name, self.ctx.clone())))
+            .clone();
+        Some(ns)
     }
 
     pub fn all(&self) -> Vec<Arc<Namespace>> {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::engine::{new_id, CloseReason, EngineSocket, Frame, SendError, Transport};
+use crate::engine::{new_id, CloseReason, EngineSocket, Frame, RequestInfo, SendError, Transport};
 use crate::protocol::socketio::PacketKind;
 use crate::socketio::adapter::SessionRecord;
 use crate::socketio::emitter::{Broadcast, EmitError};
@@ -98,6 +98,9 @@ pub(crate) struct SocketInner {
     /// Frames emitted to the socket while its connect handler runs: they must follow
     /// the CONNECT reply, which is only sent once the handler accepts.
     pending: Mutex<Vec<Frame>>,
+    /// The HTTP request that opened the connection, shared by the connection's sockets
+    /// (set by the connection once the socket exists).
+    request: std::sync::OnceLock<Arc<RequestInfo>>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
     next_ack: AtomicU64,
 }
@@ -136,6 +139,7 @@ impl Socket {
             pid,
             state: AtomicU8::new(CONNECTING),
             pending: Mutex::new(Vec::new()),
+            request: std::sync::OnceLock::new(),
             acks: Mutex::new(HashMap::new()),
             next_ack: AtomicU64::new(0),
         }))
@@ -163,6 +167,18 @@ impl Socket {
     /// The auth payload the client sent with CONNECT.
     pub fn auth(&self) -> Option<&Value> {
         self.0.auth.as_ref()
+    }
+
+    /// The handshake request of the connection: query string, headers and remote
+    /// address, as the client opened it (Flask-SocketIO's `request.args`/`headers`,
+    /// python-socketio's `environ`). `None` only for a socket made without a connection
+    /// (a session recovered across nodes whose connection has not attached it yet).
+    pub fn request(&self) -> Option<&RequestInfo> {
+        self.0.request.get().map(|r| &**r)
+    }
+
+    pub(crate) fn set_request(&self, request: &Arc<RequestInfo>) {
+        let _ = self.0.request.set(request.clone());
     }
 
     /// The Engine.IO session id of the underlying connection.

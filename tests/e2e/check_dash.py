@@ -25,6 +25,7 @@ check({"swarmcast": "state", "rt": "rt", "name": "agents"} in ids, "a state stor
 check(rt.event_store("log") == {"swarmcast": "event", "rt": "rt", "name": "log"}, "event_store() gives its id")
 config = next(c for c in layout["props"]["children"] if c["props"]["id"] == rt.config_store)["props"]["data"]
 check(config["buffer"] == {"log": 5} and config["url"] == "http://127.0.0.1:5000", "the config carries the options")
+check(config["history"] == {"log": 1}, "a page that connects later replays the latest event by default")
 try:
     rt.state_store("nope")
     check(False, "unknown names raise")
@@ -69,6 +70,8 @@ server.start()
 try:
     n = bridge.emit("log", {"i": 5})
     check(n == 6, "ids go on across attach")
+    check(bridge.emit("log", "private", to="no-such-sid") == 0, "a targeted emit gets no id")
+    check(bridge.snapshot(events=[("log", 5)])["events"]["log"]["events"][-1]["id"] == 6, "and is not recorded")
     app = dash.Dash(__name__)
     app.layout = dash.html.Div([rt])
     bridge.init_app(app)

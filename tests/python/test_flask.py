@@ -9,6 +9,7 @@ import pytest
 from flask import request, session
 
 from conftest import WAIT, Inbox, Recorder, make_client, wait_for
+import swarmcast
 from swarmcast.flask import Namespace, SocketIO, call, emit, rooms
 
 
@@ -109,14 +110,14 @@ def test_flask_facade(app_and_socketio, clients, transport):
 
 def test_options():
     app = flask.Flask(__name__)
-    with pytest.raises(NotImplementedError):
-        SocketIO(app, message_queue="redis://").start(port=0)
-    with pytest.raises(NotImplementedError):
-        SocketIO(app).on("x", namespace="*")
+    with pytest.raises(ValueError, match="async_mode"):
+        SocketIO(app, async_mode="eventlet")
+    assert SocketIO(app, async_mode="threading").async_mode == "threading"
     socketio = SocketIO()
     socketio.init_app(app, cors_allowed_origins="*", resource="socket.io")
     assert app.extensions["socketio"] is socketio
-    socketio.emit("nobody", 1)  # not started: reaches no one, no error
+    with pytest.raises(swarmcast.NotRunningError):
+        socketio.emit("nobody", 1)  # not started: a mistake, said so
     server = socketio.start(port=0)
     try:
         assert server.path == "/socket.io"

@@ -92,3 +92,65 @@ impl Targets {
         })
     }
 }
+
+/// `transports`: which of long-polling and WebSocket are allowed (both when None).
+pub(crate) fn transports(value: Option<&Bound<'_, PyAny>>) -> PyResult<(bool, bool)> {
+    let Some(value) = value else {
+        return Ok((true, true));
+    };
+    let names = names(Some(value), "transports")?;
+    if let Some(name) = names.iter().find(|n| *n != "polling" && *n != "websocket") {
+        return Err(PyValueError::new_err(format!(
+            "unknown transport '{name}' (expected 'polling' or 'websocket')"
+        )));
+    }
+    Ok((
+        names.iter().any(|n| n == "polling"),
+        names.iter().any(|n| n == "websocket"),
+    ))
+}
+
+/// `slow_consumer`: "disconnect" or "report".
+pub(crate) fn slow_consumer(name: &str) -> PyResult<swarmcast::SlowConsumerPolicy> {
+    match name {
+        "disconnect" => Ok(swarmcast::SlowConsumerPolicy::Disconnect),
+        "report" => Ok(swarmcast::SlowConsumerPolicy::Report),
+        other => Err(PyValueError::new_err(format!(
+            "slow_consumer must be 'disconnect' or 'report', not '{other}'"
+        ))),
+    }
+}
+
+/// `rate_limit_policy`: "drop" or "disconnect".
+pub(crate) fn rate_limit_policy(name: &str) -> PyResult<swarmcast::RateLimitPolicy> {
+    swarmcast::RateLimitPolicy::from_name(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "rate_limit_policy must be 'drop' or 'disconnect', not '{name}'"
+        ))
+    })
+}
+
+/// `message_queue="redis://..."`: the core's Redis adapter (wire-compatible with
+/// `@socket.io/redis-streams-adapter`), the stream named `channel`.
+#[cfg(feature = "redis")]
+pub(crate) fn join_cluster(
+    server: &mut swarmcast::Server,
+    url: &str,
+    channel: &str,
+) -> PyResult<()> {
+    let mut config = swarmcast::RedisConfig::new(url);
+    config.stream_name = channel.to_string();
+    let adapter = swarmcast::RedisAdapter::new(config)
+        .map_err(|e| PyValueError::new_err(format!("message_queue: {e}")))?;
+    server
+        .set_adapter(adapter)
+        .map_err(|e| PyValueError::new_err(format!("message_queue: {e}")))?;
+    Ok(())
+}
+
+#[cfg(not(feature = "redis"))]
+pub(crate) fn join_cluster(_: &mut swarmcast::Server, _: &str, _: &str) -> PyResult<()> {
+    Err(PyValueError::new_err(
+        "message_queue: this build of swarmcast has no Redis support (feature `redis`)",
+    ))
+}

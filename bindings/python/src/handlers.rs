@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
-use swarmcast::{AckSender, ConnectError, Event, Host, HostError, Socket};
+use swarmcast::{AckSender, ConnectError, Event, Host, HostError, Payload, Socket};
 
 use crate::convert;
 use crate::errors::ConnectionRefusedError;
@@ -35,6 +35,37 @@ pub(crate) fn log_exception(py: Python<'_>, err: PyErr, message: &str) {
 pub(crate) struct PyHandler {
     pub func: Py<PyAny>,
     pub takes_extra: bool,
+    /// Registered on the catch-all namespace `*`: the namespace comes first (before
+    /// the sid), as in python-socketio.
+    pub with_namespace: bool,
+}
+
+impl PyHandler {
+    /// The leading arguments: `[event,] [namespace,] sid`.
+    fn lead<'py>(
+        &self,
+        py: Python<'py>,
+        socket: &Socket,
+        event: Option<&str>,
+    ) -> Vec<Bound<'py, PyAny>> {
+        let mut args = Vec::with_capacity(3);
+        if let Some(event) = event {
+            args.push(PyString::new(py, event).into_any());
+        }
+        if self.with_namespace {
+            args.push(PyString::new(py, socket.namespace()).into_any());
+        }
+        args.push(sid_str(py, socket));
+        args
+    }
+}
+
+/// What a client's ack gets when the handler raised or returned something that cannot
+/// be sent: one argument, `{"error": "internal server error"}` (the exception and its
+/// traceback are logged, never sent). python-socketio sends no ack at all then, which
+/// leaves the client's `call` waiting for its timeout.
+fn error_ack() -> Payload {
+    Payload::new(vec![serde_json::json!({"error": "internal server error"})])
 }
 
 /// Whether `func` can be called with `n` positional arguments (true when unknown).
@@ -88,30 +119,35 @@ fn call_event(
     ack: Option<AckSender>,
     with_name: bool,
 ) {
-    let outcome = (|| -> PyResult<Option<PyErr>> {
-        let mut args = Vec::with_capacity(event.payload.args.len() + 2);
-        if with_name {
-            args.push(PyString::new(py, &event.name).into_any());
-        }
-        args.push(sid_str(py, socket));
+    let answer = (|| -> PyResult<Payload> {
+        let mut args = handler.lead(py, socket, with_name.then_some(event.name.as_str()));
         args.extend(convert::args_to_python(py, &event.payload)?);
         let ret = handler.func.bind(py).call1(PyTuple::new(py, args)?)?;
-        let Some(ack) = ack else { return Ok(None) };
-        let payload = convert::to_payload(Some(&ret), "return value")?;
-        if let Err(e) = py.detach(|| ack.send_payload(&payload)) {
-            return Ok(Some(crate::errors::emit_error(e)));
+        if ack.is_none() {
+            return Ok(Payload::default());
         }
-        Ok(None)
+        convert::to_payload(Some(&ret), "return value")
     })();
+    let (payload, failed) = match answer {
+        Ok(payload) => (payload, None),
+        Err(e) => (error_ack(), Some(e)),
+    };
+    let sent = match ack {
+        Some(ack) => py
+            .detach(|| ack.send_payload(&payload))
+            .err()
+            .map(crate::errors::emit_error),
+        None => None,
+    };
+    let outcome: Option<PyErr> = failed.or(sent);
     let context = format!(
         "error in the handler of event '{}' (namespace '{}', sid {})",
         event.name,
         socket.namespace(),
         socket.id()
     );
-    match outcome {
-        Ok(None) => {}
-        Ok(Some(e)) | Err(e) => log_exception(py, e, &context),
+    if let Some(e) = outcome {
+        log_exception(py, e, &context);
     }
 }
 
@@ -131,15 +167,14 @@ pub(crate) fn install_connect(
 fn call_connect(py: Python<'_>, handler: &PyHandler, socket: &Socket) -> Result<(), ConnectError> {
     let call = || -> PyResult<Bound<'_, PyAny>> {
         let func = handler.func.bind(py);
+        let mut args = handler.lead(py, socket, None);
         if handler.takes_extra {
-            let auth = match socket.auth() {
+            args.push(match socket.auth() {
                 Some(auth) => convert::to_python(py, auth, &[])?,
                 None => py.None().into_bound(py),
-            };
-            func.call1((sid_str(py, socket), auth))
-        } else {
-            func.call1((sid_str(py, socket),))
+            });
         }
+        func.call1(PyTuple::new(py, args)?)
     };
     match call() {
         Ok(ret) => {
@@ -205,11 +240,11 @@ pub(crate) fn install_disconnect(
     host.on_disconnect(nsp, move |socket, reason| {
         Python::try_attach(|py| {
             let func = handler.func.bind(py);
-            let result = if handler.takes_extra {
-                func.call1((sid_str(py, socket), reason.as_str()))
-            } else {
-                func.call1((sid_str(py, socket),))
-            };
+            let mut args = handler.lead(py, socket, None);
+            if handler.takes_extra {
+                args.push(PyString::new(py, reason.as_str()).into_any());
+            }
+            let result = PyTuple::new(py, args).and_then(|args| func.call1(args));
             if let Err(e) = result {
                 let context = format!(
                     "error in the disconnect handler (namespace '{}', sid {})",

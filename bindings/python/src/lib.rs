@@ -7,8 +7,10 @@
 
 mod args;
 mod convert;
+mod environ;
 mod errors;
 mod handlers;
+mod pylog;
 #[cfg(feature = "redis")]
 mod redis;
 mod server;
@@ -27,6 +29,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     #[cfg(feature = "redis")]
     m.add_class::<redis::PyRedisEmitter>()?;
     m.add_function(wrap_pyfunction!(server::_stop_all, m)?)?;
+    m.add_function(wrap_pyfunction!(server::_enable_logging, m)?)?;
     errors::register(m)?;
     Ok(())
 }

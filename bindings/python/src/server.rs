@@ -11,12 +11,11 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use swarmcast::{
-    AckError, EngineConfig, Host, HostState, Limits, Namespace, Payload, RateLimit,
-    RateLimitPolicy, RecoveryConfig, Room, Server, ServerConfig, SlowConsumerPolicy, Socket,
-    WeakHost,
+    AckError, EngineConfig, Host, HostState, Limits, Namespace, Payload, RateLimit, RecoveryConfig,
+    Room, Server, ServerConfig, SlowConsumerPolicy, Socket, WeakHost,
 };
 
-use crate::args::{names, positive, seconds, seconds_or_zero, Targets};
+use crate::args::{self, names, positive, seconds, seconds_or_zero, Targets};
 use crate::convert;
 use crate::errors::{self, DisconnectedError};
 use crate::handlers::{self, PyHandler};
@@ -25,6 +24,13 @@ use crate::state::PyStateMap;
 /// Every server, so that `_stop_all` (registered with `atexit`) can stop the running
 /// ones before the interpreter finalizes (handler threads need it alive).
 static SERVERS: Mutex<Vec<WeakHost>> = Mutex::new(Vec::new());
+
+/// Forward the core's log events to `logging` (what `logger=True` does).
+#[pyfunction]
+#[pyo3(signature = (logger = true, engineio_logger = false))]
+pub fn _enable_logging(py: Python<'_>, logger: bool, engineio_logger: bool) -> PyResult<()> {
+    crate::pylog::enable(py, logger, engineio_logger)
+}
 
 /// Stop every running server (registered with `atexit` by the `swarmcast` package).
 #[pyfunction]
@@ -44,7 +50,13 @@ pub fn _stop_all(py: Python<'_>) {
 }
 
 /// A Socket.IO server (Engine.IO v4 / Socket.IO v5) running on threads of its own.
-#[pyclass(frozen, weakref, module = "swarmcast._native", name = "Server")]
+#[pyclass(
+    frozen,
+    weakref,
+    subclass,
+    module = "swarmcast._native",
+    name = "Server"
+)]
 pub struct PyServer {
     host: Host,
     host_name: String,
@@ -91,19 +103,24 @@ impl PyServer {
             return Err(PyTypeError::new_err("the handler must be callable"));
         }
         let host = &self.host;
+        let with_namespace = namespace == "*";
         let make = |extra: bool| {
             Arc::new(PyHandler {
                 func: handler.clone().unbind(),
                 takes_extra: extra,
+                with_namespace,
             })
         };
+        // connect: (sid, auth) or (sid); disconnect: (sid, reason) or (sid); one more
+        // leading argument (the namespace) on the catch-all namespace.
+        let lead = 1 + usize::from(with_namespace);
         let installed = match event {
             "connect" => {
-                let extra = handlers::accepts(py, handler, 2);
+                let extra = handlers::accepts(py, handler, lead + 1);
                 handlers::install_connect(host, namespace, make(extra))
             }
             "disconnect" => {
-                let extra = handlers::accepts(py, handler, 2);
+                let extra = handlers::accepts(py, handler, lead + 1);
                 handlers::install_disconnect(host, namespace, make(extra))
             }
             "*" => handlers::install_any(host, namespace, make(true)),
@@ -176,9 +193,14 @@ impl PyServer {
         rate_limit_events = 0,
         rate_limit_bytes = 0,
         rate_limit_policy = "drop",
+        logger = false,
+        engineio_logger = false,
+        message_queue = None,
+        channel = "socket.io",
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         host: &str,
         port: u16,
         path: &str,
@@ -214,12 +236,15 @@ impl PyServer {
         rate_limit_events: u32,
         rate_limit_bytes: u64,
         rate_limit_policy: &str,
+        logger: bool,
+        engineio_logger: bool,
+        message_queue: Option<String>,
+        channel: &str,
     ) -> PyResult<Self> {
-        let Some(policy) = RateLimitPolicy::from_name(rate_limit_policy) else {
-            return Err(PyValueError::new_err(format!(
-                "rate_limit_policy must be 'drop' or 'disconnect', not '{rate_limit_policy}'"
-            )));
-        };
+        if logger || engineio_logger {
+            crate::pylog::enable(py, logger, engineio_logger)?;
+        }
+        let policy = args::rate_limit_policy(rate_limit_policy)?;
         let limits = Limits {
             max_connections: positive("max_connections", max_connections)?,
             listen_backlog: positive("listen_backlog", listen_backlog as usize)? as u32,
@@ -236,32 +261,8 @@ impl PyServer {
                 policy,
             },
         };
-        let (allow_polling, allow_websocket) = match transports {
-            None => (true, true),
-            Some(t) => {
-                let t = names(Some(&t), "transports")?;
-                for name in &t {
-                    if name != "polling" && name != "websocket" {
-                        return Err(PyValueError::new_err(format!(
-                            "unknown transport '{name}' (expected 'polling' or 'websocket')"
-                        )));
-                    }
-                }
-                (
-                    t.iter().any(|n| n == "polling"),
-                    t.iter().any(|n| n == "websocket"),
-                )
-            }
-        };
-        let slow_consumer = match slow_consumer {
-            "disconnect" => SlowConsumerPolicy::Disconnect,
-            "report" => SlowConsumerPolicy::Report,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "slow_consumer must be 'disconnect' or 'report', not '{other}'"
-                )))
-            }
-        };
+        let (allow_polling, allow_websocket) = args::transports(transports.as_ref())?;
+        let slow_consumer = args::slow_consumer(slow_consumer)?;
         let engine = EngineConfig {
             ping_interval: seconds("ping_interval", ping_interval)?,
             ping_timeout: seconds("ping_timeout", ping_timeout)?,
@@ -299,10 +300,11 @@ impl PyServer {
             limits,
             ..ServerConfig::default()
         };
-        let host_ = Host::new(
-            Server::new(config),
-            positive("handler_threads", handler_threads)?,
-        );
+        let mut server = Server::new(config);
+        if let Some(url) = message_queue {
+            args::join_cluster(&mut server, &url, channel)?;
+        }
+        let host_ = Host::new(server, positive("handler_threads", handler_threads)?);
         let mut servers = SERVERS.lock();
         servers.retain(|w| w.upgrade().is_some());
         servers.push(host_.downgrade());
@@ -474,6 +476,7 @@ impl PyServer {
         timeout: f64,
     ) -> PyResult<usize> {
         let namespace = namespace.unwrap_or("/");
+        self.require_started()?;
         // One argument without binary data (the common emit) is written straight to JSON;
         // anything else goes through the core's Payload (several arguments, attachments).
         let direct = match &data {
@@ -643,6 +646,45 @@ impl PyServer {
         Ok(py.detach(|| ns.disconnect(sid)))
     }
 
+    /// The handshake request of a connected socket as a WSGI environ dict
+    /// (`QUERY_STRING`, `HTTP_*` headers, `REMOTE_ADDR`, ...); `None` if `sid` is not
+    /// connected to `namespace`.
+    #[pyo3(signature = (sid, namespace = None))]
+    fn get_environ<'py>(
+        &self,
+        py: Python<'py>,
+        sid: &str,
+        namespace: Option<&str>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let socket = self.host.emitter().socket(namespace.unwrap_or("/"), sid);
+        match socket {
+            Some(socket) => {
+                let env = crate::environ::environ(
+                    py,
+                    &socket,
+                    &self.path,
+                    (&self.host_name, self.port()),
+                )?;
+                Ok(Some(env))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Call `func()` on the handler thread of `sid` once every handler call queued for
+    /// it before has run (tests use it to wait for a client's events to be handled).
+    /// False when the server is not running.
+    fn _after_handlers(&self, sid: &str, func: Bound<'_, PyAny>) -> bool {
+        let func = func.unbind();
+        self.host.run(sid, move || {
+            Python::try_attach(|py| {
+                if let Err(e) = func.bind(py).call0() {
+                    handlers::log_exception(py, e, "error in an _after_handlers callback");
+                }
+            });
+        })
+    }
+
     /// The sids connected to a namespace.
     #[pyo3(signature = (namespace = None))]
     fn sids(&self, py: Python<'_>, namespace: Option<&str>) -> PyResult<Vec<String>> {
@@ -714,6 +756,18 @@ impl PyServer {
                     });
                 })
         });
+        Ok(())
+    }
+
+    /// `NotRunningError` before the first start: nobody can be connected yet, and a
+    /// silent 0 would hide the mistake. After a stop, emits reach nobody (0), as
+    /// disconnect handlers running during the stop may still emit.
+    fn require_started(&self) -> PyResult<()> {
+        if self.host.state() == HostState::Created {
+            return Err(errors::NotRunningError::new_err(
+                "the server is not started: call start() before emitting",
+            ));
+        }
         Ok(())
     }
 

@@ -190,6 +190,7 @@
       self.stopFallback();
       self.setStatus({
         state: "connected",
+        sid: socket.id, // what Bridge.emit(..., to=sid) addresses
         transport: engine && engine.transport ? engine.transport.name : null,
         attempt: 0,
         next_retry_at: null,
@@ -555,6 +556,13 @@
     if (this.flushTimer !== null || this.closed) return;
     var interval = this.cfg.flush_interval === undefined ? 16 : this.cfg.flush_interval;
     var wait = Math.max(0, (this.lastFlush || 0) + interval - performance.now());
+    if (wait === 0) {
+      // The first change of a quiet period is written now, not one task later; what
+      // follows within `flush_interval` is batched by the timer below.
+      this.lastFlush = performance.now();
+      this.flush();
+      return;
+    }
     this.flushTimer = setTimeout(function () {
       self.flushTimer = null;
       self.lastFlush = performance.now();

@@ -17,7 +17,7 @@ use parking_lot::RwLock;
 use serde_json::{json, Value};
 
 pub(crate) use self::handlers::ConnectHook;
-use self::handlers::Handlers;
+pub(crate) use self::handlers::Handlers;
 pub use self::handlers::{ConnectError, ConnectFuture, Event, EventHandler};
 use self::members::Members;
 pub(crate) use self::publisher::{wait_budget, Outgoing};
@@ -26,7 +26,7 @@ use crate::protocol::socketio::PacketKind;
 use crate::socketio::adapter::{
     LocalNamespace, NamespaceAdapter, Recovered, SessionRecord, SocketInfo,
 };
-use crate::socketio::context::Context;
+use crate::socketio::context::{Context, CATCH_ALL};
 use crate::socketio::emitter::{Broadcast, EmitError, EmitReport};
 use crate::socketio::packet::{self, Encoded};
 use crate::socketio::recovery::RecoveryConfig;
@@ -38,7 +38,10 @@ use crate::socketio::state::{StateMap, StateMaps, StateShared};
 /// [`crate::Server::namespace`]; handlers may be added at any time.
 pub struct Namespace {
     name: Arc<str>,
-    handlers: Handlers,
+    /// For `*`, also in the context: every namespace falls back to them.
+    handlers: Arc<Handlers>,
+    /// Made on demand from the catch-all namespace `*`.
+    dynamic: bool,
     members: Members,
     states: StateMaps,
     /// Replaced only when the server's adapter is set (before it starts).
@@ -57,14 +60,27 @@ impl std::fmt::Debug for Namespace {
 impl Namespace {
     pub(crate) fn new(name: &str, ctx: Arc<Context>) -> Self {
         let adapter = ctx.adapter().namespace(name, &ctx);
+        let handlers: Arc<Handlers> = Arc::default();
+        if name == CATCH_ALL {
+            ctx.set_catch_all(handlers.clone());
+        }
         Self {
             name: name.into(),
-            handlers: Handlers::default(),
+            handlers,
+            dynamic: false,
             members: Members::default(),
             states: StateMaps::default(),
             adapter: RwLock::new(adapter),
             ctx,
         }
+    }
+
+    /// A namespace made on demand for a client, because the catch-all namespace `*`
+    /// is declared: its own members, rooms and state; the handlers of `*`.
+    pub(crate) fn dynamic(name: &str, ctx: Arc<Context>) -> Self {
+        let mut ns = Self::new(name, ctx);
+        ns.dynamic = true;
+        ns
     }
 
     /// Use the adapter of the server's (new) adapter node.
@@ -80,6 +96,12 @@ impl Namespace {
     /// The namespace name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the namespace was made on demand for a client of the catch-all
+    /// namespace `*` (whose handlers it shares).
+    pub fn is_dynamic(&self) -> bool {
+        self.dynamic
     }
 
     /// Whether connection state recovery is on for this namespace.
@@ -142,12 +164,26 @@ impl Namespace {
         self
     }
 
+    /// The handlers of the catch-all namespace `*`, which every other namespace falls
+    /// back to (python-socketio's resolution: `ns[event]`, `ns["*"]`, `"*"[event]`,
+    /// `"*"["*"]`).
+    fn fallback(&self) -> Option<&Arc<Handlers>> {
+        if &*self.name == CATCH_ALL {
+            return None;
+        }
+        self.ctx.catch_all()
+    }
+
     pub(crate) fn connect_hook(&self) -> Option<ConnectHook> {
-        self.handlers.connect()
+        self.handlers
+            .connect()
+            .or_else(|| self.fallback()?.connect())
     }
 
     pub(crate) fn event_handler(&self, event: &str) -> Option<EventHandler> {
-        self.handlers.event(event)
+        self.handlers
+            .event(event)
+            .or_else(|| self.fallback()?.event(event))
     }
 
     // --- sockets and rooms ------------------------------------------------------------
@@ -169,7 +205,18 @@ impl Namespace {
         }
         if socket.mark_disconnected() {
             self.ctx.stats.disconnect();
-            if let Some(handler) = self.handlers.disconnect() {
+            tracing::info!(
+                target: "swarmcast",
+                sid = socket.id(),
+                namespace = self.name(),
+                reason = reason.as_str(),
+                "disconnected"
+            );
+            let handler = self
+                .handlers
+                .disconnect()
+                .or_else(|| self.fallback()?.disconnect());
+            if let Some(handler) = handler {
                 handler(socket, reason);
             }
         }

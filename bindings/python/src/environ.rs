@@ -1,0 +1,52 @@
+//! A socket's handshake request as a WSGI environ dictionary (PEP 3333 keys), the
+//! shape python-socketio hands its connect handlers and Flask builds its `request` from.
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use swarmcast::Socket;
+
+/// The environ of `socket`'s connection: `REQUEST_METHOD`, `PATH_INFO`, `QUERY_STRING`,
+/// `REMOTE_ADDR`/`REMOTE_PORT`, `SERVER_NAME`/`SERVER_PORT`, `HTTP_*` headers (repeated
+/// headers joined with `, `, cookies with `; `), `CONTENT_TYPE`/`CONTENT_LENGTH`,
+/// `wsgi.url_scheme`, and `swarmcast.eio_sid` (the Engine.IO session id).
+pub(crate) fn environ<'py>(
+    py: Python<'py>,
+    socket: &Socket,
+    path: &str,
+    server: (&str, u16),
+) -> PyResult<Bound<'py, PyDict>> {
+    let env = PyDict::new(py);
+    env.set_item("REQUEST_METHOD", "GET")?;
+    env.set_item("SCRIPT_NAME", "")?;
+    env.set_item("PATH_INFO", format!("{}/", path.trim_end_matches('/')))?;
+    env.set_item("SERVER_NAME", server.0)?;
+    env.set_item("SERVER_PORT", server.1.to_string())?;
+    env.set_item("SERVER_PROTOCOL", "HTTP/1.1")?;
+    env.set_item("wsgi.url_scheme", "http")?;
+    env.set_item("swarmcast.eio_sid", socket.engine_sid())?;
+    let Some(request) = socket.request() else {
+        env.set_item("QUERY_STRING", "")?;
+        return Ok(env);
+    };
+    env.set_item("QUERY_STRING", &request.query)?;
+    if let Some(addr) = request.remote_addr {
+        env.set_item("REMOTE_ADDR", addr.ip().to_string())?;
+        env.set_item("REMOTE_PORT", addr.port().to_string())?;
+    }
+    for name in request.headers.keys() {
+        let values: Vec<&str> = request
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let key = name.as_str().to_ascii_uppercase().replace('-', "_");
+        let key = match key.as_str() {
+            "CONTENT_TYPE" | "CONTENT_LENGTH" => key,
+            _ => format!("HTTP_{key}"),
+        };
+        let joined = values.join(if key == "HTTP_COOKIE" { "; " } else { ", " });
+        env.set_item(key, joined)?;
+    }
+    Ok(env)
+}
