@@ -32,7 +32,7 @@ PAGE = """<!doctype html>
 <script src="/static/socket.io.min.js"></script>
 <ul id="log"></ul>
 <script>
-  // With swarmcast the page and Socket.IO are on different ports: SOCKET_URL says where.
+  // SOCKET_URL: where Socket.IO is when it is not this page's own origin (empty: here).
   const socket = io({{ socket_url|tojson }} || undefined, {auth: {name: "browser"}});
   socket.on("chat", (m) => {
     const li = document.createElement("li");
@@ -134,5 +134,5 @@ def on_disconnect(reason):
 
 if __name__ == "__main__":
     port = int(os.environ.get("PORT", "5000"))
-    print(f"chat: Socket.IO on http://127.0.0.1:{port}", flush=True)
+    print(f"chat: http://127.0.0.1:{port}", flush=True)
     socketio.run(app, host="127.0.0.1", port=port, allow_unsafe_werkzeug=True)

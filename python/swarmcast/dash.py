@@ -2,22 +2,26 @@
 
     import swarmcast
     from dash import Dash, html, Input, Output
-    from swarmcast.dash import Bridge, Realtime
+    from swarmcast.dash import Bridge, Realtime, run
 
-    server = swarmcast.Server(port=5000, cors_allowed_origins=["http://127.0.0.1:8050"],
-                              allow_subscribe="state:*")
+    server = swarmcast.Server(port=8050, allow_subscribe="state:*")
     app = Dash(__name__)
     bridge = Bridge(server, app)          # ping answers, snapshot endpoint, event ids
-    rt = Realtime("rt", events=["log"], states=["agents"], url=server.url)
+    rt = Realtime("rt", events=["log"], states=["agents"])   # this page's own origin
     app.layout = html.Div([rt, rt.indicator(), html.Pre(id="agents")])
 
     app.clientside_callback(
         "function (agents) { return JSON.stringify(agents, null, 1); }",
         Output("agents", "children"), Input(rt.state_store("agents"), "data"))
 
-    server.start()
     bridge.state("agents").set("a1", {"status": "thinking"})   # any thread
     bridge.emit("log", {"text": "hello"})
+    run(app, server, debug=True)   # the app and its push channel on one port
+
+`run` is the default way: swarmcast serves the Dash app (WSGI) and Socket.IO on the
+same port, so the page needs no URL and no CORS list. A Dash app served elsewhere
+(`app.run()` on its own port) passes `url=server.url` to `Realtime` and lists its origin
+in the server's `cors_allowed_origins`.
 
 The browser side is a plain script served from this package (`_js_dist`): it connects
 with the vendored socket.io-client and writes each store with
@@ -45,6 +49,7 @@ __all__ = [
     "ConnectionIndicator",
     "Realtime",
     "new_events",
+    "run",
 ]
 
 # Dash serves the scripts of every package that defines components, from that package's
@@ -587,3 +592,50 @@ def _quiet(func: Any, *args: Any, **kwargs: Any) -> Any:
         return func(*args, **kwargs)
     except _swarmcast.SwarmcastError:
         return None
+
+
+def run(
+    app: "dash.Dash",
+    server: Optional[Any] = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8050,
+    debug: bool = False,
+    use_reloader: Optional[bool] = None,
+    extra_files: Optional[Sequence[str]] = None,
+) -> None:
+    """Serve the Dash app and its push channel on one port until interrupted.
+
+    swarmcast serves the app's Flask server (WSGI, on worker threads) beside Socket.IO,
+    so `Realtime` components connect to their page's own origin with no CORS list.
+    `server` is the `swarmcast.Server` the app's `Bridge` publishes through (its host
+    and port are used); without one, a server on `host`:`port` is made. `debug` turns on
+    Dash's dev tools and, unless `use_reloader=False`, Werkzeug's reloader: only the
+    serving child process starts the server.
+    """
+    if use_reloader is None:
+        use_reloader = debug
+    if debug:
+        app.enable_dev_tools(debug=True, dev_tools_hot_reload=False)
+
+    def serve() -> None:
+        srv = server if server is not None else _swarmcast.Server(host=host, port=port)
+        if not srv.running:
+            srv.mount_wsgi(app.server)
+            srv.start()
+        print(f" * swarmcast: serving Dash app and Socket.IO on {srv.url}", flush=True)
+        stopped = threading.Event()
+        try:
+            while not stopped.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            srv.stop()
+
+    if use_reloader:
+        from werkzeug._reloader import run_with_reloader
+
+        run_with_reloader(serve, extra_files=extra_files)
+    else:
+        serve()

@@ -35,26 +35,18 @@ def test_port_is_an_import_change():
     assert changed == ["-from flask_socketio import (", "+from swarmcast.flask import ("]
 
 
-def _two_free_ports() -> int:
-    """A port p with p and p + 1 free (swarmcast serves the Flask routes on p + 1)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 1))
-        except OSError:
-            continue
-        return int(port)
-    raise RuntimeError("no two consecutive free ports")
+def _free_port() -> int:
+    """A free port: the app serves its page and Socket.IO on it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture(params=sorted(APPS))
 def chat_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "flask_socketio":
         pytest.importorskip("flask_socketio")
-    port = _two_free_ports()
+    port = _free_port()
     env = dict(os.environ, PORT=str(port), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, str(APPS[request.param])],
@@ -168,3 +160,13 @@ def test_chat_client(chat_url: str, transport: str):
     finally:
         alice.disconnect()
         bob.disconnect()
+
+
+def test_the_page_and_socket_io_share_the_app_port(chat_url: str):
+    # The Flask route and the Socket.IO endpoint answer on the same port (one origin:
+    # the page's io() needs no URL and no CORS).
+    page = requests.get(f"{chat_url}/", timeout=WAIT)
+    assert page.status_code == 200
+    assert "<title>chat</title>" in page.text
+    handshake = requests.get(f"{chat_url}/socket.io/?EIO=4&transport=polling", timeout=WAIT)
+    assert handshake.status_code == 200 and handshake.text.startswith("0{")
