@@ -132,8 +132,16 @@ impl Response {
         let Some(body) = self.body.lock().clone() else {
             return Err(PyRuntimeError::new_err("the response is finished"));
         };
-        py.detach(|| body.blocking_send(Ok(chunk)))
-            .map_err(|_| PyRuntimeError::new_err("the client went away"))
+        // Usually there is room: no need to give the GIL up and take it back.
+        match body.try_send(Ok(chunk)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(chunk)) => py
+                .detach(|| body.blocking_send(chunk))
+                .map_err(|_| PyRuntimeError::new_err("the client went away")),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(PyRuntimeError::new_err("the client went away"))
+            }
+        }
     }
 
     /// Send the last chunk (or an error, which aborts the response) and end the body.
@@ -232,7 +240,11 @@ fn serve(py: Python<'_>, app: &Py<PyAny>, request: AppRequest, response: &Arc<Re
             }
         }
     };
-    py.detach(|| response.finish(last));
+    match last {
+        // Only a last chunk may have to wait for the client: then without the GIL.
+        Some(last) => py.detach(|| response.finish(Some(last))),
+        None => response.finish(None),
+    }
 }
 
 fn run(
@@ -314,28 +326,45 @@ fn environ<'py>(py: Python<'py>, request: AppRequest) -> PyResult<Bound<'py, PyD
     if !headers.contains_key(hyper::header::CONTENT_LENGTH) && !body.is_empty() {
         env.set_item("CONTENT_LENGTH", body.len().to_string())?;
     }
-    let io = py.import("io")?;
-    let sys = py.import("sys")?;
+    let modules = Modules::get(py)?;
     env.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
     env.set_item("wsgi.url_scheme", "http")?;
     env.set_item(
         "wsgi.input",
-        io.call_method1("BytesIO", (PyBytes::new(py, &body),))?,
+        modules.bytes_io.bind(py).call1((PyBytes::new(py, &body),))?,
     )?;
     env.set_item("wsgi.input_terminated", true)?;
-    env.set_item("wsgi.errors", sys.getattr("stderr")?)?;
+    env.set_item("wsgi.errors", modules.sys.bind(py).getattr("stderr")?)?;
     env.set_item("wsgi.multithread", true)?;
     env.set_item("wsgi.multiprocess", false)?;
     env.set_item("wsgi.run_once", false)?;
-    env.set_item(
-        "wsgi.file_wrapper",
-        py.import("wsgiref.util")?.getattr("FileWrapper")?,
-    )?;
+    env.set_item("wsgi.file_wrapper", modules.file_wrapper.bind(py))?;
     env.set_item(
         "SERVER_SOFTWARE",
         concat!("swarmcast/", env!("CARGO_PKG_VERSION")),
     )?;
     Ok(env)
+}
+
+/// The Python objects every request's environ needs, looked up once.
+struct Modules {
+    bytes_io: Py<PyAny>,
+    sys: Py<PyAny>,
+    file_wrapper: Py<PyAny>,
+}
+
+static MODULES: pyo3::sync::PyOnceLock<Modules> = pyo3::sync::PyOnceLock::new();
+
+impl Modules {
+    fn get(py: Python<'_>) -> PyResult<&'static Modules> {
+        MODULES.get_or_try_init(py, || {
+            Ok(Modules {
+                bytes_io: py.import("io")?.getattr("BytesIO")?.unbind(),
+                sys: py.import("sys")?.into_any().unbind(),
+                file_wrapper: py.import("wsgiref.util")?.getattr("FileWrapper")?.unbind(),
+            })
+        })
+    }
 }
 
 /// Bytes as a string of the characters U+0000-U+00FF with those values (PEP 3333's
