@@ -3,7 +3,12 @@ python-socketio 5.x clients over websocket and over long-polling."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -155,3 +160,35 @@ class Recorder:
         wait_for(lambda: len(self.calls) >= n, timeout, f"{n} handler call(s)")
         with self.lock:
             return list(self.calls)
+
+
+def free_port() -> int:
+    """A free 127.0.0.1 port (for a server started in another process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def python_script(
+    *args: str, cwd: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """Run `python ARGS...` (an example app, with `env` added to the environment) for
+    the duration of the block; it is terminated (then killed) at the end."""
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

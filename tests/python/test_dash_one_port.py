@@ -4,17 +4,13 @@ client on the same port gets the Bridge's events."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import WAIT, Inbox, make_client, wait_for
+from conftest import WAIT, Inbox, free_port, make_client, python_script, wait_for
 
 APP = textwrap.dedent(
     """
@@ -44,36 +40,22 @@ APP = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.timeout(120)
 def test_dash_and_its_push_channel_share_one_port(tmp_path: Path, clients):
     pytest.importorskip("dash")
     app_file = tmp_path / "dash_app.py"
     app_file.write_text(APP)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, str(app_file), str(port)],
-        cwd=tmp_path,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
 
-        def page() -> str | None:
-            try:
-                r = requests.get(url + "/", timeout=1)
-                return r.text if r.ok else None
-            except requests.RequestException:
-                return None
+    def page() -> str | None:
+        try:
+            r = requests.get(url + "/", timeout=1)
+            return r.text if r.ok else None
+        except requests.RequestException:
+            return None
 
+    with python_script(str(app_file), str(port), cwd=str(tmp_path)):
         html = wait_for(page, timeout=60, what="the Dash page")
         assert "_dash-config" in html
         layout = requests.get(url + "/_dash-layout", timeout=WAIT).json()
@@ -97,10 +79,3 @@ def test_dash_and_its_push_channel_share_one_port(tmp_path: Path, clients):
         clients.append(client)
         client.connect(url, transports=["websocket"], wait_timeout=WAIT)
         assert inbox.get("log")[0]["n"] >= 0
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)

@@ -5,10 +5,6 @@ flask-socketio cannot be imported."""
 from __future__ import annotations
 
 import difflib
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +13,7 @@ import pytest
 import requests
 import socketio
 
-from conftest import WAIT, Inbox, make_client, wait_for
+from conftest import WAIT, Inbox, free_port, make_client, python_script, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "flask_chat"
@@ -35,28 +31,13 @@ def test_port_is_an_import_change():
     assert changed == ["-from flask_socketio import (", "+from swarmcast.flask import ("]
 
 
-def _free_port() -> int:
-    """A free port: the app serves its page and Socket.IO on it."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(params=sorted(APPS))
 def chat_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "flask_socketio":
         pytest.importorskip("flask_socketio")
-    port = _free_port()
-    env = dict(os.environ, PORT=str(port), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, str(APPS[request.param])],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
+    with python_script(str(APPS[request.param]), env={"PORT": str(port)}) as proc:
         deadline = time.monotonic() + 30
         while True:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
@@ -69,13 +50,6 @@ def chat_url(request: pytest.FixtureRequest) -> Iterator[str]:
             assert time.monotonic() < deadline, "the app did not start"
             time.sleep(0.1)
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 def _client(url: str, transport: str, name: str | None, events: tuple[str, ...]):

@@ -3,10 +3,6 @@ the port; an edit restarts it with the new code, and a client reconnects."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -14,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import WAIT, make_client, wait_for
+from conftest import WAIT, free_port, make_client, python_script, wait_for
 
 APP = textwrap.dedent(
     """
@@ -35,12 +31,6 @@ APP = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _page(url: str) -> str | None:
     try:
         return requests.get(url, timeout=1).text
@@ -52,17 +42,9 @@ def _page(url: str) -> str | None:
 def test_an_edit_reloads_the_app_and_clients_reconnect(tmp_path: Path, clients):
     app_file = tmp_path / "reload_app.py"
     app_file.write_text(APP)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, str(app_file), str(port)],
-        cwd=tmp_path,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with python_script(str(app_file), str(port), cwd=str(tmp_path)):
         wait_for(lambda: _page(url) == "VERSION-1", timeout=30, what="the first version")
         client = make_client()
         client.reconnection = True
@@ -77,10 +59,3 @@ def test_an_edit_reloads_the_app_and_clients_reconnect(tmp_path: Path, clients):
             timeout=30,
             what="the client to reconnect to the reloaded server",
         )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)

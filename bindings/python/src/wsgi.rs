@@ -331,7 +331,10 @@ fn environ<'py>(py: Python<'py>, request: AppRequest) -> PyResult<Bound<'py, PyD
     env.set_item("wsgi.url_scheme", "http")?;
     env.set_item(
         "wsgi.input",
-        modules.bytes_io.bind(py).call1((PyBytes::new(py, &body),))?,
+        modules
+            .bytes_io
+            .bind(py)
+            .call1((PyBytes::new(py, &body),))?,
     )?;
     env.set_item("wsgi.input_terminated", true)?;
     env.set_item("wsgi.errors", modules.sys.bind(py).getattr("stderr")?)?;
