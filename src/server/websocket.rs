@@ -178,7 +178,7 @@ pub(crate) fn upgrade(
 fn ws_config(max_payload: usize) -> WebSocketConfig {
     // A small read buffer (1 KiB, allocated for every connection): most connections
     // are idle dashboards that send little, and memory per connection is what limits
-    // how many one box holds (7.0 KiB per idle WebSocket at 19,000, docs/performance.md).
+    // how many one box holds (8.0 KiB per idle WebSocket at 19,000, docs/performance.md).
     // A larger message only takes more reads. The write buffer must not be 0
     // (that writes every frame eagerly, one syscall each): frames fed in a batch gather
     // in it and go out together at the flush. It grows only as far as a batch needs.
