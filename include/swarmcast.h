@@ -1030,7 +1030,7 @@ swarmcast_result swarmcast_server_on_any_event(struct swarmcast_server *server,
 swarmcast_result swarmcast_server_start(struct swarmcast_server *server);
 
 /**
- * Stop the server: run the callbacks already queued (up to 2 s) while the connections
+ * Stop the server: run the callbacks already queued (up to 0.5 s) while the connections
  * are open, let long-polling clients fetch what is queued for them (acks included),
  * close every connection (flushing what is queued, waiting up to 5 s in all), call the
  * disconnect callbacks, and wait for every callback to finish, without limit (see

@@ -109,7 +109,7 @@ enum Phase {
 
 /// How long [`Host::stop`] lets the handlers already queued run before it closes the
 /// connections.
-const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 thread_local! {
     /// The host whose handler this thread is running, if any.

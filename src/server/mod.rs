@@ -550,7 +550,7 @@ impl ServerHandle {
     /// connections to finish.
     /// Returns the server, to serve again (see [`ServerHandle::stop`]).
     pub async fn shutdown(mut self) -> Server {
-        self.drain_polling(tokio::time::Instant::now() + self.shutdown_timeout / 2)
+        self.drain_polling(tokio::time::Instant::now() + self.drain_time())
             .await;
         self.begin_shutdown();
         let _ = tokio::time::timeout(self.shutdown_timeout, self.tasks.wait()).await;
@@ -581,6 +581,13 @@ impl ServerHandle {
         self.stop()
     }
 
+    /// How long a stop lets long-polling clients fetch what is queued: a client's next
+    /// GET comes within a round trip, and a server under steady traffic always has
+    /// something queued, so this stays short whatever `shutdown_timeout` is.
+    fn drain_time(&self) -> Duration {
+        (self.shutdown_timeout / 2).min(Duration::from_millis(500))
+    }
+
     /// Before the sessions close: let long-polling clients fetch what is queued for
     /// them (an ack sent just before the stop, the last events) with their next GET,
     /// until `deadline`. WebSocket sessions flush as they close.
@@ -605,7 +612,7 @@ impl ServerHandle {
 
     fn stop_blocking(&mut self) {
         if let Some(runtime) = &self.runtime {
-            let deadline = tokio::time::Instant::now() + self.shutdown_timeout / 2;
+            let deadline = tokio::time::Instant::now() + self.drain_time();
             runtime.block_on(self.drain_polling(deadline));
         }
         self.begin_shutdown();
