@@ -244,7 +244,8 @@ def test_binary_both_ways(make_server, clients, transport):
 
 
 def test_disconnect_reasons(make_server, clients, transport):
-    server = make_server()
+    # A short heartbeat bounds the third case below (see there).
+    server = make_server(ping_interval=1.0, ping_timeout=2.0)
     reasons = Recorder()
     server.on("disconnect", lambda sid, reason: reasons(sid, reason))
     server.start()
@@ -272,14 +273,16 @@ def test_disconnect_reasons(make_server, clients, transport):
     client2.disconnect()
 
     # client.disconnect() queues DISCONNECT and CLOSE, then closes the transport without
-    # waiting for them to be written: either reason is what the client caused.
+    # waiting for them to be written, and python-engineio's _reset() empties its send
+    # queue: under load (seen once in a full CI run, never alone) nothing reaches the
+    # server and only the heartbeat notices. Each reason is one the client caused.
     client3 = make_client()
     clients.append(client3)
     connect(client3, server, transport)
     sid3 = client3.get_sid()
     client3.disconnect()
     assert reasons.wait(3)[2][0] == sid3
-    assert reasons.calls[2][1] in ("client namespace disconnect", "transport close")
+    assert reasons.calls[2][1] in ("client namespace disconnect", "transport close", "ping timeout")
     wait_for(lambda: server.sids() == [], what="no socket left")
     m = server.metrics()
     assert m["connects"] == 3 and m["disconnects"] == 3
