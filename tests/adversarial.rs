@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fixture::{config, http, polling_handshake, serve, WsClient};
+use fixture::{config, http, polling_handshake, rss_kib, serve, WsClient};
 use serde_json::{json, Value};
 use swarmcast::{RateLimit, RateLimitPolicy, Server, ServerConfig, ServerError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,17 +21,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// RSS and file descriptors are the whole process's: the tests take turns.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Resident set size of this process, in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
 
 /// The body of an ACK `431[body]`.
 fn ack_body(packet: &str) -> Value {

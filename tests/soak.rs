@@ -12,23 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fixture::{config, http, polling_handshake, serve, WsClient};
+use fixture::{config, fds, http, polling_handshake, rss_kib, serve, WsClient};
 use serde_json::json;
 use swarmcast::Server;
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
-
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").expect("fd").count()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_returns_to_baseline_and_the_control_client_loses_nothing() {
