@@ -65,12 +65,11 @@ pub unsafe extern "C" fn swarmcast_server_leave(
                 name_arg(room)?,
             )
         };
-        let ns = s.live_namespace(nsp)?;
-        if ns.socket(sid).is_none() {
-            return Err(swarmcast_result::UnknownSocket);
+        if s.live_namespace(nsp)?.leave_room(sid, room) {
+            Ok(())
+        } else {
+            Err(swarmcast_result::UnknownSocket)
         }
-        ns.leave_room(sid, room);
-        Ok(())
     })
 }
 

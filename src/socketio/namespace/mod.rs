@@ -260,10 +260,13 @@ impl Namespace {
         local
     }
 
-    /// Remove a socket (by id) from a room (on whichever node holds it).
-    pub fn leave_room(&self, sid: &str, room: &str) {
+    /// Remove a socket (by id) from a room (on whichever node holds it). Returns
+    /// whether the socket is connected to this node, as [`Namespace::join_room`] does.
+    pub fn leave_room(&self, sid: &str, room: &str) -> bool {
+        let local = self.members.contains(sid);
         self.adapter()
             .sockets_leave(self, &Target::room(sid), &[room.into()]);
+        local
     }
 
     /// Empty a room.
