@@ -33,20 +33,32 @@ pub(crate) fn environ<'py>(
         env.set_item("REMOTE_ADDR", addr.ip().to_string())?;
         env.set_item("REMOTE_PORT", addr.port().to_string())?;
     }
-    for name in request.headers.keys() {
-        let values: Vec<&str> = request
-            .headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
+    set_headers(&env, &request.headers)?;
+    Ok(env)
+}
+
+/// The request headers as PEP 3333 keys: `CONTENT_TYPE`, `CONTENT_LENGTH` and
+/// `HTTP_*`, each value's bytes as latin-1 characters; a repeated header is joined
+/// with `, ` (RFC 9110), cookies with `; ` (RFC 6265).
+pub(crate) fn set_headers(env: &Bound<'_, PyDict>, headers: &hyper::HeaderMap) -> PyResult<()> {
+    for name in headers.keys() {
         let key = name.as_str().to_ascii_uppercase().replace('-', "_");
         let key = match key.as_str() {
             "CONTENT_TYPE" | "CONTENT_LENGTH" => key,
             _ => format!("HTTP_{key}"),
         };
+        let values: Vec<String> = headers
+            .get_all(name)
+            .iter()
+            .map(|v| latin1(v.as_bytes()))
+            .collect();
         let joined = values.join(if key == "HTTP_COOKIE" { "; " } else { ", " });
         env.set_item(key, joined)?;
     }
-    Ok(env)
+    Ok(())
+}
+
+/// Bytes as the latin-1 characters PEP 3333 calls "native strings".
+pub(crate) fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
 }

@@ -21,6 +21,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 use swarmcast::{AppBody, AppFuture, AppRequest, AppResponse, Dispatcher, HttpApp};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::environ::{latin1, set_headers};
 use crate::handlers::log_exception;
 
 type Chunk = Result<Bytes, std::io::Error>;
@@ -300,29 +301,15 @@ fn environ<'py>(py: Python<'py>, request: AppRequest) -> PyResult<Bound<'py, PyD
     env.set_item("REQUEST_METHOD", method.as_str())?;
     env.set_item("SCRIPT_NAME", "")?;
     // PEP 3333: the decoded path, its bytes as latin-1 characters.
-    env.set_item("PATH_INFO", latin1(&percent_decode(uri.path())))?;
+    let path: Vec<u8> = percent_encoding::percent_decode_str(uri.path()).collect();
+    env.set_item("PATH_INFO", latin1(&path))?;
     env.set_item("QUERY_STRING", uri.query().unwrap_or(""))?;
     env.set_item("SERVER_NAME", server_name)?;
     env.set_item("SERVER_PORT", server_port)?;
     env.set_item("SERVER_PROTOCOL", "HTTP/1.1")?;
     env.set_item("REMOTE_ADDR", remote_addr.ip().to_string())?;
     env.set_item("REMOTE_PORT", remote_addr.port().to_string())?;
-    for (name, value) in &headers {
-        let value = latin1(value.as_bytes());
-        match name.as_str() {
-            "content-type" => env.set_item("CONTENT_TYPE", value)?,
-            "content-length" => env.set_item("CONTENT_LENGTH", value)?,
-            other => {
-                let key = format!("HTTP_{}", other.to_ascii_uppercase().replace('-', "_"));
-                // Repeated headers are joined with commas (RFC 9110).
-                let joined = match env.get_item(&key)? {
-                    Some(previous) => format!("{},{}", previous.extract::<String>()?, value),
-                    None => value,
-                };
-                env.set_item(key, joined)?;
-            }
-        }
-    }
+    set_headers(&env, &headers)?;
     if !headers.contains_key(hyper::header::CONTENT_LENGTH) && !body.is_empty() {
         env.set_item("CONTENT_LENGTH", body.len().to_string())?;
     }
@@ -370,45 +357,15 @@ impl Modules {
     }
 }
 
-/// Bytes as a string of the characters U+0000-U+00FF with those values (PEP 3333's
-/// "bytes-as-unicode" for header values and the path).
-fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
-}
-
-/// `%XX` sequences decoded; anything else kept as it is.
-fn percent_decode(path: &str) -> Vec<u8> {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied(),
-            bytes.get(i + 2).copied(),
-        ) {
-            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn paths_are_decoded_as_pep_3333_says() {
-        assert_eq!(percent_decode("/a%20b/%C3%A9"), b"/a b/\xc3\xa9");
-        assert_eq!(percent_decode("/100%"), b"/100%");
+        let decode = |p| percent_encoding::percent_decode_str(p).collect::<Vec<u8>>();
+        assert_eq!(decode("/a%20b/%C3%A9"), b"/a b/\xc3\xa9");
+        assert_eq!(decode("/100%"), b"/100%");
         assert_eq!(latin1(b"\xc3\xa9"), "\u{c3}\u{a9}");
     }
 }
