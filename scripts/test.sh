@@ -28,23 +28,23 @@ cargo clippy --workspace --all-targets --no-default-features -- -D warnings
 
 # The cluster adapter (feature `redis`) is built and tested in the same profile as
 # everything else: the stages below enable it once, so nothing is built twice.
-stage "cargo clippy --workspace --all-targets --features swarmcast/redis,swarmcast-python/redis -- -D warnings"
-cargo clippy --workspace --all-targets --features swarmcast/redis,swarmcast-python/redis -- -D warnings
+stage "cargo clippy --workspace --all-targets --features swarmcast/redis,swarmcast/tower,swarmcast-python/redis -- -D warnings"
+cargo clippy --workspace --all-targets --features swarmcast/redis,swarmcast/tower,swarmcast-python/redis -- -D warnings
 
 stage "cargo doc (warnings are errors)"
-RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet --features swarmcast/redis
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --quiet --features swarmcast/redis,swarmcast/tower
 
 # Includes tests/cluster.rs (each test starts and stops its own redis-server) and
 # cli/tests/cli.rs, which builds the CLI, target/debug/swarmcast (cli/, Redis on), that
 # tests/js/cluster.test.mjs and tests/python/test_cluster.py start.
-stage "cargo test --workspace --features swarmcast/redis"
-cargo test --workspace --features swarmcast/redis
+stage "cargo test --workspace --features swarmcast/redis,swarmcast/tower"
+cargo test --workspace --features swarmcast/redis,swarmcast/tower
 
 # The same package selection and features as the test stage, so this only makes sure
 # the two programs the Node suites start exist: nothing is rebuilt.
-stage "cargo build: the e2e_server and conformance_server examples and the swarmcast CLI"
-cargo build --workspace --features swarmcast/redis --bin swarmcast \
-    --example e2e_server --example conformance_server
+stage "cargo build: the e2e_server, conformance_server and axum_app examples and the swarmcast CLI"
+cargo build --workspace --features swarmcast/redis,swarmcast/tower --bin swarmcast \
+    --example e2e_server --example conformance_server --example axum_app
 
 # The official Engine.IO v4 and Socket.IO v5 suites (../shared/conformance), unmodified,
 # against examples/rust/conformance_server.rs: 57/57 or the stage fails.

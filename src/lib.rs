@@ -96,9 +96,11 @@ pub use host::{
 };
 pub use metrics::{ClusterMetrics, Metrics};
 pub use server::{
-    AppBody, AppFuture, AppRequest, AppResponse, HttpApp, Limits, Server, ServerConfig,
-    ServerError, ServerHandle,
+    AppBody, AppFuture, AppRequest, AppResponse, HttpApp, Limits, ResponseBody, Server,
+    ServerConfig, ServerError, ServerHandle,
 };
+#[cfg(feature = "tower")]
+pub use server::{NotFound, ServiceFuture, ServiceHandle, SocketIoLayer, SocketIoService};
 pub use socketio::adapter::{Adapter, LocalAdapter, Readiness, SocketInfo};
 pub use socketio::emitter::{
     Backlog, Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy,

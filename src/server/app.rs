@@ -83,20 +83,25 @@ pub trait HttpApp: Send + Sync + 'static {
     fn call(&self, request: AppRequest) -> AppFuture;
 }
 
-/// The body of every response the server sends.
+/// The body of every response the server sends: the Socket.IO endpoints' answers (whole)
+/// and a mounted application's (whole or streamed). With the `tower` feature it is the
+/// body of [`crate::SocketIoService`]'s own responses.
 #[derive(Debug)]
-pub(crate) enum ResponseBody {
+pub struct ResponseBody(Contents);
+
+#[derive(Debug)]
+enum Contents {
     Full(Option<Bytes>),
     Stream(mpsc::Receiver<Result<Bytes, std::io::Error>>),
 }
 
 impl ResponseBody {
-    pub fn full(bytes: impl Into<Bytes>) -> Self {
-        ResponseBody::Full(Some(bytes.into()))
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        ResponseBody(Contents::Full(Some(bytes.into())))
     }
 
-    pub fn empty() -> Self {
-        ResponseBody::Full(None)
+    pub(crate) fn empty() -> Self {
+        ResponseBody(Contents::Full(None))
     }
 }
 
@@ -104,7 +109,7 @@ impl From<AppBody> for ResponseBody {
     fn from(body: AppBody) -> Self {
         match body {
             AppBody::Full(bytes) => ResponseBody::full(bytes),
-            AppBody::Stream(rx) => ResponseBody::Stream(rx),
+            AppBody::Stream(rx) => ResponseBody(Contents::Stream(rx)),
         }
     }
 }
@@ -117,14 +122,14 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.get_mut() {
-            ResponseBody::Full(bytes) => Poll::Ready(
+        match &mut self.get_mut().0 {
+            Contents::Full(bytes) => Poll::Ready(
                 bytes
                     .take()
                     .filter(|b| !b.is_empty())
                     .map(|b| Ok(Frame::data(b))),
             ),
-            ResponseBody::Stream(rx) => match rx.poll_recv(cx) {
+            Contents::Stream(rx) => match rx.poll_recv(cx) {
                 Poll::Ready(Some(Ok(chunk))) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => Poll::Ready(None),
@@ -134,14 +139,14 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, ResponseBody::Full(None))
+        matches!(self.0, Contents::Full(None))
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            ResponseBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            ResponseBody::Full(None) => SizeHint::with_exact(0),
-            ResponseBody::Stream(_) => SizeHint::default(),
+        match &self.0 {
+            Contents::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Contents::Full(None) => SizeHint::with_exact(0),
+            Contents::Stream(_) => SizeHint::default(),
         }
     }
 }

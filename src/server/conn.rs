@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
@@ -145,54 +146,73 @@ impl WriteWatch {
         }
     }
 
-    /// Reset the connection instead of closing it gracefully when it is dropped.
-    pub fn abort(&self) {
-        self.abort.store(true, Ordering::Release);
-    }
-}
-
-/// A TCP stream that reports write progress to its [`WriteWatch`] and holds its
-/// connection [`Slot`].
-pub(crate) struct Tracked {
-    stream: TcpStream,
-    watch: Arc<WriteWatch>,
-    _slot: Slot,
-}
-
-impl Tracked {
-    pub fn new(stream: TcpStream, watch: Arc<WriteWatch>, slot: Slot) -> Self {
-        Self {
-            stream,
-            watch,
-            _slot: slot,
-        }
-    }
-
+    /// Note what a write poll says: waiting, or progress.
     fn track<T>(
         &self,
         poll: Poll<io::Result<T>>,
         progress: impl Fn(&T) -> bool,
     ) -> Poll<io::Result<T>> {
         match &poll {
-            Poll::Pending => self.watch.blocked(),
-            Poll::Ready(Ok(v)) if progress(v) => self.watch.progressed(),
+            Poll::Pending => self.blocked(),
+            Poll::Ready(Ok(v)) if progress(v) => self.progressed(),
             Poll::Ready(_) => {}
         }
         poll
     }
+
+    /// Reset the connection instead of closing it gracefully when it is dropped.
+    pub fn abort(&self) {
+        self.abort.store(true, Ordering::Release);
+    }
 }
 
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        if self.watch.abort.load(Ordering::Acquire) {
-            // RST now: a graceful close would leave the unsent bytes in the kernel,
-            // retransmitted to a client that does not read, for minutes.
-            let _ = self.stream.set_zero_linger();
+/// A connection whose socket can be reset (RST) instead of closed gracefully.
+pub(crate) trait Resettable: AsyncRead + AsyncWrite + Unpin {
+    /// Make the coming close a reset.
+    fn reset(&self);
+}
+
+impl Resettable for TcpStream {
+    fn reset(&self) {
+        // RST now: a graceful close would leave the unsent bytes in the kernel,
+        // retransmitted to a client that does not read, for minutes.
+        let _ = self.set_zero_linger();
+    }
+}
+
+/// A WebSocket on a connection of the host application's HTTP server (a tower stack):
+/// its socket is not ours to reset; dropping it closes it.
+impl Resettable for TokioIo<hyper::upgrade::Upgraded> {
+    fn reset(&self) {}
+}
+
+/// A stream that reports write progress to its [`WriteWatch`] and, for the server's own
+/// connections, holds its [`Slot`] against `max_connections`.
+pub(crate) struct Tracked<S: Resettable = TcpStream> {
+    stream: S,
+    watch: Arc<WriteWatch>,
+    _slot: Option<Slot>,
+}
+
+impl<S: Resettable> Tracked<S> {
+    pub fn new(stream: S, watch: Arc<WriteWatch>, slot: Option<Slot>) -> Self {
+        Self {
+            stream,
+            watch,
+            _slot: slot,
         }
     }
 }
 
-impl AsyncRead for Tracked {
+impl<S: Resettable> Drop for Tracked<S> {
+    fn drop(&mut self) {
+        if self.watch.abort.load(Ordering::Acquire) {
+            self.stream.reset();
+        }
+    }
+}
+
+impl<S: Resettable> AsyncRead for Tracked<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -202,14 +222,14 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: Resettable> AsyncWrite for Tracked<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.stream).poll_write(cx, buf);
-        self.track(poll, |n| *n > 0)
+        self.watch.track(poll, |n| *n > 0)
     }
 
     fn poll_write_vectored(
@@ -218,7 +238,7 @@ impl AsyncWrite for Tracked {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
-        self.track(poll, |n| *n > 0)
+        self.watch.track(poll, |n| *n > 0)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -234,27 +254,51 @@ impl AsyncWrite for Tracked {
     }
 }
 
-/// The socket of an upgraded connection, taken back from hyper: its read buffer
-/// (8 KiB, kept for the whole connection while hyper owns the socket) is let go, and
-/// whatever the client sent after the handshake, before hyper handed the socket over,
-/// is read first from a copy of its own. An idle WebSocket then holds only its own
-/// buffers.
+/// The socket of an upgraded connection. One of the server's own is taken back from
+/// hyper: its read buffer (8 KiB, kept for the whole connection while hyper owns the
+/// socket) is let go, and whatever the client sent after the handshake, before hyper
+/// handed the socket over, is read first from a copy of its own; an idle WebSocket then
+/// holds only its own buffers. One of a host application's server (a tower stack) is
+/// used through hyper as it is.
 pub(crate) struct Detached {
     early: Bytes,
-    stream: Tracked,
+    stream: Upgraded,
+}
+
+enum Upgraded {
+    Own(Tracked),
+    Host(Tracked<TokioIo<hyper::upgrade::Upgraded>>),
 }
 
 impl Detached {
-    /// Take `upgraded`'s socket back; gives `upgraded` back when it is not one of ours.
-    pub fn take(upgraded: hyper::upgrade::Upgraded) -> Result<Self, hyper::upgrade::Upgraded> {
-        let parts = upgraded.downcast::<hyper_util::rt::TokioIo<Tracked>>()?;
-        Ok(Self {
-            // A copy: a slice of hyper's buffer would keep all of it alive.
-            early: Bytes::copy_from_slice(&parts.read_buf),
-            stream: parts.io.into_inner(),
-        })
+    /// The socket of `upgraded`; writes on a host application's connection are
+    /// reported to `watch` (the server's own report to theirs already).
+    pub fn take(upgraded: hyper::upgrade::Upgraded, watch: Arc<WriteWatch>) -> Self {
+        match upgraded.downcast::<TokioIo<Tracked>>() {
+            Ok(parts) => Self {
+                // A copy: a slice of hyper's buffer would keep all of it alive.
+                early: Bytes::copy_from_slice(&parts.read_buf),
+                stream: Upgraded::Own(parts.io.into_inner()),
+            },
+            Err(upgraded) => Self {
+                early: Bytes::new(),
+                stream: Upgraded::Host(Tracked::new(TokioIo::new(upgraded), watch, None)),
+            },
+        }
+    }
+
+    fn io(&mut self) -> Pin<&mut dyn AsyncStream> {
+        match &mut self.stream {
+            Upgraded::Own(s) => Pin::new(s as &mut dyn AsyncStream),
+            Upgraded::Host(s) => Pin::new(s as &mut dyn AsyncStream),
+        }
     }
 }
+
+/// What [`Detached`] forwards to.
+trait AsyncStream: AsyncRead + AsyncWrite + Unpin {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncStream for S {}
 
 impl AsyncRead for Detached {
     fn poll_read(
@@ -268,7 +312,7 @@ impl AsyncRead for Detached {
             buf.put_slice(&early);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        self.io().poll_read(cx, buf)
     }
 }
 
@@ -278,7 +322,7 @@ impl AsyncWrite for Detached {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        self.io().poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -286,19 +330,22 @@ impl AsyncWrite for Detached {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        self.io().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        match &self.stream {
+            Upgraded::Own(s) => s.is_write_vectored(),
+            Upgraded::Host(s) => s.is_write_vectored(),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        self.io().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        self.io().poll_shutdown(cx)
     }
 }
 

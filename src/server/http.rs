@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming as Body;
+use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -26,6 +26,34 @@ use crate::socketio::context::IoCore;
 use crate::socketio::rooms::Target;
 
 pub(crate) type HttpResponse = Response<ResponseBody>;
+
+/// The error of a request body, boxed (what `http_body_util::Limited` reports).
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body the endpoints can read: hyper's own, axum's, any body of bytes.
+pub(crate) trait RequestBody:
+    Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> RequestBody for B where B: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
+/// Where a request goes, decided from its path alone (before its body is touched).
+pub(crate) enum Route {
+    /// `/healthz`: liveness.
+    Health,
+    /// `/readyz`: readiness (joined to the cluster).
+    Ready,
+    /// `/metrics`, when served.
+    Metrics,
+    /// `POST /api/emit`, when served.
+    Publish,
+    /// An Engine.IO endpoint (Socket.IO's or a raw one).
+    Engine(Arc<Engine>),
+    /// Anything else: the mounted application's, the host application's (in a tower
+    /// stack), or nobody's.
+    Other,
+}
 
 /// Routing table and settings shared by every connection.
 pub(crate) struct App {
@@ -74,6 +102,20 @@ impl App {
         }
     }
 
+    /// Where a request for `path` goes.
+    pub fn route(&self, path: &str) -> Route {
+        match path {
+            "/healthz" => Route::Health,
+            "/readyz" => Route::Ready,
+            "/metrics" if self.metrics => Route::Metrics,
+            "/api/emit" if self.publish_api => Route::Publish,
+            _ => match self.engine_for(path) {
+                Some(engine) => Route::Engine(engine.clone()),
+                None => Route::Other,
+            },
+        }
+    }
+
     fn engine_for(&self, path: &str) -> Option<&Arc<Engine>> {
         let path = path.trim_end_matches('/');
         self.engines
@@ -111,7 +153,7 @@ pub(crate) async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let watch = WriteWatch::new();
-        let stream = Tracked::new(stream, watch.clone(), slot);
+        let stream = Tracked::new(stream, watch.clone(), Some(slot));
         let app = app.clone();
         let shutdown = shutdown.clone();
         let conn_tasks = tasks.clone();
@@ -119,12 +161,15 @@ pub(crate) async fn accept_loop(
             let (request_timeout, write_timeout) = (app.request_timeout, app.write_timeout);
             let stats = app.core.ctx.stats.clone();
             let req_watch = watch.clone();
-            let service = hyper::service::service_fn(move |mut req: Request<Body>| {
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let app = app.clone();
                 let tasks = conn_tasks.clone();
                 // The WebSocket task, if this request upgrades, watches the same socket.
                 req.extensions_mut().insert(req_watch.clone());
-                async move { Ok::<_, Infallible>(route(app, req, remote, tasks).await) }
+                async move {
+                    let route = app.route(req.uri().path());
+                    Ok::<_, Infallible>(serve(app, route, req, Some(remote), tasks).await)
+                }
             });
             // The header timeout needs a timer: without one hyper has none. It runs
             // whenever hyper waits for a request head, so a connection that sends
@@ -168,59 +213,53 @@ pub(crate) async fn write_stalled(watch: &WriteWatch, limit: Duration) {
     }
 }
 
-async fn route(
+/// Answer a request [`App::route`] sent to `route`. `remote` is the peer's address,
+/// when known (a host application's stack may not say).
+pub(crate) async fn serve<B: RequestBody>(
     app: Arc<App>,
-    req: Request<Body>,
-    remote: std::net::SocketAddr,
+    route: Route,
+    req: Request<B>,
+    remote: Option<std::net::SocketAddr>,
     tasks: TaskTracker,
 ) -> HttpResponse {
-    let path = req.uri().path().to_string();
-    if path == "/healthz" {
-        // Liveness: the process serves HTTP. Whatever the cluster link does.
-        return text(StatusCode::OK, "ok");
-    }
     let host = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
-    if path == "/readyz" {
+    match route {
+        // Liveness: the process serves HTTP, whatever the cluster link does.
+        Route::Health => text(StatusCode::OK, "ok"),
         // Health checks answer whatever the Host (a load balancer's probe).
-        return readiness(&app);
-    }
-    if !app.hosts.allows(host) {
+        Route::Ready => readiness(&app),
         // DNS rebinding, or a proxy whose public name is not in `allowed_hosts`.
-        return text(StatusCode::FORBIDDEN, "host not allowed");
-    }
-    if path == "/metrics" && app.metrics {
-        if let Some(token) = &app.metrics_token {
-            if !bearer_matches(req.headers(), token) {
-                return text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        _ if !app.hosts.allows(host) => text(StatusCode::FORBIDDEN, "host not allowed"),
+        Route::Metrics => match &app.metrics_token {
+            Some(token) if !bearer_matches(req.headers(), token) => {
+                text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
             }
+            _ => metrics(&app),
+        },
+        Route::Publish => publish(&app, req).await,
+        Route::Engine(engine) => {
+            let origin = req.headers().get(header::ORIGIN).cloned();
+            let mut response = engine_request(&app, engine, req, remote, tasks).await;
+            app.cors.apply(origin.as_ref(), response.headers_mut());
+            response
         }
-        return metrics(&app);
-    }
-    if path == "/api/emit" && app.publish_api {
-        return publish(&app, req).await;
-    }
-    let Some(engine) = app.engine_for(&path).cloned() else {
-        return match &app.app {
+        Route::Other => match &app.app {
             Some((host_app, max_body)) => serve_app(host_app, *max_body, req, remote).await,
             None => text(StatusCode::NOT_FOUND, "not found"),
-        };
-    };
-    let origin = req.headers().get(header::ORIGIN).cloned();
-    let mut response = engine_request(&app, engine, req, remote, tasks).await;
-    app.cors.apply(origin.as_ref(), response.headers_mut());
-    response
+        },
+    }
 }
 
 /// Hand a request to the mounted application, its body read first (at most
 /// `max_body` bytes: 413 beyond).
-async fn serve_app(
+async fn serve_app<B: RequestBody>(
     host_app: &Arc<dyn HttpApp>,
     max_body: usize,
-    req: Request<Body>,
-    remote: std::net::SocketAddr,
+    req: Request<B>,
+    remote: Option<std::net::SocketAddr>,
 ) -> HttpResponse {
     let (parts, body) = req.into_parts();
     let declared = parts
@@ -243,7 +282,8 @@ async fn serve_app(
             method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
-            remote_addr: remote,
+            // The standalone server, the only one that mounts an app, always knows it.
+            remote_addr: remote.unwrap_or(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
             body,
         })
         .await;
@@ -313,11 +353,11 @@ fn query_params(query: &str) -> HashMap<&str, &str> {
         .collect()
 }
 
-async fn engine_request(
+async fn engine_request<B: RequestBody>(
     app: &App,
     engine: Arc<Engine>,
-    req: Request<Body>,
-    remote: std::net::SocketAddr,
+    req: Request<B>,
+    remote: Option<std::net::SocketAddr>,
     tasks: TaskTracker,
 ) -> HttpResponse {
     if req.method() == Method::OPTIONS {
@@ -351,13 +391,13 @@ async fn engine_request(
             },
             None => websocket::Purpose::Open,
         };
-        let info = RequestInfo::new(Some(remote), query, req.headers());
+        let info = RequestInfo::new(remote, query, req.headers());
         return websocket::upgrade(engine, purpose, req, info, tasks, app.write_timeout);
     }
 
     match (req.method(), sid) {
         (&Method::GET, None) => {
-            let info = RequestInfo::new(Some(remote), query.clone(), req.headers());
+            let info = RequestInfo::new(remote, query.clone(), req.headers());
             let (_session, open) = engine.open(Transport::Polling, &info);
             polling::payload_response(open)
         }
@@ -554,7 +594,7 @@ fn json_response(status: StatusCode, body: Value) -> HttpResponse {
 }
 
 /// Publish over HTTP: any language can emit with one request.
-async fn publish(app: &App, req: Request<Body>) -> HttpResponse {
+async fn publish<B: RequestBody>(app: &App, req: Request<B>) -> HttpResponse {
     if req.method() != Method::POST {
         return json_response(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -5,8 +5,13 @@ mod conn;
 mod http;
 mod limits;
 mod polling;
+#[cfg(feature = "tower")]
+mod service;
 mod websocket;
 
+pub use self::app::ResponseBody;
+#[cfg(feature = "tower")]
+pub use self::service::{NotFound, ServiceFuture, SocketIoLayer, SocketIoService};
 pub use limits::Limits;
 
 use std::net::SocketAddr;
@@ -311,11 +316,12 @@ impl Server {
 
     /// The publish API without a key is for loopback only: anyone who can reach a
     /// public address could emit to every client.
-    fn check_exposure(&self, local_addr: SocketAddr) -> Result<(), ServerError> {
-        if self.config.publish_api
-            && self.config.api_key.is_none()
-            && !local_addr.ip().is_loopback()
-        {
+    fn check_exposure(
+        &self,
+        loopback: bool,
+        local_addr: &dyn std::fmt::Display,
+    ) -> Result<(), ServerError> {
+        if self.config.publish_api && self.config.api_key.is_none() && !loopback {
             return Err(ServerError::Config(format!(
                 "the publish API (POST /api/emit) has no api_key and the server listens on \
                  {local_addr}, which is not a loopback address: set an api_key, turn the \
@@ -359,7 +365,7 @@ impl Server {
             Ok(local_addr) => local_addr,
             Err(source) => return Err(Box::new((self, ServerError::Bind { addr, source }))),
         };
-        if let Err(e) = self.check_exposure(local_addr) {
+        if let Err(e) = self.check_exposure(local_addr.ip().is_loopback(), &local_addr) {
             return Err(Box::new((self, e)));
         }
         runtime.block_on(self.start_cluster());
@@ -388,7 +394,7 @@ impl Server {
             addr: "listener".into(),
             source,
         })?;
-        self.check_exposure(local_addr)?;
+        self.check_exposure(local_addr.ip().is_loopback(), &local_addr)?;
         self.start_cluster().await;
         self.serve_on(listener)
     }
@@ -400,12 +406,77 @@ impl Server {
             addr: "listener".into(),
             source,
         })?;
-        self.check_exposure(local_addr)?;
+        self.check_exposure(local_addr.ip().is_loopback(), &local_addr)?;
         Ok(self.run(listener, local_addr))
     }
 
     /// Serve on a bound listener, inside a runtime.
     fn run(self, listener: TcpListener, local_addr: SocketAddr) -> ServerHandle {
+        let (handle, app) = self.launch(local_addr, local_addr.ip().is_loopback());
+        handle.tasks.spawn(http::accept_loop(
+            listener,
+            app,
+            handle.tasks.clone(),
+            handle.shutdown.clone(),
+        ));
+        tracing::info!(%local_addr, path = %handle.config.path, "swarmcast listening");
+        handle
+    }
+
+    /// Serve inside an application's own HTTP server (axum, hyper, any tower stack), on
+    /// its listener and its runtime (call it from there): the [`SocketIoLayer`] answers
+    /// the Socket.IO path (both transports, the upgrade, recovery), `/healthz`,
+    /// `/readyz`, and `/metrics` and `POST /api/emit` when configured; every other
+    /// request goes to the service it wraps. `host` and `port` of the configuration
+    /// bind nothing here; `host` says whether the application listens on loopback,
+    /// which decides the `Host` check (see `allowed_hosts`) and whether the publish
+    /// API may run without a key. Limits that belong to the listener (connection cap,
+    /// header timeout, stalled long-poll responses) are the application server's.
+    ///
+    /// The peer's address (`Socket::request`, handshake `REMOTE_ADDR`) is known when
+    /// the stack puts a [`std::net::SocketAddr`] in the request's extensions.
+    ///
+    /// ```no_run
+    /// # async fn app() -> Result<(), Box<dyn std::error::Error>> {
+    /// use swarmcast::{Server, ServerConfig};
+    ///
+    /// let server = Server::new(ServerConfig::default());
+    /// server.namespace("/").on("ping", |_socket, _event, ack| {
+    ///     if let Some(ack) = ack {
+    ///         let _ = ack.send(&"pong");
+    ///     }
+    /// });
+    /// let (layer, running) = server.into_layer().await?;
+    /// // axum: Router::new().route("/", get(index)).layer(layer)
+    /// // hyper: tower::Layer::layer(&layer, your_service)
+    /// running.emitter().emit("hello", &"world")?;
+    /// running.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tower")]
+    pub async fn into_layer(self) -> Result<(SocketIoLayer, ServiceHandle), ServerError> {
+        self.validate()?;
+        if self.app.is_some() {
+            return Err(ServerError::Config(
+                "a mounted app is served by the standalone server; in a tower stack the \
+                 application's own routes serve it"
+                    .into(),
+            ));
+        }
+        let loopback = is_loopback_name(&self.config.host);
+        self.check_exposure(loopback, &self.config.host)?;
+        self.start_cluster().await;
+        // No listener: the handle's address is the unspecified one, never shown.
+        let (handle, app) = self.launch(SocketAddr::from(([0, 0, 0, 0], 0)), loopback);
+        let layer = SocketIoLayer::new(app, handle.tasks.clone(), handle.shutdown.clone());
+        tracing::info!(path = %handle.config.path, "swarmcast serving in a tower stack");
+        Ok((layer, ServiceHandle(handle)))
+    }
+
+    /// Everything a running server holds but its listener: the engines, the routing
+    /// table, the task tracker and the shutdown signal.
+    fn launch(self, local_addr: SocketAddr, loopback: bool) -> (ServerHandle, Arc<http::App>) {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         self.core
@@ -450,17 +521,10 @@ impl Server {
             &self.config,
             engines.clone(),
             self.core.clone(),
-            local_addr.ip().is_loopback(),
+            loopback,
             self.app.clone(),
         ));
-        tasks.spawn(http::accept_loop(
-            listener,
-            app,
-            tasks.clone(),
-            shutdown.clone(),
-        ));
-        tracing::info!(%local_addr, path = %self.config.path, "swarmcast listening");
-        ServerHandle {
+        let handle = ServerHandle {
             local_addr,
             emitter: Emitter { core: self.core },
             shutdown,
@@ -471,8 +535,19 @@ impl Server {
             config: self.config,
             endpoints: self.endpoints,
             app: self.app,
-        }
+        };
+        (handle, app)
     }
+}
+
+/// Whether `host` names a loopback address (`localhost`, `127.0.0.1`, `::1`).
+#[cfg(feature = "tower")]
+fn is_loopback_name(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn normalize_path(path: &str) -> String {
@@ -625,6 +700,38 @@ impl ServerHandle {
             });
             runtime.shutdown_timeout(Duration::from_secs(1));
         }
+    }
+}
+
+/// A server answering inside an application's HTTP stack ([`Server::into_layer`]): its
+/// emitter, counters and shutdown. Dropping it shuts the endpoints down (the layer
+/// then answers 503 on its paths).
+#[cfg(feature = "tower")]
+pub struct ServiceHandle(ServerHandle);
+
+#[cfg(feature = "tower")]
+impl ServiceHandle {
+    /// An emitter for this server.
+    pub fn emitter(&self) -> &Emitter {
+        self.0.emitter()
+    }
+
+    /// The server's counters (the same as [`Emitter::metrics`]).
+    pub fn metrics(&self) -> crate::Metrics {
+        self.0.metrics()
+    }
+
+    /// Number of open Engine.IO sessions on all endpoints.
+    pub fn session_count(&self) -> usize {
+        self.0.session_count()
+    }
+
+    /// Graceful shutdown, as [`ServerHandle::shutdown`]: long-polling clients fetch
+    /// what is queued, every session closes (WebSockets flush first), the WebSocket
+    /// tasks are waited for up to `shutdown_timeout`. The application's server keeps
+    /// running; the layer answers 503 on its paths from then on. Gives the server back.
+    pub async fn shutdown(self) -> Server {
+        self.0.shutdown().await
     }
 }
 

@@ -5,12 +5,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Incoming as Body;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use super::app::ResponseBody;
-use super::http::{text, EngineError, HttpResponse};
+use super::http::{text, EngineError, HttpResponse, RequestBody};
 use crate::engine::{CloseReason, Engine, FrameData, Session};
 use crate::protocol::engineio;
 
@@ -87,10 +86,10 @@ pub(crate) async fn let_upgrade_settle(session: &Session) {
 /// Client packets. Answers `ok`; a body over `max_payload` gets 413 and is dropped, the
 /// session going on; a malformed one gets 400 and closes the session (both as the
 /// reference server, engine.io 6.6, does).
-pub(crate) async fn post(
+pub(crate) async fn post<B: RequestBody>(
     engine: &Engine,
     session: Arc<Session>,
-    req: Request<Body>,
+    req: Request<B>,
 ) -> HttpResponse {
     let max = engine.config.max_payload;
     let declared = req

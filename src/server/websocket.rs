@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use hyper::body::Incoming as Body;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use tokio_tungstenite::tungstenite::error::CapacityError;
@@ -67,7 +66,7 @@ impl WriteGuard {
     }
 }
 
-pub(crate) fn is_upgrade_request(req: &Request<Body>) -> bool {
+pub(crate) fn is_upgrade_request<B>(req: &Request<B>) -> bool {
     let has = |name: header::HeaderName, token: &str| {
         req.headers()
             .get_all(name)
@@ -91,10 +90,10 @@ pub(crate) enum Purpose {
 }
 
 /// Answer 101 and hand the upgraded connection to a task.
-pub(crate) fn upgrade(
+pub(crate) fn upgrade<B>(
     engine: Arc<Engine>,
     purpose: Purpose,
-    mut req: Request<Body>,
+    mut req: Request<B>,
     info: RequestInfo,
     tasks: TaskTracker,
     write_timeout: Duration,
@@ -130,10 +129,7 @@ pub(crate) fn upgrade(
                 return;
             }
         };
-        let Ok(socket) = Detached::take(upgraded) else {
-            tracing::error!("an upgraded connection is not one this server accepted");
-            return;
-        };
+        let socket = Detached::take(upgraded, guard.watch.clone());
         let mut ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
         match purpose {
             Purpose::Upgrade(session) => {

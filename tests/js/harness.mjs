@@ -49,7 +49,10 @@ process.on("exit", () => {
  * (at most 20 s) for its `LISTENING <port>` line. `extraArgs` are appended as they
  * are (flags only the Rust server knows; tests using them skip the reference).
  *
- * @param {{pingInterval?: number, pingTimeout?: number, maxPayload?: number, connectTimeout?: number, extraArgs?: string[]}} [options]
+ * `command` replaces the server under test (a program that takes `--port 0` and
+ * prints the same line).
+ *
+ * @param {{pingInterval?: number, pingTimeout?: number, maxPayload?: number, connectTimeout?: number, extraArgs?: string[], command?: string}} [options]
  */
 export async function startServer(options = {}) {
   const args = ["--port", "0"];
@@ -58,7 +61,7 @@ export async function startServer(options = {}) {
   if (options.maxPayload !== undefined) args.push("--max-payload", String(options.maxPayload));
   if (options.connectTimeout !== undefined) args.push("--connect-timeout", String(options.connectTimeout));
   if (options.extraArgs) args.push(...options.extraArgs);
-  const command = `${serverCommand()} ${args.join(" ")}`;
+  const command = `${options.command ?? serverCommand()} ${args.join(" ")}`;
   const verbose = !!process.env.SWARMCAST_TEST_VERBOSE;
 
   // Its own process group, so that stop() reaches the server even when the
