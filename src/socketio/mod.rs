@@ -14,6 +14,7 @@ pub(crate) mod namespace;
 pub(crate) mod packet;
 pub(crate) mod recovery;
 pub(crate) mod rooms;
+pub(crate) mod serial;
 pub(crate) mod socket;
 pub(crate) mod state;
 pub(crate) mod subscriptions;

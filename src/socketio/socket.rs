@@ -19,6 +19,7 @@ use crate::socketio::emitter::{Broadcast, EmitError};
 use crate::socketio::namespace::{wait_budget, Namespace, Outgoing};
 use crate::socketio::packet::{self, Encoded, Payload, WriteArgs};
 use crate::socketio::rooms::{Filter, Room, Target};
+use crate::socketio::serial::Serial;
 
 /// Why a socket left its namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +104,8 @@ pub(crate) struct SocketInner {
     request: std::sync::OnceLock<Arc<RequestInfo>>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
     next_ack: AtomicU64,
+    /// The queue of its async handlers, made by the first async event.
+    serial: std::sync::OnceLock<Serial>,
 }
 
 /// A client connected to a namespace. Cheap to clone, usable from any thread.
@@ -142,6 +145,7 @@ impl Socket {
             request: std::sync::OnceLock::new(),
             acks: Mutex::new(HashMap::new()),
             next_ack: AtomicU64::new(0),
+            serial: std::sync::OnceLock::new(),
         }))
     }
 
@@ -469,6 +473,35 @@ impl Socket {
         self.0
             .ns
             .remove_socket(self, DisconnectReason::ServerNamespaceDisconnect);
+    }
+
+    /// Run `job` once this socket's earlier async handlers have finished (the queue of
+    /// [`Namespace::on_async`]). A client whose events pile up past
+    /// [`crate::socketio::serial::MAX_PENDING`] is disconnected, logged at WARN.
+    pub(crate) fn run_in_order(&self, job: impl Future<Output = ()> + Send + 'static) {
+        let runtime = self
+            .0
+            .ns
+            .runtime()
+            .or_else(|| tokio::runtime::Handle::try_current().ok());
+        let queued = match runtime {
+            Some(runtime) => self
+                .0
+                .serial
+                .get_or_init(|| Serial::start(&runtime, self.id_arc()))
+                .push(Box::pin(job)),
+            None => Err(crate::socketio::serial::SerialError::NotRunning),
+        };
+        if let Err(e) = queued {
+            tracing::warn!(
+                target: "swarmcast",
+                sid = self.id(),
+                namespace = self.namespace(),
+                error = %e,
+                "async event handler not run: disconnecting the client"
+            );
+            self.disconnect();
+        }
     }
 
     /// Take and count what waits in a detached socket's queue (benchmarks).

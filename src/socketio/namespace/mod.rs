@@ -146,6 +146,44 @@ impl Namespace {
         self
     }
 
+    /// Handle a named event with an async handler: the future runs on the server's
+    /// runtime, and the events of one socket are handled one after the other, in the
+    /// order they arrived (each handler's future completes before the next one starts;
+    /// acks sent from them go out in that order), while sockets run concurrently. For
+    /// events of one socket handled concurrently, spawn inside the handler. Up to
+    /// 1,024 events of a socket may wait; a client that sends more while its
+    /// handlers are behind is disconnected (logged at WARN). Sync handlers
+    /// ([`Namespace::on`]) of the same socket run at once, as they arrive, not in this
+    /// queue.
+    ///
+    /// ```no_run
+    /// # let server = swarmcast::Server::new(swarmcast::ServerConfig::default());
+    /// server.namespace("/").on_async("lookup", |_socket, event, ack| async move {
+    ///     let key = event.payload.args.first().cloned();
+    ///     tokio::time::sleep(std::time::Duration::from_millis(5)).await; // a query
+    ///     if let Some(ack) = ack {
+    ///         let _ = ack.send(&key);
+    ///     }
+    /// });
+    /// ```
+    pub fn on_async<F, Fut>(&self, event: &str, f: F) -> &Self
+    where
+        F: Fn(Socket, Event, Option<AckSender>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on(event, in_order(f))
+    }
+
+    /// [`Namespace::on_any`] with an async handler, in the queue of
+    /// [`Namespace::on_async`].
+    pub fn on_any_async<F, Fut>(&self, f: F) -> &Self
+    where
+        F: Fn(Socket, Event, Option<AckSender>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_any(in_order(f))
+    }
+
     /// Handle every event that has no handler of its own.
     pub fn on_any<F>(&self, f: F) -> &Self
     where
@@ -560,4 +598,13 @@ impl LocalNamespace for Namespace {
     fn state_names(&self) -> Vec<String> {
         self.states.names()
     }
+}
+
+/// A sync handler that queues `f`'s future on the socket's ordered queue.
+fn in_order<F, Fut>(f: F) -> impl Fn(&Socket, Event, Option<AckSender>) + Send + Sync + 'static
+where
+    F: Fn(Socket, Event, Option<AckSender>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    move |socket, event, ack| socket.run_in_order(f(socket.clone(), event, ack))
 }
