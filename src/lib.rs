@@ -42,7 +42,64 @@
 //! running.stop();
 //! ```
 //!
-//! Inside an existing tokio runtime, use [`Server::serve`] instead of [`Server::start`].
+//! ## Three ways to run
+//!
+//! 1. **On its own runtime**, from any program, async or not: [`Server::start`] binds,
+//!    runs on `worker_threads` threads of its own and returns a [`ServerHandle`] at
+//!    once; [`ServerHandle::stop`] shuts down and gives the [`Server`] back (as above).
+//! 2. **Inside your tokio runtime**, on a port of its own: [`Server::serve`] (or
+//!    [`Server::serve_on`] with a listener you bound) and
+//!    [`ServerHandle::shutdown`]`.await`:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = swarmcast::ServerConfig::default();
+//! config.port = 0;
+//! let running = swarmcast::Server::new(config).serve().await?;
+//! println!("Socket.IO on {}", running.local_addr());
+//! running.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! 3. **As a tower layer in your axum or hyper application** (cargo feature `tower`),
+//!    on the application's port, listener and runtime: `Server::into_layer` gives a
+//!    `SocketIoLayer` that answers `/socket.io/` (both transports, the upgrade,
+//!    recovery) and hands every other request to your routes. See
+//!    `examples/rust/axum_app.rs` and `examples/rust/hyper_app.rs`.
+//!
+//! ```ignore
+//! let (layer, running) = swarmcast::Server::new(config).into_layer().await?;
+//! let app = axum::Router::new().route("/", get(index)).layer(layer);
+//! axum::serve(listener, app).await?;
+//! ```
+//!
+//! ## Handlers: sync or async
+//!
+//! [`Namespace::on`] runs a closure on the connection's reader, in wire order: it must
+//! not block. [`Namespace::on_async`] takes an `async` handler: its futures run on the
+//! server's runtime, one socket's events one after the other in arrival order (acks
+//! too), sockets concurrently; spawn inside it for concurrency within a socket.
+//! [`Namespace::on_connect_async`] decides on a CONNECT asynchronously.
+//!
+//! ```no_run
+//! # let server = swarmcast::Server::new(swarmcast::ServerConfig::default());
+//! server.namespace("/").on_async("save", |socket, event, ack| async move {
+//!     tokio::time::sleep(std::time::Duration::from_millis(2)).await; // a database write
+//!     if let Some(ack) = ack {
+//!         let _ = ack.send(&serde_json::json!({"saved": event.payload.args}));
+//!     }
+//!     // From async code an emit never blocks the runtime; `ready` paces a producer.
+//!     let _ = socket.broadcast().ready(std::time::Duration::from_secs(1)).await;
+//!     let _ = socket.emit("saved", &true);
+//! });
+//! ```
+//!
+//! ## Cargo features
+//!
+//! - `redis`: the Redis cluster adapter and `RedisEmitter` (below).
+//! - `redis-tls`: `rediss://` URLs.
+//! - `tower`: `Server::into_layer`, `SocketIoLayer`, `SocketIoService`, `ServiceHandle`.
 //!
 //! ## Several nodes
 //!
