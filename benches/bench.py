@@ -33,7 +33,7 @@ SERVER_CORE, LOAD_CORE = "0", "1"
 # Flask-SocketIO in threading mode last: with thousands of clients it runs thousands of
 # threads, and the machine needs a moment after it.
 ALL_SERVERS = ["swarmcast", "socketioxide", "node", "flask-gevent", "flask-threading"]
-ALL_SCENARIOS = ["latency", "fanout", "idle", "storm", "idle100k", "batching", "emit"]
+ALL_SCENARIOS = ["floor", "latency", "fanout", "idle", "storm", "idle100k", "batching", "emit", "burst"]
 
 
 def server_cmd(name: str, port: int, extra: list[str]) -> list[str]:
@@ -197,8 +197,8 @@ def key_metric(label: str, out: dict):
 
 
 def table(results: list[dict]) -> str:
-    rows = ["| scenario | server | key metric | vs swarmcast | p50 µs | p99 µs | max µs | deliveries/s | loss | conn | server CPU s | peak RSS MiB | notes |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| scenario | server | key metric | vs swarmcast | p50 µs | p99 µs | max µs | deliveries/s | loss | conn | server CPU s | server CPU µs/delivery | load tool CPU | peak RSS MiB | notes |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     base = {r["label"]: r for r in results if r.get("server") == "swarmcast"}
     for r in results:
         label = r.get("label", "?")
@@ -221,7 +221,9 @@ def table(results: list[dict]) -> str:
         if drops:
             notes.append(f"server dropped {drops}")
         if r.get("load_tool_cpu_pct", 0) > 90:
-            notes.append(f"load tool {r['load_tool_cpu_pct']:.0f}% CPU")
+            # The load tool, not the server, was the limit: the server's CPU per
+            # delivered event is the number to compare.
+            notes.append(f"load tool saturated ({r['load_tool_cpu_pct']:.0f}% CPU): compare CPU per delivery")
         loss = r.get("loss_pct")
         hwm = r.get("server_hwm_kib")
         rows.append("| " + " | ".join([
@@ -229,10 +231,64 @@ def table(results: list[dict]) -> str:
             fmt(pct(r, "p50")), fmt(pct(r, "p99")), fmt(pct(r, "max")),
             fmt(r.get("deliveries_per_s")), "n/a" if loss is None else f"{loss:.2f}%",
             f"{r.get('connected', 'n/a')}/{r.get('clients', 'n/a')}",
-            fmt(r.get("server_cpu_s")), "n/a" if not hwm else f"{hwm / 1024:.0f}",
+            fmt(r.get("server_cpu_s")), fmt(cpu_per_delivery_us(r)),
+            "n/a" if r.get("load_tool_cpu_pct") is None else f"{r['load_tool_cpu_pct']:.0f}%",
+            "n/a" if not hwm else f"{hwm / 1024:.0f}",
             "; ".join(notes),
         ]) + " |")
     return "\n".join(rows)
+
+
+def cpu_per_delivery_us(r: dict):
+    """Server CPU per delivered event, in µs (the headline when the load tool saturates)."""
+    cpu, received = r.get("server_cpu_s"), r.get("received")
+    if not cpu or not received:
+        return None
+    return 1e6 * cpu / received
+
+
+def write_floor() -> dict:
+    """What one write() to a loopback socket costs the writer on this machine, by frames
+    per write: the floor under every server's per-delivery CPU."""
+    exe = ROOT / "target" / "release" / "swarmcast-write-floor"
+    if not exe.exists():
+        return {"failed": f"{exe} missing (cargo build --release -p swarmcast-bench)"}
+    p = subprocess.run(["taskset", "-c", SERVER_CORE, str(exe)], capture_output=True, text=True, timeout=300)
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    if p.returncode != 0 or not lines:
+        return {"failed": (p.stderr or p.stdout)[-300:]}
+    return {"rows": [json.loads(l) for l in lines]}
+
+
+def floor_table(floor: dict) -> str:
+    if floor.get("failed"):
+        return "failed: " + floor["failed"]
+    rows = floor.get("rows", [])
+    if not rows:
+        return "n/a"
+    keys = ["frames_per_write", "cpu_us_per_write", "cpu_us_per_delivery", "wall_us_per_write"]
+    out = ["| frames per write() | writer CPU µs per write | CPU µs per delivery | wall µs per write |",
+           "|---|---|---|---|"]
+    for r in rows:
+        out.append("| " + " | ".join(fmt(r.get(k)) if isinstance(r.get(k), float) else str(r.get(k)) for k in keys) + " |")
+    return "\n".join(out)
+
+
+def polling_burst(quick: bool) -> dict:
+    py = python_with_swarmcast()
+    if py is None:
+        return {"failed": "no Python with swarmcast and python-socketio (bash scripts/install-test-deps.sh)"}
+    args = [py, str(ROOT / "benches" / "polling_burst.py")] + (["--each", "200"] if quick else [])
+    try:
+        p = subprocess.run(["taskset", "-c", SERVER_CORE] + args, capture_output=True, text=True,
+                           timeout=300, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"failed": "timed out", "exit_code": 1}
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    out = json.loads(lines[-1]) if lines else {"failed": p.stderr[-300:]}
+    out["exit_code"] = p.returncode
+    print("  polling burst:", json.dumps(out), flush=True)
+    return out
 
 
 def batching(quick: bool) -> list[dict]:
@@ -310,6 +366,9 @@ def python_with_swarmcast() -> str | None:
                                   timeout=60).returncode == 0
         except (OSError, subprocess.TimeoutExpired):
             return False
+    project = ROOT / ".venv" / "bin" / "python"  # scripts/python-env.sh's venv
+    if project.exists() and ok(str(project)):
+        return str(project)
     if VENV_PY.exists() and ok(str(VENV_PY)):
         return str(VENV_PY)
     wheels = sorted((ROOT / "target" / "wheels").glob("swarmcast-*.whl"), key=lambda w: w.stat().st_mtime)
@@ -511,11 +570,17 @@ def main() -> int:
                     # 64 shows the throughput with more coalescing.
                     results.append(measure(name, label, opts, ["--backlog-per-client", "64"],
                                            display="swarmcast (backlog 64)"))
+                    # No throttle at all: the producer emits back to back and the
+                    # library's backpressure paces it (issue 14).
+                    results.append(measure(name, label, opts, ["--backlog-per-client", "0"],
+                                           display="swarmcast (back to back)"))
     if "idle100k" in wanted and "swarmcast" in servers:
         n = 2000 if a.quick else 100000
         results.append(measure("swarmcast", "idle-100k", dict(
             clients=n, concurrency=1000, settle_ms=3000, hold_s=5, connect_timeout_s=30,
             src_addrs=16, max_seconds=240)))
+    floor = write_floor() if "floor" in wanted else {}
+    burst = polling_burst(a.quick) if "burst" in wanted and "swarmcast" in servers else {}
     batch = batching(a.quick) if "batching" in wanted and "swarmcast" in servers else []
     emit = emit_costs() if "emit" in wanted else {}
     report["load_at_end"] = Path("/proc/loadavg").read_text().strip()
@@ -523,7 +588,17 @@ def main() -> int:
     report["results"] = results
     report["batching"] = batch
     report["emit"] = emit
-    md = ["## Scenarios", "", table(results), ""]
+    report["write_floor"] = floor
+    report["polling_burst"] = burst
+    md = []
+    if floor:
+        md += ["## The kernel's floor (swarmcast-write-floor, this machine, this run)", "",
+               floor_table(floor), ""]
+    if results:
+        md += ["## Scenarios", "", table(results), ""]
+    if burst:
+        md += ["## Polling burst (8 threads x 2,000 events to one python-socketio polling client)",
+               "", "```", json.dumps(burst, indent=1), "```", ""]
     if batch:
         md += ["## Batching (issue 3)", "", batching_table(batch), ""]
     if emit:
@@ -538,6 +613,8 @@ def main() -> int:
         print("plots:", ", ".join(report["plots"]))
     print(f"wrote {OUT / 'results.json'}")
     failed = [r for r in results + batch if r.get("exit_code") not in (0, None) or r.get("failed")]
+    if burst and burst.get("exit_code") not in (0, None):
+        failed.append(burst)
     return 1 if failed else 0
 
 

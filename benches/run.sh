@@ -9,9 +9,14 @@
 # Installs and builds what it needs (idempotent): the load tool and the swarmcast server
 # (cargo, release), the socketioxide peer (its own workspace and target directory), the
 # Node socket.io peer (npm ci), a Python venv with Flask-SocketIO, gevent and matplotlib
-# (pip, pinned). Then benches/bench.py runs each server pinned to core 0 and the load
-# tool pinned to core 1 (taskset), prints the table, writes target/bench/results.json
-# and draws docs/images/*.png.
+# (pip, pinned), and the swarmcast Python package in the project's .venv (for the
+# polling burst and the Python emit cost). Then benches/bench.py measures the kernel's
+# write() floor on this machine (swarmcast-write-floor), runs each server pinned to
+# core 0 and the load tool pinned to core 1 (taskset) — the fan-out includes the
+# back-to-back producer paced only by the library's backpressure — and the 8 x 2,000
+# polling burst to python-socketio; prints the tables (server CPU per delivery and the
+# load tool's own CPU beside every row), writes target/bench/results.json and draws
+# docs/images/*.png.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,6 +58,11 @@ if ! cat $REQS | cmp -s - "$OUT/venv.stamp"; then
 else
     echo "up to date"
 fi
+
+step "swarmcast Python package in .venv (polling burst, Python emit cost)"
+# shellcheck source=../scripts/python-env.sh
+source scripts/python-env.sh
+venv_ensure && venv_requirements tests/python/requirements.txt && venv_swarmcast
 
 for tool in taskset node; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }

@@ -68,6 +68,7 @@ fn main() -> std::io::Result<()> {
         n, args.frame_bytes, args.rounds
     );
     println!("frames/write  cpu µs/write  cpu µs/delivery  wall µs/write");
+    let mut rows = Vec::new();
     for frames_per_write in [1usize, 16, 64] {
         let payload = vec![b'x'; args.frame_bytes * frames_per_write];
         // Warm up the connections (buffers, congestion window).
@@ -91,6 +92,16 @@ fn main() -> std::io::Result<()> {
             cpu / writes / frames_per_write as f64,
             wall / writes
         );
+        rows.push(serde_json::json!({
+            "frames_per_write": frames_per_write,
+            "cpu_us_per_write": cpu / writes,
+            "cpu_us_per_delivery": cpu / writes / frames_per_write as f64,
+            "wall_us_per_write": wall / writes,
+        }));
+    }
+    // The same rows for scripts (benches/bench.py), one JSON object per line.
+    for row in rows {
+        println!("{row}");
     }
     drop(writers);
     for reader in acceptor.join().unwrap_or_default() {
