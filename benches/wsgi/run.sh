@@ -11,8 +11,10 @@
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/benches/wsgi"
-PY="$ROOT/.venv/bin/python"
-GUNICORN="$ROOT/.venv/bin/gunicorn"
+# WSGI_VENV: a venv with a release build of swarmcast, Flask and gunicorn (default .venv).
+VENV="${WSGI_VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+GUNICORN="$VENV/bin/gunicorn"
 OUT="$ROOT/target/bench/wsgi"
 mkdir -p "$OUT"
 command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }

@@ -44,6 +44,7 @@
 
 mod dispatch;
 mod handlers;
+mod pool;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -52,6 +53,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 pub use dispatch::{on_dispatcher_thread, wait_for_teardown, Dispatcher, TeardownGuard};
+pub use pool::{Ticket, WorkerPool};
 
 use crate::{Emitter, Namespace, Server, ServerError, ServerHandle};
 

@@ -134,3 +134,41 @@ def test_a_flask_app_and_its_socket_io_share_one_origin(make_server, clients):
     client.emit("hello", {"n": 1})
     wait_for(lambda: got, what="the event on the app's port")
     assert got == [{"n": 1}]
+
+
+def test_requests_blocked_in_io_bring_more_workers_in(make_server):
+    """Requests run on the worker holding the GIL one after the other; one that waits
+    while the running request is blocked (here in time.sleep, the GIL released) brings
+    another worker in, so I/O-bound requests overlap."""
+    import time
+
+    running = []
+    peak = [0]
+    lock = threading.Lock()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        with lock:
+            running.append(threading.get_ident())
+            peak[0] = max(peak[0], len(running))
+        time.sleep(0.5)
+        with lock:
+            running.remove(threading.get_ident())
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"slept"]
+
+    server = make_server()
+    server.mount_wsgi(app, threads=4)
+    server.start()
+    results: list[int] = []
+
+    def get() -> None:
+        results.append(request(server, "GET", "/slow")[0])
+
+    threads = [threading.Thread(target=get) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(10)
+    assert results == [200] * 4
+    # Two or more ran at once: the ones that waited did not wait for the sleeper.
+    assert peak[0] >= 2, peak

@@ -327,8 +327,11 @@ impl PyServer {
 
     /// Serve the WSGI application `app` (Flask, Dash, any PEP 3333 callable) on this
     /// server's port, for every path that is not Socket.IO's: the page and its push
-    /// channel share one origin, so no CORS is needed. `app` runs on `threads` worker
-    /// threads; request bodies over `max_body` bytes get 413. Call before `start()`.
+    /// channel share one origin, so no CORS is needed. `app` runs on up to `threads`
+    /// worker threads: one after the other on the thread holding the GIL while requests
+    /// keep it busy, on more when one waits over a millisecond (the running request is
+    /// blocked in I/O); request bodies over `max_body` bytes get 413. Call before
+    /// `start()`.
     #[pyo3(signature = (app, max_body = 16_777_216, threads = 8))]
     fn mount_wsgi(&self, app: Bound<'_, PyAny>, max_body: usize, threads: usize) -> PyResult<()> {
         if !app.is_callable() {
@@ -336,7 +339,12 @@ impl PyServer {
                 "mount_wsgi needs a WSGI callable (app(environ, start_response))",
             ));
         }
-        let bridge = crate::wsgi::WsgiApp::new(app.unbind(), positive("threads", threads)?);
+        let bridge = crate::wsgi::WsgiApp::new(app.unbind(), positive("threads", threads)?)
+            .map_err(|e| {
+                pyo3::exceptions::PyRuntimeError::new_err(format!(
+                    "cannot start the WSGI worker threads: {e}"
+                ))
+            })?;
         self.host
             .mount_app(std::sync::Arc::new(bridge), positive("max_body", max_body)?)
             .map_err(errors::host_error)

@@ -3,13 +3,19 @@
 //! [`WsgiApp`] ([`swarmcast::HttpApp`]), which runs the application on worker threads
 //! of its own (taking the GIL only there) and streams what it yields back.
 //!
+//! The workers are a [`WorkerPool`]: requests run one after the other on the worker
+//! that holds the GIL, without giving it up between them, and a request that waits
+//! more than [`WAKE_ANOTHER_AFTER`] (the running one is blocked in I/O, the GIL
+//! released) brings another worker in. Threads contending for the GIL on a CPU-bound
+//! application cost more than they give.
+//!
 //! The request body is read first, within the mount's limit (413 beyond), and given as
 //! `wsgi.input` (an `io.BytesIO`). Headers go out with the first non-empty chunk (or at
 //! the end); the result's `close()` is always called; an exception before the headers
 //! is logged and answered 500, one after them aborts the response.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
@@ -18,7 +24,7 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
-use swarmcast::{AppBody, AppFuture, AppRequest, AppResponse, Dispatcher, HttpApp};
+use swarmcast::{AppBody, AppFuture, AppRequest, AppResponse, HttpApp, WorkerPool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::environ::{latin1, set_headers};
@@ -26,20 +32,25 @@ use crate::handlers::log_exception;
 
 type Chunk = Result<Bytes, std::io::Error>;
 
+/// How long a request may wait for the busy worker before another worker is woken.
+const WAKE_ANOTHER_AFTER: Duration = Duration::from_millis(1);
+
 /// Serves one WSGI callable.
 pub(crate) struct WsgiApp {
     app: Arc<Py<PyAny>>,
-    workers: Dispatcher,
-    next: AtomicU64,
+    workers: WorkerPool,
 }
 
 impl WsgiApp {
-    pub fn new(app: Py<PyAny>, threads: usize) -> Self {
-        Self {
+    pub fn new(app: Py<PyAny>, threads: usize) -> std::io::Result<Self> {
+        // A worker keeps the GIL from one request to the next.
+        let workers = WorkerPool::new(threads.max(1), "swarmcast-wsgi", |run| {
+            Python::attach(|_py| run())
+        })?;
+        Ok(Self {
             app: Arc::new(app),
-            workers: Dispatcher::new(threads.max(1), "swarmcast-wsgi"),
-            next: AtomicU64::new(0),
-        }
+            workers,
+        })
     }
 }
 
@@ -48,14 +59,21 @@ impl HttpApp for WsgiApp {
         let (head_tx, head_rx) = oneshot::channel();
         let (body_tx, body_rx) = mpsc::channel::<Chunk>(16);
         let app = self.app.clone();
-        // A key of its own: any free worker takes the request.
-        let key = self.next.fetch_add(1, Ordering::Relaxed).to_string();
-        self.workers.run(&key, move || {
+        let ticket = self.workers.submit(move || {
             let response = Response::new(head_tx, body_tx);
             Python::attach(|py| serve(py, &app, request, &response));
         });
         Box::pin(async move {
-            match head_rx.await {
+            let mut head_rx = head_rx;
+            let head = loop {
+                tokio::select! {
+                    head = &mut head_rx => break head,
+                    _ = tokio::time::sleep(WAKE_ANOTHER_AFTER), if !ticket.started() => {
+                        ticket.wake_another();
+                    }
+                }
+            };
+            match head {
                 Ok((status, headers)) => AppResponse {
                     status,
                     headers,

@@ -1,0 +1,316 @@
+//! A pool of threads for blocking work that needs a lock of its own to run (a Python
+//! application, which needs the GIL), run on as few threads as the work allows.
+//!
+//! Threads contending for one lock cost more than they give when the work is CPU-bound:
+//! each hand-over is a futex wake and a context switch. So a job goes to a running
+//! worker's queue rather than waking another thread, and a worker that finishes a job
+//! takes the next one without leaving the section it entered (for Python: without
+//! giving the GIL up and taking it back). A job that still waits after a short while —
+//! the running worker is blocked in I/O, having released the lock — brings another
+//! worker in ([`Ticket::wake_another`]). CPU-bound requests then run one after the
+//! other on one thread; I/O-bound ones spread over up to `threads` threads.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+
+type Job = Box<dyn FnOnce() + Send>;
+/// Runs a worker's consecutive jobs inside a section (the closure it is given runs the
+/// jobs).
+type Enter = dyn Fn(&mut dyn FnMut()) + Send + Sync;
+
+struct State {
+    queue: VecDeque<Job>,
+    /// Workers running jobs (inside the section).
+    active: usize,
+    /// Workers waiting for work.
+    idle: usize,
+    /// Of those, how many were woken and have not yet left the wait.
+    waking: usize,
+    closed: bool,
+}
+
+impl State {
+    /// Claim an idle worker that nobody has woken yet; false when there is none.
+    fn wake_one(&mut self) -> bool {
+        let free = self.idle > self.waking;
+        if free {
+            self.waking += 1;
+        }
+        free
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    work: Condvar,
+    enter: Box<Enter>,
+}
+
+/// Threads that run submitted jobs, as few at once as keeps them moving.
+pub struct WorkerPool {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("threads", &self.threads.len())
+            .finish()
+    }
+}
+
+/// A submitted job: whether it has started, and a way to bring another worker in while
+/// it waits.
+#[derive(Clone)]
+pub struct Ticket {
+    started: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+}
+
+impl Ticket {
+    /// Whether a worker has started the job.
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
+    /// Wake an idle worker (if there is one) to take queued jobs: the job still waits
+    /// behind workers that are busy, or blocked.
+    pub fn wake_another(&self) {
+        if self.started() {
+            return;
+        }
+        let mut state = self.shared.state.lock();
+        if !state.queue.is_empty() && state.wake_one() {
+            drop(state);
+            self.shared.work.notify_one();
+        }
+    }
+}
+
+impl WorkerPool {
+    /// Start `threads` (at least one) threads named `name-N`. Each worker runs the jobs
+    /// it takes in a row inside `enter`, which must call the closure it is given once.
+    pub fn new(
+        threads: usize,
+        name: &str,
+        enter: impl Fn(&mut dyn FnMut()) + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        let mut pool = Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    queue: VecDeque::new(),
+                    active: 0,
+                    idle: 0,
+                    waking: 0,
+                    closed: false,
+                }),
+                work: Condvar::new(),
+                enter: Box::new(enter),
+            }),
+            threads: Vec::new(),
+        };
+        for i in 0..threads.max(1) {
+            let shared = pool.shared.clone();
+            // On error, dropping `pool` closes it and joins what was started.
+            let handle = std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || worker(&shared))?;
+            pool.threads.push(handle);
+        }
+        Ok(pool)
+    }
+
+    /// Queue `job`. It wakes a worker only when none is running: a running one takes it
+    /// when done with what it has (call [`Ticket::wake_another`] if it waits too long).
+    pub fn submit(&self, job: impl FnOnce() + Send + 'static) -> Ticket {
+        let started = Arc::new(AtomicBool::new(false));
+        let flag = started.clone();
+        let job: Job = Box::new(move || {
+            flag.store(true, Ordering::Release);
+            job();
+        });
+        let mut state = self.shared.state.lock();
+        state.queue.push_back(job);
+        let wake = state.active + state.waking == 0 && state.wake_one();
+        drop(state);
+        if wake {
+            self.shared.work.notify_one();
+        }
+        Ticket {
+            started,
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Number of threads.
+    pub fn threads(&self) -> usize {
+        self.threads.len()
+    }
+}
+
+fn worker(shared: &Shared) {
+    loop {
+        let first = {
+            let mut state = shared.state.lock();
+            // Woken for work (or no one runs or is about to run any): take a job.
+            // Otherwise (a thread starting, or back from a run) leave the queue to the
+            // workers running or woken.
+            let mut claimed = false;
+            loop {
+                if claimed || state.active + state.waking == 0 || state.closed {
+                    if let Some(job) = state.queue.pop_front() {
+                        state.active += 1;
+                        break job;
+                    }
+                }
+                if state.closed {
+                    return;
+                }
+                state.idle += 1;
+                shared.work.wait(&mut state);
+                state.idle -= 1;
+                if state.waking > 0 {
+                    state.waking -= 1;
+                    claimed = true;
+                }
+            }
+        };
+        let mut next = Some(first);
+        (shared.enter)(&mut || {
+            while let Some(job) = next.take() {
+                // A panicking job must not take the thread down with it.
+                if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+                    tracing::error!("a job of a worker pool panicked; the pool goes on");
+                }
+                let mut state = shared.state.lock();
+                next = state.queue.pop_front();
+                if next.is_none() {
+                    state.active -= 1;
+                }
+            }
+        });
+        if next.is_some() {
+            // `enter` did not run the closure: the jobs it was to run are not lost.
+            let mut state = shared.state.lock();
+            if let Some(job) = next.take() {
+                state.queue.push_front(job);
+            }
+            state.active -= 1;
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        // The threads finish the jobs already queued, then leave.
+        self.shared.state.lock().closed = true;
+        self.shared.work.notify_all();
+        let current = std::thread::current().id();
+        for handle in self.threads.drain(..) {
+            // A job that drops the pool from its own thread cannot join itself.
+            if handle.thread().id() != current {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn plain() -> impl Fn(&mut dyn FnMut()) + Send + Sync + 'static {
+        |run: &mut dyn FnMut()| run()
+    }
+
+    #[test]
+    fn queued_jobs_run_in_order_on_the_running_worker() {
+        let pool = WorkerPool::new(4, "t", plain()).expect("threads");
+        let (release, gate) = mpsc::channel::<()>();
+        let (tx, rx) = mpsc::channel();
+        let first = tx.clone();
+        pool.submit(move || {
+            let _ = gate.recv();
+            let _ = first.send((0, std::thread::current().id()));
+        });
+        for i in 1..=100 {
+            let tx = tx.clone();
+            pool.submit(move || {
+                let _ = tx.send((i, std::thread::current().id()));
+            });
+        }
+        release.send(()).expect("release");
+        let got: Vec<_> = (0..=100)
+            .map(|_| rx.recv_timeout(Duration::from_secs(5)).expect("ran"))
+            .collect();
+        let order: Vec<i32> = got.iter().map(|(i, _)| *i).collect();
+        assert_eq!(order, (0..=100).collect::<Vec<_>>());
+        assert!(
+            got.iter().all(|(_, t)| *t == got[0].1),
+            "one thread ran them all"
+        );
+    }
+
+    #[test]
+    fn a_waiting_job_brings_another_worker_in() {
+        let pool = WorkerPool::new(2, "t", plain()).expect("threads");
+        let (release, gate) = mpsc::channel::<()>();
+        let (tx, rx) = mpsc::channel();
+        pool.submit(move || {
+            let _ = gate.recv();
+        });
+        let ticket = pool.submit(move || {
+            let _ = tx.send("second");
+        });
+        // Queued behind the blocked worker...
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        assert!(!ticket.started());
+        // ...until it asks for another.
+        ticket.wake_another();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok("second"));
+        assert!(ticket.started());
+        release.send(()).expect("release");
+    }
+
+    #[test]
+    fn jobs_run_inside_the_section_and_a_panic_does_not_stop_the_pool() {
+        let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = entered.clone();
+        let pool = WorkerPool::new(1, "t", move |run: &mut dyn FnMut()| {
+            count.fetch_add(1, Ordering::SeqCst);
+            run();
+        })
+        .expect("threads");
+        let (tx, rx) = mpsc::channel();
+        pool.submit(|| panic!("job bug"));
+        pool.submit(move || {
+            let _ = tx.send(());
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(()));
+        assert!(entered.load(Ordering::SeqCst) >= 1);
+    }
+
+    #[test]
+    fn drop_runs_what_is_queued() {
+        let (tx, rx) = mpsc::channel();
+        {
+            let pool = WorkerPool::new(2, "t", plain()).expect("threads");
+            for i in 0..20 {
+                let tx = tx.clone();
+                pool.submit(move || {
+                    let _ = tx.send(i);
+                });
+            }
+        }
+        drop(tx);
+        assert_eq!(rx.iter().count(), 20);
+    }
+}
