@@ -99,6 +99,7 @@ pub use server::{
     AppBody, AppFuture, AppRequest, AppResponse, HttpApp, Limits, Server, ServerConfig,
     ServerError, ServerHandle,
 };
+pub use socketio::adapter::{AckReply, BroadcastAckError, BroadcastAckFuture, BroadcastAcks};
 pub use socketio::adapter::{Adapter, LocalAdapter, Readiness, SocketInfo};
 pub use socketio::emitter::{
     Backlog, Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy,

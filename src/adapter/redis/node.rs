@@ -5,7 +5,7 @@
 //! themselves live in their own files.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +25,7 @@ use super::subscriber::subscriber;
 use super::ticker::ticker;
 use super::wire::{self, kind};
 use crate::metrics::{ClusterGauge, Stats};
+use crate::socketio::adapter::acks::AckSink;
 use crate::socketio::adapter::{
     AdapterNode, BoxFuture, ClusterBroadcast, LocalNamespace, NamespaceAdapter, Namespaces,
     Readiness, SocketInfo,
@@ -67,6 +68,16 @@ pub(super) struct Node {
     pub(super) pending: Mutex<HashMap<u64, Pending>>,
     pub(super) next_seq: AtomicU64,
     pub(super) requests: Mutex<HashMap<String, mpsc::UnboundedSender<Vec<SocketInfo>>>>,
+    /// This node's broadcasts with acknowledgements waiting for the other nodes, by
+    /// request id (at most `max_ack_requests`; each removed at its timeout).
+    pub(super) ack_requests: Mutex<HashMap<String, AckSink>>,
+    /// Other nodes' broadcasts with acknowledgements whose answers this node forwards.
+    pub(super) ack_rounds: AtomicUsize,
+    /// Answers to broadcasts with acknowledgements that came for no waiting request
+    /// (late, after the timeout, or never asked).
+    pub(super) unknown_acks: AtomicU64,
+    /// The server's runtime, once started (tasks spawned from other threads).
+    pub(super) runtime: OnceLock<tokio::runtime::Handle>,
     /// The command connection, while the publisher holds a live one.
     pub(super) cmd: Mutex<Option<MultiplexedConnection>>,
     namespaces: Mutex<Vec<String>>,
@@ -108,6 +119,10 @@ impl Node {
             pending: Mutex::new(HashMap::new()),
             next_seq: AtomicU64::new(1),
             requests: Mutex::new(HashMap::new()),
+            ack_requests: Mutex::new(HashMap::new()),
+            ack_rounds: AtomicUsize::new(0),
+            unknown_acks: AtomicU64::new(0),
+            runtime: OnceLock::new(),
             cmd: Mutex::new(None),
             namespaces: Mutex::new(Vec::new()),
             ready: watch::channel(false).0,
@@ -282,6 +297,7 @@ impl AdapterNode for Node {
             stats.cluster_gauge(ClusterGauge::Enabled, 1);
         }
         let _ = self.core.set(core);
+        let _ = self.runtime.set(runtime.clone());
         let me = self.me();
         if let Some(rx) = self.rx.lock().take() {
             runtime.spawn(publisher(me.clone(), rx));
@@ -333,7 +349,7 @@ impl AdapterNode for Node {
 
 impl Node {
     /// An Arc of this node, for its tasks (a node lives in an Arc from its creation).
-    fn me(&self) -> Arc<Node> {
+    pub(super) fn me(&self) -> Arc<Node> {
         match self.this.upgrade() {
             Some(me) => me,
             // Only reachable while the last Arc is being dropped, when nothing calls us.
