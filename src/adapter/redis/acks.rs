@@ -5,7 +5,8 @@
 //! 1. The requester sends to its own sockets, then publishes the BROADCAST with a
 //!    `requestId` and `opts.flags.timeout` on the namespace's public channel
 //!    (`<prefix>#<nsp>#`), and asks Redis how many nodes listen there
-//!    (`PUBSUB NUMSUB`, as the Node adapter counts servers).
+//!    (`PUBSUB NUMSUB`, as the Node adapter counts servers), one request at a time in
+//!    emit order ([`asker`]).
 //! 2. Every other node sends the event to its sockets with an ack request, answers
 //!    at once with BROADCAST_CLIENT_COUNT on the requester's private channel
 //!    (`<prefix>#<nsp>#<uid>#`), then forwards each client's answer as BROADCAST_ACK
@@ -63,10 +64,10 @@ pub(super) fn broadcast_with_ack(
     timeout: Duration,
 ) -> Result<BroadcastAckFuture, BroadcastAckError> {
     let deadline = Instant::now() + timeout;
-    let Some(runtime) = node.runtime.get().cloned() else {
+    if node.runtime.get().is_none() {
         // Not started: no cluster to ask yet.
         return acks::local_only(ns, out, timeout);
-    };
+    }
     let msg = ClusterBroadcast::from_outgoing(out).map_err(crate::EmitError::from)?;
     let request_id = format!("{:016x}", rand::random::<u64>());
     let (sink, events) = mpsc::unbounded_channel();
@@ -90,7 +91,15 @@ pub(super) fn broadcast_with_ack(
         kind::BROADCAST,
         wire::ack_request(nsp, &msg, &request_id, timeout_ms),
     );
-    runtime.spawn(ask_cluster(node.clone(), nsp.to_string(), payload, sink));
+    let ask = Ask {
+        nsp: nsp.to_string(),
+        payload,
+        sink,
+    };
+    if let Err(unsent) = node.ack_tx.send(ask) {
+        // The node stopped: no other node will report.
+        let _ = unsent.0.sink.send(AckEvent::Nodes(0));
+    }
     let tally = Tally::new(&round, None);
     Ok(Box::pin(async move {
         let acks = acks::collect(events, round, tally, deadline).await;
@@ -99,38 +108,62 @@ pub(super) fn broadcast_with_ack(
     }))
 }
 
-/// Publish the request and tell the collector how many other nodes will report (none
-/// when Redis cannot be reached: the round then collects this node's answers only).
-async fn ask_cluster(node: Arc<Node>, nsp: String, payload: Vec<u8>, sink: AckSink) {
-    let mut nodes = 0;
-    if let Some(mut conn) = node.cmd_conn() {
-        let public = node.config.public_channel(&nsp);
-        let numsub: Result<RValue, _> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&public)
-            .query_async(&mut conn)
-            .await;
-        let listening = numsub
-            .ok()
-            .and_then(|v| items(&v).get(1).and_then(|n| text(n)))
+/// A request on its way to the other nodes.
+pub(super) struct Ask {
+    nsp: String,
+    payload: Vec<u8>,
+    sink: AckSink,
+}
+
+/// The task that publishes this node's requests, one at a time in emit order (so that
+/// every node sends one node's broadcasts with acknowledgements to its clients in the
+/// order they were made), and tells each collector how many other nodes will report:
+/// none when Redis cannot be reached (the round then collects this node's answers).
+pub(super) async fn asker(node: Arc<Node>, mut asks: mpsc::UnboundedReceiver<Ask>) {
+    loop {
+        let ask = tokio::select! {
+            ask = asks.recv() => ask,
+            _ = node.closing.cancelled() => return,
+        };
+        let Some(Ask { nsp, payload, sink }) = ask else {
+            return;
+        };
+        if sink.is_closed() {
+            continue; // Its round is over already: do not ask late.
+        }
+        let nodes = ask_cluster(&node, &nsp, payload).await;
+        let _ = sink.send(AckEvent::Nodes(nodes));
+    }
+}
+
+/// `PUBSUB NUMSUB` and `PUBLISH` in one round trip: the other nodes that got the request.
+async fn ask_cluster(node: &Node, nsp: &str, payload: Vec<u8>) -> usize {
+    let Some(mut conn) = node.cmd_conn() else {
+        return 0;
+    };
+    let public = node.config.public_channel(nsp);
+    let reply: Result<(RValue, i64), _> = redis::pipe()
+        .cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(&public)
+        .cmd("PUBLISH")
+        .arg(&public)
+        .arg(payload)
+        .query_async(&mut conn)
+        .await;
+    match reply {
+        Ok((numsub, _)) => items(&numsub)
+            .get(1)
+            .and_then(|n| text(n))
             .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(0);
-        if listening > 1 {
-            let published: Result<i64, _> = redis::cmd("PUBLISH")
-                .arg(&public)
-                .arg(payload)
-                .query_async(&mut conn)
-                .await;
-            match published {
-                Ok(_) => nodes = listening - 1,
-                Err(e) => {
-                    tracing::warn!(error = %e, "broadcast with acknowledgements not sent to the other nodes");
-                    node.failed(1);
-                }
-            }
+            .unwrap_or(0)
+            .saturating_sub(1),
+        Err(e) => {
+            tracing::warn!(error = %e, "broadcast with acknowledgements not sent to the other nodes");
+            node.failed(1);
+            0
         }
     }
-    let _ = sink.send(AckEvent::Nodes(nodes));
 }
 
 /// An answer from another node to one of this node's requests.

@@ -14,6 +14,7 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::acks::{asker, Ask};
 use super::config::RedisConfig;
 use super::link::NsLink;
 use super::loader::{load_map, loader};
@@ -78,6 +79,9 @@ pub(super) struct Node {
     pub(super) unknown_acks: AtomicU64,
     /// The server's runtime, once started (tasks spawned from other threads).
     pub(super) runtime: OnceLock<tokio::runtime::Handle>,
+    /// This node's broadcasts with acknowledgements, to the task that publishes them.
+    pub(super) ack_tx: mpsc::UnboundedSender<Ask>,
+    ack_rx: Mutex<Option<mpsc::UnboundedReceiver<Ask>>>,
     /// The command connection, while the publisher holds a live one.
     pub(super) cmd: Mutex<Option<MultiplexedConnection>>,
     namespaces: Mutex<Vec<String>>,
@@ -99,6 +103,7 @@ impl Node {
         let (recover_tx, recover_rx) = mpsc::channel(4096);
         let (sub_tx, sub_rx) = mpsc::unbounded_channel();
         let (load_tx, load_rx) = mpsc::unbounded_channel();
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         Arc::new_cyclic(|this| Self {
             this: this.clone(),
             uid: format!("{:016x}", rand::random::<u64>()),
@@ -123,6 +128,8 @@ impl Node {
             ack_rounds: AtomicUsize::new(0),
             unknown_acks: AtomicU64::new(0),
             runtime: OnceLock::new(),
+            ack_tx,
+            ack_rx: Mutex::new(Some(ack_rx)),
             cmd: Mutex::new(None),
             namespaces: Mutex::new(Vec::new()),
             ready: watch::channel(false).0,
@@ -310,6 +317,9 @@ impl AdapterNode for Node {
         }
         if let Some(rx) = self.load_rx.lock().take() {
             runtime.spawn(loader(me.clone(), rx));
+        }
+        if let Some(rx) = self.ack_rx.lock().take() {
+            runtime.spawn(asker(me.clone(), rx));
         }
         runtime.spawn(ticker(me.clone()));
         runtime.spawn(startup(me));
