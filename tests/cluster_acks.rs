@@ -1,7 +1,8 @@
 //! Broadcasts with acknowledgements across nodes (feature `redis`): two swarmcast nodes
 //! and one Node socket.io 4.8 node with `@socket.io/redis-streams-adapter`, official
 //! socket.io-client clients on all three (`tests/js/cluster-acks-node.mjs`); the
-//! requests' bound and cleanup; answers for no request; the local adapter. Each test
+//! requests' bound and cleanup; answers for no request; a node that never answers; binary
+//! both ways; the local adapter. Each test
 //! starts its own `redis-server` on a free loopback port and stops it.
 #![cfg(feature = "redis")]
 
@@ -238,6 +239,27 @@ async fn acks_are_collected_from_two_swarmcast_nodes_and_a_node_socket_io_node()
     assert_eq!(answer["responses"].as_array().map(Vec::len), Some(5));
     assert!(answer["ms"].as_u64().expect("ms") < 2000);
 
+    // Binary both ways: the question carries bytes, every client sends them back.
+    let mut binary = Payload::default();
+    let bytes = binary.attach(bytes::Bytes::from_static(&[1, 2, 255]));
+    binary.args.push(json!({"img": bytes}));
+    let acks = a
+        .emitter()
+        .of("/")
+        .except(silent.as_str())
+        .emit_with_ack("poll", &binary, Duration::from_secs(5))
+        .await
+        .expect("sent");
+    assert!(acks.is_complete(), "{acks:?}");
+    assert_eq!(labels(&acks), set(&answering));
+    for reply in &acks.replies {
+        let got = &reply.data.args[0]["got"]["img"];
+        let back = reply
+            .data
+            .resolve_placeholders(got, &mut |b| json!(b.to_vec()));
+        assert_eq!(back, json!([1, 2, 255]), "{reply:?}");
+    }
+
     // A room: one client of each node.
     let ns_a = a.emitter().namespace("/").expect("root");
     let ns_b = b.emitter().namespace("/").expect("root");
@@ -340,18 +362,23 @@ async fn waiting_requests_are_bounded_and_forgotten_at_their_timeout() {
     b.shutdown().await;
 }
 
-/// One RESP command on a fresh connection.
-async fn redis_command(port: u16, args: &[&[u8]]) {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("redis");
+/// A command in RESP.
+fn resp(args: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
     for arg in args {
         out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
         out.extend_from_slice(arg);
         out.extend_from_slice(b"\r\n");
     }
-    s.write_all(&out).await.expect("write");
+    out
+}
+
+/// One RESP command on a fresh connection.
+async fn redis_command(port: u16, args: &[&[u8]]) {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("redis");
+    s.write_all(&resp(args)).await.expect("write");
     let mut buf = [0u8; 64];
     let _ = s.read(&mut buf).await;
 }
@@ -379,7 +406,7 @@ fn count_message(request_id: &str, count: u8) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_and_malformed_answers_are_counted_and_dropped() {
+async fn unknown_and_malformed_answers_are_dropped_and_silent_nodes_reported() {
     let redis = Redis::start();
     let (a, adapter) = node_with(redis.config()).await;
     let channel = format!("socket.io#/#{}#", adapter.uid());
@@ -420,6 +447,32 @@ async fn unknown_and_malformed_answers_are_counted_and_dropped() {
         vec![Value::Null],
         "no argument: null"
     );
+
+    // A node that listens and never answers (a raw subscriber on the namespace's
+    // channel counts in PUBSUB NUMSUB): reported as silent at the timeout.
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", redis.port))
+        .await
+        .expect("redis");
+    silent
+        .write_all(&resp(&[b"SUBSCRIBE", b"socket.io#/#"]))
+        .await
+        .expect("subscribe");
+    let mut buf = [0u8; 64];
+    let _ = silent.read(&mut buf).await;
+    let round = tokio::spawn(a.emitter().of("/").emit_with_ack(
+        "q",
+        &Payload::default(),
+        Duration::from_millis(500),
+    ));
+    let (id, _) = question(&mut a1).await;
+    a1.send(&format!("43{id}[1]")).await;
+    let acks = round.await.expect("joined").expect("sent");
+    assert_eq!(acks.silent_nodes, 1, "{acks:?}");
+    assert_eq!(acks.replies.len(), 1);
+    assert!(acks.timed_out.is_empty());
+    assert!(!acks.is_complete());
+    drop(silent);
+
     a.shutdown().await;
 }
 
