@@ -1,9 +1,9 @@
 //! Broadcasts with acknowledgements across nodes (feature `redis`): two swarmcast nodes
 //! and one Node socket.io 4.8 node with `@socket.io/redis-streams-adapter`, official
-//! socket.io-client clients on all three (`tests/js/cluster-acks-node.mjs`); the
-//! requests' bound and cleanup; answers for no request; a node that never answers; binary
-//! both ways; the local adapter. Each test
-//! starts its own `redis-server` on a free loopback port and stops it.
+//! socket.io-client clients on all three (`tests/js/cluster-acks-node.mjs`), binary
+//! both ways; the requests' bound and cleanup; answers for no request; a node that
+//! never answers; the local adapter. Each test starts its own `redis-server` on a free
+//! loopback port and stops it.
 #![cfg(feature = "redis")]
 
 mod cluster_support;
