@@ -530,3 +530,51 @@ async fn the_local_adapter_collects_this_nodes_answers() {
     assert!(matches!(missing, Err(BroadcastAckError::Emit(_))));
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_over_its_bound_answers_that_it_reached_nobody() {
+    let redis = Redis::start();
+    let (a, _) = node_with(redis.config()).await;
+    let mut config = redis.config();
+    config.max_ack_requests = 1;
+    let (b, _) = node_with(config).await;
+    let (mut b1, b1_sid) = WsClient::connect(b.local_addr()).await;
+    let q = Payload::new(vec![json!(1)]);
+
+    // B forwards the first round (b1 is silent) and is then at its bound.
+    let first = tokio::spawn(a.emitter().of("/").emit_with_ack(
+        "q",
+        &q,
+        Duration::from_millis(1500),
+    ));
+    let _ = question(&mut b1).await;
+    let since = Instant::now();
+    let second = a
+        .emitter()
+        .of("/")
+        .emit_with_ack("q", &q, Duration::from_secs(5))
+        .await
+        .expect("sent");
+    // B answered at once that it reached no client: nobody to wait for.
+    assert!(second.is_complete(), "{second:?}");
+    assert_eq!(second.expected, 0);
+    assert!(since.elapsed() < Duration::from_secs(1));
+    let first = first.await.expect("joined").expect("sent");
+    assert_eq!(first.timed_out, vec![b1_sid]);
+
+    // Its round over (B's deadline is its own: a moment after A's), B takes requests
+    // again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let third = tokio::spawn(
+        a.emitter()
+            .of("/")
+            .emit_with_ack("q", &q, Duration::from_secs(5)),
+    );
+    let (id, _) = question(&mut b1).await;
+    b1.send(&format!("43{id}[3]")).await;
+    let third = third.await.expect("joined").expect("sent");
+    assert!(third.is_complete(), "{third:?}");
+    assert_eq!(third.replies.len(), 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
