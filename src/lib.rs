@@ -158,6 +158,7 @@ pub use server::{
 };
 #[cfg(feature = "tower")]
 pub use server::{NotFound, ServiceFuture, ServiceHandle, SocketIoLayer, SocketIoService};
+pub use socketio::adapter::{AckReply, BroadcastAckError, BroadcastAckFuture, BroadcastAcks};
 pub use socketio::adapter::{Adapter, LocalAdapter, Readiness, SocketInfo};
 pub use socketio::emitter::{
     Backlog, Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::metrics::{ClusterMetrics, Metrics};
-use crate::socketio::adapter::SocketInfo;
+use crate::socketio::adapter::{BroadcastAckError, BroadcastAckFuture, BroadcastAcks, SocketInfo};
 use crate::socketio::context::IoCore;
 use crate::socketio::namespace::{Namespace, Outgoing};
 use crate::socketio::packet::{self, EncodeError, Payload, WriteArgs};
@@ -326,6 +326,75 @@ impl<'a> Broadcast<'a> {
             &packet::write_args(&payload.args),
             &payload.attachments,
         ))
+    }
+
+    /// Emit `event` with an acknowledgement request to every socket this broadcast
+    /// reaches, on every node of the cluster, and collect the answers: the future
+    /// resolves once every client answered, or when `timeout` passed, with what came
+    /// and who did not answer ([`BroadcastAcks`]). A reply is the first argument of
+    /// the client's ack, as socket.io reports broadcast acks.
+    ///
+    /// The event is sent at once (on the caller's thread, never waiting for a slow
+    /// client); await the future inside the server's runtime, or use
+    /// [`Broadcast::emit_with_ack_callback`] from other threads. Not stored for
+    /// connection state recovery (an ack cannot be answered after a reconnection).
+    ///
+    /// ```no_run
+    /// # async fn run(emitter: swarmcast::Emitter) {
+    /// use std::time::Duration;
+    /// let question = swarmcast::Payload::new(vec![serde_json::json!({"q": "ready?"})]);
+    /// let acks = emitter
+    ///     .to("agents")
+    ///     .emit_with_ack("poll", &question, Duration::from_secs(2))
+    ///     .await
+    ///     .unwrap();
+    /// for reply in &acks.replies {
+    ///     println!("{:?} answered {}", reply.socket, reply.data.args[0]);
+    /// }
+    /// println!("no answer from {:?} (+{})", acks.timed_out, acks.timed_out_unnamed);
+    /// # }
+    /// ```
+    pub fn emit_with_ack(
+        self,
+        event: &str,
+        payload: &Payload,
+        timeout: std::time::Duration,
+    ) -> BroadcastAckFuture {
+        let started = self
+            .namespace()
+            .map_err(BroadcastAckError::from)
+            .and_then(|ns| {
+                let args = packet::write_args(&payload.args);
+                let out = self.outgoing(event, &args, &payload.attachments);
+                ns.adapter().broadcast_with_ack(ns, &out, timeout)
+            });
+        match started {
+            Ok(collecting) => collecting,
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+
+    /// Like [`Broadcast::emit_with_ack`], calling `callback` on a runtime thread with
+    /// the outcome. Usable from any thread.
+    pub fn emit_with_ack_callback<F>(
+        self,
+        event: &str,
+        payload: &Payload,
+        timeout: std::time::Duration,
+        callback: F,
+    ) where
+        F: FnOnce(Result<BroadcastAcks, BroadcastAckError>) + Send + 'static,
+    {
+        let runtime = self.namespace().ok().and_then(Namespace::runtime);
+        let Some(runtime) = runtime else {
+            let e = match self.namespace() {
+                Err(e) => e,
+                Ok(_) => EmitError::NotRunning,
+            };
+            return callback(Err(e.into()));
+        };
+        let collecting = self.emit_with_ack(event, payload, timeout);
+        runtime.spawn(async move { callback(collecting.await) });
     }
 
     /// The sockets of this node this broadcast would reach now.

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::engine::{new_id, CloseReason, EngineSocket, Frame, RequestInfo, SendError, Transport};
 use crate::protocol::socketio::PacketKind;
+use crate::socketio::adapter::acks::{first_arg, AckEvent, AckSink};
 use crate::socketio::adapter::SessionRecord;
 use crate::socketio::emitter::{Broadcast, EmitError};
 use crate::socketio::namespace::{wait_budget, Namespace, Outgoing};
@@ -102,10 +103,18 @@ pub(crate) struct SocketInner {
     /// The HTTP request that opened the connection, shared by the connection's sockets
     /// (set by the connection once the socket exists).
     request: std::sync::OnceLock<Arc<RequestInfo>>,
-    acks: Mutex<HashMap<u64, oneshot::Sender<Payload>>>,
+    acks: Mutex<HashMap<u64, AckWaiter>>,
     next_ack: AtomicU64,
     /// The queue of its async handlers, made by the first async event.
     serial: std::sync::OnceLock<Serial>,
+}
+
+/// Who waits for an ack this socket asked its client for.
+enum AckWaiter {
+    /// [`Socket::emit_with_ack`]: one future.
+    One(oneshot::Sender<Payload>),
+    /// A broadcast with acknowledgements: the answer goes to the round's collector.
+    Broadcast(AckSink),
 }
 
 /// A client connected to a namespace. Cheap to clone, usable from any thread.
@@ -384,7 +393,7 @@ impl Socket {
     pub fn emit_with_ack(&self, event: &str, payload: &Payload, timeout: Duration) -> AckFuture {
         let id = self.0.next_ack.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.0.acks.lock().insert(id, tx);
+        self.0.acks.lock().insert(id, AckWaiter::One(tx));
         let sent = packet::encode_event(
             self.namespace(),
             event,
@@ -434,9 +443,31 @@ impl Socket {
 
     /// An ACK arrived from the client.
     pub(crate) fn resolve_ack(&self, id: u64, payload: Payload) {
-        if let Some(tx) = self.0.acks.lock().remove(&id) {
-            let _ = tx.send(payload);
+        // Taken out first: nothing runs under the socket's lock.
+        let waiter = self.0.acks.lock().remove(&id);
+        match waiter {
+            Some(AckWaiter::One(tx)) => {
+                let _ = tx.send(payload);
+            }
+            Some(AckWaiter::Broadcast(sink)) => {
+                let _ = sink.send(AckEvent::Reply {
+                    socket: Some(self.id_arc()),
+                    data: first_arg(payload),
+                    local: true,
+                });
+            }
+            None => {}
         }
+    }
+
+    /// Wait for the ack `id` of a broadcast: the answer goes to `sink`.
+    pub(crate) fn expect_ack(&self, id: u64, sink: AckSink) {
+        self.0.acks.lock().insert(id, AckWaiter::Broadcast(sink));
+    }
+
+    /// Stop waiting for the ack `id` (the broadcast's round is over).
+    pub(crate) fn forget_ack(&self, id: u64) {
+        self.0.acks.lock().remove(&id);
     }
 
     /// Join a room.

@@ -34,8 +34,15 @@ pub struct RedisConfig {
     pub block_time: Duration,
     /// How often the node says it is alive (`heartbeatInterval`).
     pub heartbeat_interval: Duration,
-    /// How long a socket listing waits for the other nodes.
+    /// How long a socket listing waits for the other nodes; also how long this node
+    /// waits for its clients' answers to another node's broadcast with
+    /// acknowledgements that names no timeout.
     pub request_timeout: Duration,
+    /// Broadcasts with acknowledgements this node waits on at once, at most: its own
+    /// (beyond, `emit_with_ack` fails with `BroadcastAckError::TooManyPending`) and,
+    /// counted apart, other nodes' (beyond, it answers that it reached no client).
+    /// Each is forgotten at its timeout.
+    pub max_ack_requests: usize,
     /// How long one Redis command may take before it counts as failed.
     pub response_timeout: Duration,
     /// Commands waiting to be taken by the publisher task, at most (a hand-off between
@@ -84,6 +91,7 @@ impl RedisConfig {
             block_time: Duration::from_secs(5),
             heartbeat_interval: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
+            max_ack_requests: 10_000,
             response_timeout: Duration::from_secs(2),
             queue_capacity: 65_536,
             outage_buffer_bytes: 64 << 20,

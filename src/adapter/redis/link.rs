@@ -20,8 +20,8 @@ use super::wire::{self, kind, StreamId};
 use super::StateChange;
 use crate::engine::EngineSocket;
 use crate::socketio::adapter::{
-    BoxFuture, ClusterBroadcast, LocalNamespace, NamespaceAdapter, Recovered, SessionRecord,
-    SocketInfo,
+    BoxFuture, BroadcastAckError, BroadcastAckFuture, ClusterBroadcast, LocalNamespace,
+    NamespaceAdapter, Recovered, SessionRecord, SocketInfo,
 };
 use crate::socketio::emitter::{EmitError, EmitReport};
 use crate::socketio::namespace::Outgoing;
@@ -102,6 +102,15 @@ impl NamespaceAdapter for NsLink {
         let report = ns.deliver(&msg, None)?;
         self.publish(msg, false);
         Ok(report)
+    }
+
+    fn broadcast_with_ack(
+        &self,
+        ns: &dyn LocalNamespace,
+        out: &Outgoing<'_>,
+        timeout: Duration,
+    ) -> Result<BroadcastAckFuture, BroadcastAckError> {
+        super::acks::broadcast_with_ack(&self.node, &self.name, ns, out, timeout)
     }
 
     fn send_snapshot(

@@ -10,8 +10,9 @@
 //!   broadcast; in ordered mode (recovery on) it also delivers this node's own
 //!   broadcasts, so that every node delivers in log order with the log ids as offsets.
 //!   It is also where recovering clients are slotted in: between two entries;
-//! - the **subscriber** listens on the pub/sub channels for requests (socket listings),
-//!   answers, and what `@socket.io/redis-emitter` publishes;
+//! - the **subscriber** listens on the pub/sub channels for requests (socket listings,
+//!   broadcasts with acknowledgements), answers, and what `@socket.io/redis-emitter`
+//!   publishes;
 //! - the **ticker** sends heartbeats and refreshes the sessions of live sockets.
 //!
 //! While Redis is unreachable, local delivery goes on at full speed (ordered
@@ -21,6 +22,7 @@
 //! reports itself not ready (`GET /readyz`), and the tasks reconnect within half a
 //! second. Formats and guarantees: `docs/cluster.md`.
 
+mod acks;
 mod commands;
 mod config;
 mod emitter;
@@ -98,6 +100,19 @@ impl RedisAdapter {
     /// This node's id in the cluster (the `uid` of its messages).
     pub fn uid(&self) -> &str {
         &self.node.uid
+    }
+
+    /// Broadcasts with acknowledgements of this node still waiting for answers (each is
+    /// forgotten at its timeout), and answers that came for no waiting request (late,
+    /// or never asked) since the start.
+    #[doc(hidden)]
+    pub fn ack_requests(&self) -> (usize, u64) {
+        (
+            self.node.ack_requests.lock().len(),
+            self.node
+                .unknown_acks
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Whether this node is joined to its cluster now: every Redis connection up and

@@ -5,7 +5,7 @@
 //! themselves live in their own files.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +14,7 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::acks::{asker, Ask};
 use super::config::RedisConfig;
 use super::link::NsLink;
 use super::loader::{load_map, loader};
@@ -25,6 +26,7 @@ use super::subscriber::subscriber;
 use super::ticker::ticker;
 use super::wire::{self, kind};
 use crate::metrics::{ClusterGauge, Stats};
+use crate::socketio::adapter::acks::AckSink;
 use crate::socketio::adapter::{
     AdapterNode, BoxFuture, ClusterBroadcast, LocalNamespace, NamespaceAdapter, Namespaces,
     Readiness, SocketInfo,
@@ -67,6 +69,19 @@ pub(super) struct Node {
     pub(super) pending: Mutex<HashMap<u64, Pending>>,
     pub(super) next_seq: AtomicU64,
     pub(super) requests: Mutex<HashMap<String, mpsc::UnboundedSender<Vec<SocketInfo>>>>,
+    /// This node's broadcasts with acknowledgements waiting for the other nodes, by
+    /// request id (at most `max_ack_requests`; each removed at its timeout).
+    pub(super) ack_requests: Mutex<HashMap<String, AckSink>>,
+    /// Other nodes' broadcasts with acknowledgements whose answers this node forwards.
+    pub(super) ack_rounds: AtomicUsize,
+    /// Answers to broadcasts with acknowledgements that came for no waiting request
+    /// (late, after the timeout, or never asked).
+    pub(super) unknown_acks: AtomicU64,
+    /// The server's runtime, once started (tasks spawned from other threads).
+    pub(super) runtime: OnceLock<tokio::runtime::Handle>,
+    /// This node's broadcasts with acknowledgements, to the task that publishes them.
+    pub(super) ack_tx: mpsc::UnboundedSender<Ask>,
+    ack_rx: Mutex<Option<mpsc::UnboundedReceiver<Ask>>>,
     /// The command connection, while the publisher holds a live one.
     pub(super) cmd: Mutex<Option<MultiplexedConnection>>,
     namespaces: Mutex<Vec<String>>,
@@ -88,6 +103,7 @@ impl Node {
         let (recover_tx, recover_rx) = mpsc::channel(4096);
         let (sub_tx, sub_rx) = mpsc::unbounded_channel();
         let (load_tx, load_rx) = mpsc::unbounded_channel();
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         Arc::new_cyclic(|this| Self {
             this: this.clone(),
             uid: format!("{:016x}", rand::random::<u64>()),
@@ -108,6 +124,12 @@ impl Node {
             pending: Mutex::new(HashMap::new()),
             next_seq: AtomicU64::new(1),
             requests: Mutex::new(HashMap::new()),
+            ack_requests: Mutex::new(HashMap::new()),
+            ack_rounds: AtomicUsize::new(0),
+            unknown_acks: AtomicU64::new(0),
+            runtime: OnceLock::new(),
+            ack_tx,
+            ack_rx: Mutex::new(Some(ack_rx)),
             cmd: Mutex::new(None),
             namespaces: Mutex::new(Vec::new()),
             ready: watch::channel(false).0,
@@ -282,6 +304,7 @@ impl AdapterNode for Node {
             stats.cluster_gauge(ClusterGauge::Enabled, 1);
         }
         let _ = self.core.set(core);
+        let _ = self.runtime.set(runtime.clone());
         let me = self.me();
         if let Some(rx) = self.rx.lock().take() {
             runtime.spawn(publisher(me.clone(), rx));
@@ -294,6 +317,9 @@ impl AdapterNode for Node {
         }
         if let Some(rx) = self.load_rx.lock().take() {
             runtime.spawn(loader(me.clone(), rx));
+        }
+        if let Some(rx) = self.ack_rx.lock().take() {
+            runtime.spawn(asker(me.clone(), rx));
         }
         runtime.spawn(ticker(me.clone()));
         runtime.spawn(startup(me));
@@ -333,7 +359,7 @@ impl AdapterNode for Node {
 
 impl Node {
     /// An Arc of this node, for its tasks (a node lives in an Arc from its creation).
-    fn me(&self) -> Arc<Node> {
+    pub(super) fn me(&self) -> Arc<Node> {
         match self.this.upgrade() {
             Some(me) => me,
             // Only reachable while the last Arc is being dropped, when nothing calls us.

@@ -1,7 +1,7 @@
 //! The pub/sub side of the cluster: the subscriber task listens on every
 //! namespace's channels for other nodes' requests and answers and for what
 //! `@socket.io/redis-emitter` publishes; [`fetch_remote_sockets`] is the request
-//! side of a socket listing.
+//! side of a socket listing (broadcasts with acknowledgements: `acks.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +9,14 @@ use std::time::Duration;
 use redis::Value as RValue;
 use tokio::sync::mpsc;
 
+use super::acks::{answer, on_response};
 use super::node::{backoff, Node};
 use super::publisher::Command;
 use super::reader::{apply_message, deliver};
 use super::reply::{items, text};
 use super::status::Task;
 use super::wire::{self, kind, Message, PubSub};
+use crate::socketio::adapter::acks::AckEvent;
 use crate::socketio::adapter::LocalNamespace;
 use crate::socketio::adapter::SocketInfo;
 use crate::socketio::rooms::Target;
@@ -234,21 +236,37 @@ fn on_cluster_pubsub(node: &Node, ns: &Arc<dyn LocalNamespace>, from: &str, mess
             }
         }
         Message::Broadcast { meta, msg, delta } => match meta.request_id {
-            Some(request_id) => {
-                // Acknowledgements cannot cross to this server: answer that none of
-                // its clients will acknowledge, so that the sender does not wait.
-                node.enqueue(Command::Publish {
-                    channel: node.config.private_channel(ns.name(), from),
-                    payload: wire::encode_pubsub(
-                        &node.uid,
-                        ns.name(),
-                        kind::BROADCAST_CLIENT_COUNT,
-                        wire::client_count(&request_id, 0),
-                    ),
-                });
-            }
+            Some(request_id) => answer(node, &**ns, from, &msg, request_id, meta.timeout_ms),
             None => deliver(node, ns, &msg, delta, None),
         },
+        Message::BroadcastClientCount {
+            request_id,
+            count,
+            sids,
+        } => on_response(
+            node,
+            from,
+            &request_id,
+            AckEvent::Count {
+                node: from.to_string(),
+                count,
+                sockets: sids,
+            },
+        ),
+        Message::BroadcastAck {
+            request_id,
+            data,
+            sid,
+        } => on_response(
+            node,
+            from,
+            &request_id,
+            AckEvent::Reply {
+                socket: sid.map(Arc::from),
+                data,
+                local: false,
+            },
+        ),
         other => apply_message(node, ns, from, other),
     }
 }

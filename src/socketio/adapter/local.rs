@@ -91,6 +91,15 @@ impl NamespaceAdapter for LocalNamespaceAdapter {
         Ok(report)
     }
 
+    fn broadcast_with_ack(
+        &self,
+        ns: &dyn LocalNamespace,
+        out: &Outgoing<'_>,
+        timeout: std::time::Duration,
+    ) -> Result<super::BroadcastAckFuture, super::BroadcastAckError> {
+        super::acks::local_only(ns, out, timeout)
+    }
+
     fn send_snapshot(
         &self,
         ns: &dyn LocalNamespace,

@@ -10,6 +10,7 @@
 //! | operation | local | cluster |
 //! |---|---|---|
 //! | broadcast (all, rooms, except) | fan-out to local sockets | also appended to the broadcast log; every other node fans it out to its own sockets |
+//! | broadcast with acknowledgements | local sockets' answers | also asks every other node, which sends to its sockets and forwards their answers ([`acks`]) |
 //! | `join_room`/`leave_room`/`disconnect` by target | local registry | also forwarded to the other nodes |
 //! | socket listing, rooms of a socket | local registry | [`Broadcast::fetch_sockets`](crate::Broadcast::fetch_sockets) asks every node |
 //! | recovery session | replay buffer in memory | session and packets in the shared log: any node recovers the client |
@@ -22,6 +23,7 @@
 //! internals. The public face is the opaque [`Adapter`], made from a [`LocalAdapter`]
 //! or a `RedisAdapter` and given to [`crate::Server::set_adapter`].
 
+pub(crate) mod acks;
 mod local;
 
 use std::future::Future;
@@ -31,6 +33,7 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use serde_json::Value;
 
+pub use self::acks::{AckReply, BroadcastAckError, BroadcastAckFuture, BroadcastAcks};
 pub use self::local::LocalAdapter;
 use crate::engine::EngineSocket;
 use crate::socketio::context::Context;
@@ -205,6 +208,9 @@ pub(crate) trait LocalNamespace: Send + Sync {
     fn send_direct(&self, socket: &Socket, out: &Outgoing<'_>) -> Result<(), EmitError>;
     /// Number of local sockets the target reaches.
     fn count(&self, target: &Target) -> usize;
+    /// The local sockets the target reaches whose subscription filters let
+    /// `filter_key` through (as a broadcast's fan-out selects them).
+    fn targets(&self, target: &Target, filter_key: &str) -> Vec<Socket>;
     /// The local sockets the target reaches, as listings report them.
     fn socket_infos(&self, target: &Target) -> Vec<SocketInfo>;
     /// Local sockets the target reaches join `rooms`.
@@ -282,6 +288,15 @@ pub(crate) trait NamespaceAdapter: Send + Sync {
         ns: &dyn LocalNamespace,
         out: &Outgoing<'_>,
     ) -> Result<EmitReport, EmitError>;
+    /// Send `out` to every socket it targets (on every node) with an ack request, and
+    /// collect their answers until all came or `timeout` passed. Never stored for
+    /// recovery (an ack cannot be answered after a reconnection).
+    fn broadcast_with_ack(
+        &self,
+        ns: &dyn LocalNamespace,
+        out: &Outgoing<'_>,
+        timeout: std::time::Duration,
+    ) -> Result<BroadcastAckFuture, BroadcastAckError>;
     /// Send a state snapshot to one local socket, ordered before the deltas that follow.
     fn send_snapshot(
         &self,

@@ -511,6 +511,13 @@ impl LocalNamespace for Namespace {
         self.members.count(target)
     }
 
+    fn targets(&self, target: &Target, filter_key: &str) -> Vec<Socket> {
+        let mut sockets = Vec::new();
+        self.members
+            .for_each_target(target, Some(filter_key), |s| sockets.push(s.clone()));
+        sockets
+    }
+
     fn socket_infos(&self, target: &Target) -> Vec<SocketInfo> {
         self.members
             .targets(target)

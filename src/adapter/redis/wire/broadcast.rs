@@ -33,6 +33,9 @@ struct JsonOpts {
 struct JsonFlags {
     #[serde(default)]
     volatile: Option<bool>,
+    /// The ack timeout of a broadcast with acknowledgements, in ms.
+    #[serde(default)]
+    timeout: Option<f64>,
 }
 
 impl JsonOpts {
@@ -49,6 +52,16 @@ impl JsonOpts {
             .and_then(|f| f.volatile)
             .unwrap_or(false)
     }
+
+    fn timeout(&self) -> Option<u64> {
+        self.flags.as_ref().and_then(|f| f.timeout).and_then(ms)
+    }
+}
+
+/// A timeout in ms as JavaScript writes it (any number); None when it is not one.
+fn ms(v: f64) -> Option<u64> {
+    // `as` saturates; NaN and negatives are not timeouts.
+    (v.is_finite() && v >= 0.0).then_some(v as u64)
 }
 
 /// `{"rooms":[...],"except":[...],"flags":{...}}` as JSON text.
@@ -100,6 +113,37 @@ pub(crate) fn broadcast_data(nsp: &str, msg: &ClusterBroadcast) -> String {
         (Mp::from("opts"), opts_mp(&msg.target, msg.volatile)),
     ]);
     base64::engine::general_purpose::STANDARD.encode(mp_encode(&body))
+}
+
+/// A BROADCAST with an acknowledgement request, as pub/sub carries it (the msgpack
+/// `data` of the message): `{packet, requestId, opts}`, with the ack timeout in
+/// `opts.flags.timeout` (ms) as socket.io sets it. Never written to the stream.
+pub(crate) fn ack_request(
+    nsp: &str,
+    msg: &ClusterBroadcast,
+    request_id: &str,
+    timeout_ms: u64,
+) -> Mp {
+    let data: Value =
+        serde_json::from_slice(&data_array(msg)).unwrap_or_else(|_| Value::Array(Vec::new()));
+    let packet = Mp::Map(vec![
+        (Mp::from("type"), Mp::from(2u64)),
+        (Mp::from("data"), json_to_mp(&data, &msg.attachments)),
+        (Mp::from("nsp"), Mp::from(nsp)),
+    ]);
+    let mut opts = opts_mp(&msg.target, msg.volatile);
+    if let Mp::Map(entries) = &mut opts {
+        for (key, value) in entries.iter_mut() {
+            if let (Some("flags"), Mp::Map(flags)) = (key.as_str(), value) {
+                flags.push((Mp::from("timeout"), Mp::from(timeout_ms)));
+            }
+        }
+    }
+    Mp::Map(vec![
+        (Mp::from("packet"), packet),
+        (Mp::from("requestId"), Mp::from(request_id)),
+        (Mp::from("opts"), opts),
+    ])
 }
 
 /// Build the broadcast from the event name and the other arguments, each already JSON.
@@ -225,6 +269,7 @@ pub(crate) fn decode_broadcast(
         let meta = BroadcastMeta {
             request_id: body.request_id.filter(|r| !r.is_null()),
             has_packet_id: body.packet.id.is_some_and(|i| !i.is_null()),
+            timeout_ms: body.opts.timeout(),
         };
         return Ok((msg, meta, delta));
     }
@@ -251,6 +296,11 @@ pub(super) fn decode_broadcast_mp(
             .filter(|r| !r.is_nil())
             .map(|r| mp_to_json(r, &mut Vec::new())),
         has_packet_id: mp_get(packet, "id").is_some_and(|i| !i.is_nil()),
+        timeout_ms: mp_get(body, "opts")
+            .and_then(|o| mp_get(o, "flags"))
+            .and_then(|f| mp_get(f, "timeout"))
+            .and_then(|t| t.as_f64().or_else(|| t.as_u64().map(|u| u as f64)))
+            .and_then(ms),
     };
     Ok((msg, meta, delta))
 }

@@ -134,7 +134,7 @@ pub(super) fn decode_typed(kind: u64, data: &Value) -> Result<Message, Malformed
     })
 }
 
-fn request_id(v: &Value) -> Result<String, Malformed> {
+pub(super) fn request_id(v: &Value) -> Result<String, Malformed> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),

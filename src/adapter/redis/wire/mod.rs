@@ -18,16 +18,17 @@ mod session;
 use serde_json::Value;
 
 use crate::socketio::adapter::{ClusterBroadcast, SocketInfo};
+use crate::socketio::packet::Payload;
 use crate::socketio::rooms::{Room, Target};
 
-pub(crate) use self::broadcast::{broadcast_data, opts_json};
+pub(crate) use self::broadcast::{ack_request, broadcast_data, opts_json};
 // Only tests outside this folder read broadcasts back.
 #[cfg(test)]
 pub(crate) use self::broadcast::decode_broadcast;
 pub(crate) use self::entry::{decode_entry, disconnect_data, rooms_op_data, Entry};
 pub(crate) use self::pubsub::{
-    client_count, decode_emitter_request, decode_pubsub, encode_pubsub, fetch_request,
-    fetch_response, PubSub,
+    broadcast_ack, client_count, decode_emitter_request, decode_pubsub, encode_pubsub,
+    fetch_request, fetch_response, PubSub,
 };
 pub(crate) use self::session::{decode_session, encode_session, reaches};
 
@@ -44,6 +45,7 @@ pub(crate) mod kind {
     pub const FETCH_SOCKETS: u64 = 7;
     pub const FETCH_SOCKETS_RESPONSE: u64 = 8;
     pub const BROADCAST_CLIENT_COUNT: u64 = 11;
+    pub const BROADCAST_ACK: u64 = 12;
     pub const ADAPTER_CLOSE: u64 = 13;
 }
 
@@ -91,6 +93,9 @@ pub(crate) struct BroadcastMeta {
     pub request_id: Option<Value>,
     /// The packet has an ack id: never stored for recovery.
     pub has_packet_id: bool,
+    /// `opts.flags.timeout` (ms): how long the sender of a broadcast with
+    /// acknowledgements waits for them.
+    pub timeout_ms: Option<u64>,
 }
 
 /// A keyed-state delta found in a broadcast.
@@ -132,6 +137,20 @@ pub(crate) enum Message {
     FetchSocketsResponse {
         request_id: String,
         sockets: Vec<SocketInfo>,
+    },
+    /// How many clients a node sent a broadcast with acknowledgements to (and, from
+    /// swarmcast nodes, which: the `sids` field Node ignores).
+    BroadcastClientCount {
+        request_id: String,
+        count: usize,
+        sids: Option<Vec<String>>,
+    },
+    /// One client's answer to a broadcast with acknowledgements (its first argument),
+    /// and from swarmcast nodes the socket that gave it (`sid`).
+    BroadcastAck {
+        request_id: String,
+        data: Payload,
+        sid: Option<String>,
     },
     InitialHeartbeat,
     Heartbeat,
