@@ -8,7 +8,10 @@
 # build step and per sanitizer verdict; the last line is "N passed, M failed". Exits
 # non-zero on any failure. Artefacts and logs: target/c-tests/.
 #
-# Env: C_TEST_THREADS / C_TEST_PER_THREAD size the concurrent-emit test (default 4 x 500).
+# Env: C_TEST_THREADS / C_TEST_PER_THREAD size the concurrent-emit test (default 4 x 500);
+# CARGO_TARGET_DIR, if set, is where the library is built and taken from. The cluster
+# tests start their own redis-server (scripts/install-test-deps.sh installs it) on a
+# free loopback port and stop it.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -23,7 +26,8 @@ CXX="${CXX:-c++}"
 WARN=(-Wall -Wextra -Werror)
 ASAN=(-fsanitize=address -fno-omit-frame-pointer -g)
 SYSLIBS=(-lpthread -ldl -lm -lrt -lutil)
-LIB="$ROOT/target/debug/libswarmcast.a"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+LIB="$TARGET_DIR/debug/libswarmcast.a"
 THREADS="${C_TEST_THREADS:-4}"
 PER_THREAD="${C_TEST_PER_THREAD:-500}"
 # Leaks fail with exit code 23; other ASan errors with 1 (the programs use 1 for
@@ -140,12 +144,13 @@ build_test bad_input
 build_test e2e
 build_test restart
 build_test teardown
+build_test cluster
 # The complete example of docs/c.md (the first ```c block) must keep compiling.
 awk '/^```c$/ {on = 1; next} /^```$/ && on {exit} on' docs/c.md >"$OUT/doc_example.c"
 step "docs/c.md example compiles" "$CC" -std=c11 -pedantic "${WARN[@]}" -Iinclude \
     "$OUT/doc_example.c" "$LIB" "${SYSLIBS[@]}" -o "$OUT/doc_example"
-step "make -C examples/c (static, shared, C++)" make -C examples/c BUILD="$OUT/examples" LIBDIR="$ROOT/target/debug" all
-step "make -C examples/c asan" make -C examples/c BUILD="$OUT/examples" LIBDIR="$ROOT/target/debug" asan
+step "make -C examples/c (static, shared, C++)" make -C examples/c BUILD="$OUT/examples" LIBDIR="$TARGET_DIR/debug" all
+step "make -C examples/c asan" make -C examples/c BUILD="$OUT/examples" LIBDIR="$TARGET_DIR/debug" asan
 
 # --- packaging: install into a temporary prefix, build with pkg-config only ------
 # (the debug build, already there; `bindings/c/install.sh` alone installs the release one)
@@ -248,6 +253,58 @@ if [ -x "$OUT/teardown" ]; then
     rc=$?
     count_checks "$OUT/teardown.out"
     sanitizer_verdict "teardown" "$rc" "$LOGS/teardown.stderr" strict
+fi
+
+# --- cluster: a C Redis emitter, two C nodes joined through a real redis-server ------
+REDIS_PID=""
+stop_redis() {
+    if [ -n "$REDIS_PID" ]; then
+        kill "$REDIS_PID" 2>/dev/null
+        wait "$REDIS_PID" 2>/dev/null
+        REDIS_PID=""
+    fi
+}
+trap stop_redis EXIT
+# start_redis: a throwaway redis-server on a free loopback port (no persistence);
+# sets REDIS_URL. Waits at most 10 s for it to answer.
+start_redis() {
+    local port i
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+        >"$LOGS/redis-server.log" 2>&1 &
+    REDIS_PID=$!
+    REDIS_URL="redis://127.0.0.1:$port"
+    for i in $(seq 1 100); do
+        if redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+if ! command -v redis-server >/dev/null 2>&1; then
+    fail "redis-server is missing (scripts/install-test-deps.sh installs it)"
+elif ! start_redis; then
+    fail "redis-server did not start (see target/c-tests/logs/redis-server.log)"
+else
+    pass "redis-server on $REDIS_URL"
+    if [ -x "$OUT/cluster" ]; then
+        timeout 120 "$OUT/cluster" "$REDIS_URL" >"$OUT/cluster.out" 2>"$LOGS/cluster.stderr" &
+        pid=$!
+        if line="$(wait_for_line "$OUT/cluster.out" '^PORTS [0-9]+ [0-9]+$' "$pid")"; then
+            read -r _ port_a port_b <<<"$line"
+            timeout 60 node tests/c/cluster_client.mjs "$port_a" "$port_b" \
+                >"$OUT/cluster_client.out" 2>&1
+            count_checks "$OUT/cluster_client.out"
+        else
+            fail "tests/c/cluster did not start its two nodes"
+        fi
+        wait "$pid"
+        rc=$?
+        count_checks "$OUT/cluster.out"
+        sanitizer_verdict "cluster" "$rc" "$LOGS/cluster.stderr" strict
+    fi
+    stop_redis
 fi
 
 echo "$passed passed, $failed failed"
