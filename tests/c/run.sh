@@ -145,6 +145,12 @@ build_test e2e
 build_test restart
 build_test teardown
 build_test cluster
+# ThreadSanitizer builds (see the TSan section below).
+TSAN=(-fsanitize=thread -fno-omit-frame-pointer -g -O1)
+for name in tsan teardown; do
+    step "compile tests/c/$name.c (TSan)" "$CC" -std=c11 "${WARN[@]}" "${TSAN[@]}" -Iinclude \
+        "tests/c/$name.c" "$LIB" "${SYSLIBS[@]}" -o "$OUT/$name-tsan"
+done
 # The complete example of docs/c.md (the first ```c block) must keep compiling.
 awk '/^```c$/ {on = 1; next} /^```$/ && on {exit} on' docs/c.md >"$OUT/doc_example.c"
 step "docs/c.md example compiles" "$CC" -std=c11 -pedantic "${WARN[@]}" -Iinclude \
@@ -255,6 +261,46 @@ if [ -x "$OUT/teardown" ]; then
     sanitizer_verdict "teardown" "$rc" "$LOGS/teardown.stderr" strict
 fi
 
+# --- ThreadSanitizer: bindings/c/tsan.supp silences the Rust runtime, not your races ---
+# tsan_run NAME: run $OUT/NAME-tsan with the suppressions (output in $OUT/NAME-tsan.out,
+# reports in $LOGS/NAME-tsan.stderr). Kernels with high mmap entropy make older TSan
+# abort ("unexpected memory mapping"): then again without ASLR.
+tsan_run() {
+    local name="$1" supp="${2-suppressions=$ROOT/bindings/c/tsan.supp}"
+    TSAN_OPTIONS="$supp" timeout 120 "$OUT/$name-tsan" >"$OUT/$name-tsan.out" \
+        2>"$LOGS/$name-tsan.stderr"
+    if grep -q 'unexpected memory mapping' "$LOGS/$name-tsan.stderr"; then
+        TSAN_OPTIONS="$supp" timeout 120 setarch "$(uname -m)" -R "$OUT/$name-tsan" \
+            >"$OUT/$name-tsan.out" 2>"$LOGS/$name-tsan.stderr"
+    fi
+}
+tsan_reports() { grep -c 'WARNING: ThreadSanitizer' "$1" || true; }
+if [ -x "$OUT/teardown-tsan" ]; then
+    tsan_run teardown ""
+    without="$(tsan_reports "$LOGS/teardown-tsan.stderr")"
+    tsan_run teardown
+    n="$(tsan_reports "$LOGS/teardown-tsan.stderr")"
+    count_checks "$OUT/teardown-tsan.out"
+    if [ "$n" -eq 0 ]; then
+        pass "tests/c/teardown.c under TSan with bindings/c/tsan.supp: no report ($without without it)"
+    else
+        fail "tests/c/teardown.c under TSan with bindings/c/tsan.supp: $n reports (see target/c-tests/logs/teardown-tsan.stderr)"
+        grep -A12 'WARNING: ThreadSanitizer' "$LOGS/teardown-tsan.stderr" | sed 's/^/    /' | head -40
+    fi
+fi
+if [ -x "$OUT/tsan-tsan" ]; then
+    tsan_run tsan
+    n="$(tsan_reports "$LOGS/tsan-tsan.stderr")"
+    count_checks "$OUT/tsan-tsan.out"
+    if [ "$n" -eq 1 ] && grep -q 'SUMMARY: ThreadSanitizer: data race tests/c/tsan.c' "$LOGS/tsan-tsan.stderr" &&
+        grep -q 'on_log tests/c/tsan.c' "$LOGS/tsan-tsan.stderr"; then
+        pass "tests/c/tsan.c: the deliberate race between a log callback and main is reported, nothing else"
+    else
+        fail "tests/c/tsan.c: want exactly the deliberate race, got $n reports (see target/c-tests/logs/tsan-tsan.stderr)"
+        grep -A12 'WARNING: ThreadSanitizer' "$LOGS/tsan-tsan.stderr" | sed 's/^/    /' | head -40
+    fi
+fi
+
 # --- cluster: a C Redis emitter, two C nodes joined through a real redis-server ------
 REDIS_PID=""
 stop_redis() {
@@ -303,6 +349,33 @@ else
         rc=$?
         count_checks "$OUT/cluster.out"
         sanitizer_verdict "cluster" "$rc" "$LOGS/cluster.stderr" strict
+    fi
+    # examples/c/cluster.c: a node, a client of it, then the emit mode publishing to it.
+    if [ -x "$OUT/examples/cluster-asan" ]; then
+        timeout 60 "$OUT/examples/cluster-asan" --redis "$REDIS_URL" node --port 0 --seconds 15 \
+            >"$LOGS/cluster-node.out" 2>"$LOGS/cluster-node.stderr" &
+        pid=$!
+        if line="$(wait_for_line "$LOGS/cluster-node.out" 'listening on http://127.0.0.1:[0-9]+' "$pid")"; then
+            port="$(sed -E 's/.*127\.0\.0\.1:([0-9]+).*/\1/' <<<"$line")"
+            timeout 40 node tests/c/cluster_example_client.mjs "$port" status 3 \
+                >"$OUT/cluster_example_client.out" 2>&1 &
+            client=$!
+            if wait_for_line "$OUT/cluster_example_client.out" '^connected$' "$client" >/dev/null; then
+                timeout 30 "$OUT/examples/cluster-asan" --redis "$REDIS_URL" emit --count 3 \
+                    status '{"agent":7,"state":"busy"}' >"$LOGS/cluster-emit.out" \
+                    2>"$LOGS/cluster-emit.stderr"
+                sanitizer_verdict "examples/c/cluster.c emit" "$?" "$LOGS/cluster-emit.stderr" strict
+            else
+                fail "the client of examples/c/cluster.c did not connect"
+            fi
+            wait "$client"
+            count_checks "$OUT/cluster_example_client.out"
+            kill -INT "$pid" 2>/dev/null
+        else
+            fail "examples/c/cluster.c node did not start listening"
+        fi
+        wait "$pid"
+        sanitizer_verdict "examples/c/cluster.c node" "$?" "$LOGS/cluster-node.stderr" strict
     fi
     stop_redis
 fi
