@@ -190,8 +190,10 @@ enum swarmcast_result
   SWARMCAST_RESULT_TIMED_OUT = 20,
   /**
    * Redis refused, could not be reached, or did not answer within
-   * `SWARMCAST_REDIS_TIMEOUT_MS` (a Redis emitter's connect or emit). The log
-   * callback (`swarmcast_set_log_callback`) receives Redis's own words at WARN.
+   * `SWARMCAST_REDIS_TIMEOUT_MS` (a Redis emitter's connect or emit), or a node was
+   * not joined to its cluster by the deadline of
+   * `swarmcast_server_wait_cluster_ready`. The log callback
+   * (`swarmcast_set_log_callback`) receives Redis's own words at WARN.
    */
   SWARMCAST_RESULT_REDIS_FAILED = 21,
   /**
@@ -1040,6 +1042,27 @@ swarmcast_result swarmcast_config_set_redis(struct swarmcast_config *config,
  */
 swarmcast_result swarmcast_server_cluster_ready(const struct swarmcast_server *server,
                                                 bool *out_ready);
+
+/**
+ * Wait, at most `timeout_ms` milliseconds, until the running server is joined to its
+ * cluster (see `swarmcast_server_cluster_ready`): for programs that would rather not
+ * serve while cut off from the other nodes, call it after `swarmcast_server_start`
+ * and stop on failure.
+ *
+ * Returns `SWARMCAST_RESULT_OK` once joined (at once for a server without
+ * `swarmcast_config_set_redis`), `SWARMCAST_RESULT_REDIS_FAILED` when it is still not
+ * joined at the deadline (Redis unreachable, credentials refused: the log callback
+ * has the reason), `SWARMCAST_RESULT_NOT_RUNNING` when the server is not running,
+ * `SWARMCAST_RESULT_INVALID_ARGUMENT` for a `timeout_ms` over
+ * `SWARMCAST_MAX_DURATION_MS`.
+ *
+ * Thread safety: any thread; blocks (in a callback, it holds that handler thread).
+ *
+ * # Safety
+ * `server` is a live server.
+ */
+swarmcast_result swarmcast_server_wait_cluster_ready(const struct swarmcast_server *server,
+                                                     uint64_t timeout_ms);
 
 /**
  * Write a short English description of `result` (any number; unknown ones are

@@ -254,6 +254,12 @@ static void log_callback(void) {
     CHECK_RC(set_filter(SWARMCAST_LOG_LEVEL_INFO), SWARMCAST_RESULT_OK);
     s = start_plain();
     check(logs_wait(&logs.listening, 5000), "at INFO, \"swarmcast listening\" reaches the callback");
+    {
+        bool ready = false;
+        CHECK_RC(swarmcast_server_cluster_ready(s, &ready), SWARMCAST_RESULT_OK);
+        check(ready, "a server without a cluster is always ready");
+        CHECK_RC(swarmcast_server_wait_cluster_ready(s, 0), SWARMCAST_RESULT_OK);
+    }
     check(logs_get(&logs.bad_message) == 0, "every record has a swarmcast target and message_len");
     pthread_mutex_lock(&logs.lock);
     swarmcast_result inside = logs.set_inside;
@@ -281,9 +287,17 @@ static void log_callback(void) {
         bool ready = true;
         CHECK_RC(swarmcast_server_cluster_ready(s, &ready), SWARMCAST_RESULT_OK);
         check(!ready, "a node whose Redis is unreachable is not ready");
+        double t1 = now_s();
+        CHECK_RC(swarmcast_server_wait_cluster_ready(s, 300), SWARMCAST_RESULT_REDIS_FAILED);
+        check(now_s() - t1 >= 0.25 && now_s() - t1 < 2,
+              "swarmcast_server_wait_cluster_ready gives up at its deadline (%.2f s)",
+              now_s() - t1);
+        CHECK_RC(swarmcast_server_wait_cluster_ready(s, SWARMCAST_MAX_DURATION_MS + 1),
+                 SWARMCAST_RESULT_INVALID_ARGUMENT);
         double t0 = now_s();
         CHECK_RC(swarmcast_server_stop(s), SWARMCAST_RESULT_OK);
         check(now_s() - t0 < 10, "its stop is bounded (%.1f s)", now_s() - t0);
+        CHECK_RC(swarmcast_server_wait_cluster_ready(s, 100), SWARMCAST_RESULT_NOT_RUNNING);
         CHECK_RC(swarmcast_server_start(s), SWARMCAST_RESULT_INVALID_CONFIG);
         swarmcast_server_free(s);
     }
@@ -398,6 +412,8 @@ static void two_nodes(const char *url) {
         return;
     }
     check(wait_ready(node_a, 5) && wait_ready(node_b, 5), "both nodes are joined to the cluster");
+    CHECK_RC(swarmcast_server_wait_cluster_ready(node_a, 5000), SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_server_wait_cluster_ready(NULL, 5000), SWARMCAST_RESULT_NULL_PARAMETER);
 
     swarmcast_redis_emitter *e = NULL;
     CHECK_RC(swarmcast_redis_emitter_new(url, STREAM, &e), SWARMCAST_RESULT_OK);

@@ -393,6 +393,54 @@ pub unsafe extern "C" fn swarmcast_server_cluster_ready(
     })
 }
 
+/// Wait, at most `timeout_ms` milliseconds, until the running server is joined to its
+/// cluster (see `swarmcast_server_cluster_ready`): for programs that would rather not
+/// serve while cut off from the other nodes, call it after `swarmcast_server_start`
+/// and stop on failure.
+///
+/// Returns `SWARMCAST_RESULT_OK` once joined (at once for a server without
+/// `swarmcast_config_set_redis`), `SWARMCAST_RESULT_REDIS_FAILED` when it is still not
+/// joined at the deadline (Redis unreachable, credentials refused: the log callback
+/// has the reason), `SWARMCAST_RESULT_NOT_RUNNING` when the server is not running,
+/// `SWARMCAST_RESULT_INVALID_ARGUMENT` for a `timeout_ms` over
+/// `SWARMCAST_MAX_DURATION_MS`.
+///
+/// Thread safety: any thread; blocks (in a callback, it holds that handler thread).
+///
+/// # Safety
+/// `server` is a live server.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_wait_cluster_ready(
+    server: *const crate::server::swarmcast_server,
+    timeout_ms: u64,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: a live server, as documented above.
+        let s = unsafe { crate::server::server_arg(server)? };
+        if timeout_ms > crate::config::SWARMCAST_MAX_DURATION_MS {
+            return Err(swarmcast_result::InvalidArgument);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+        loop {
+            if !s.is_running() {
+                return Err(swarmcast_result::NotRunning);
+            }
+            #[cfg(feature = "redis")]
+            let ready = s.cluster.as_ref().is_none_or(|c| c.readiness().ready);
+            #[cfg(not(feature = "redis"))]
+            let ready = true;
+            if ready {
+                return Ok(());
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(swarmcast_result::RedisFailed);
+            }
+            std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(20)));
+        }
+    })
+}
+
 /// Make `server` a node of the cluster its config names (if any); the adapter is kept
 /// for its readiness.
 #[cfg(feature = "redis")]

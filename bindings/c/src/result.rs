@@ -68,8 +68,10 @@ pub enum swarmcast_result {
     /// waits for them), or `swarmcast_wait_teardown` gave up.
     TimedOut = 20,
     /// Redis refused, could not be reached, or did not answer within
-    /// `SWARMCAST_REDIS_TIMEOUT_MS` (a Redis emitter's connect or emit). The log
-    /// callback (`swarmcast_set_log_callback`) receives Redis's own words at WARN.
+    /// `SWARMCAST_REDIS_TIMEOUT_MS` (a Redis emitter's connect or emit), or a node was
+    /// not joined to its cluster by the deadline of
+    /// `swarmcast_server_wait_cluster_ready`. The log callback
+    /// (`swarmcast_set_log_callback`) receives Redis's own words at WARN.
     RedisFailed = 21,
     /// This build of libswarmcast lacks the feature (the Redis cluster: cargo feature
     /// `redis`, on by default).

@@ -85,6 +85,11 @@ impl swarmcast_server {
             .ok_or(swarmcast_result::UnknownNamespace)
     }
 
+    /// Whether the server runs now.
+    pub(crate) fn is_running(&self) -> bool {
+        self.host.is_running()
+    }
+
     /// Callbacks are registered while the server is not running.
     fn register(
         &self,
