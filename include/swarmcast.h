@@ -999,6 +999,46 @@ swarmcast_result swarmcast_redis_emitter_emit(const struct swarmcast_redis_emitt
                                               size_t json_len);
 
 /**
+ * Set `key` of the keyed live state map `map` (namespace `nsp`) to one JSON value
+ * (`json_len` bytes at `json`) on every node: stored in Redis, and the
+ * `swarmcast:delta` reaches the map's subscribers on every node (as
+ * `swarmcast_server_state_set` does on one node). Returns once Redis has it, at most
+ * `SWARMCAST_REDIS_TIMEOUT_MS`.
+ *
+ * Returns `SWARMCAST_RESULT_INVALID_ARGUMENT` for an empty `map` or `key` or a
+ * namespace without a leading '/', `SWARMCAST_RESULT_INVALID_UTF8` /
+ * `SWARMCAST_RESULT_INVALID_JSON` for a bad value, `SWARMCAST_RESULT_REDIS_FAILED`,
+ * `SWARMCAST_RESULT_UNSUPPORTED` as `swarmcast_redis_emitter_emit`.
+ *
+ * Thread safety: any thread, concurrently; blocks for one Redis round trip.
+ *
+ * # Safety
+ * `emitter` is a live emitter; `nsp`, `map`, `key` are NUL-terminated strings; `json`
+ * points to `json_len` readable bytes.
+ */
+swarmcast_result swarmcast_redis_emitter_state_set(const struct swarmcast_redis_emitter *emitter,
+                                                   const char *nsp,
+                                                   const char *map,
+                                                   const char *key,
+                                                   const char *json,
+                                                   size_t json_len);
+
+/**
+ * Delete `key` of the keyed live state map `map` (namespace `nsp`) on every node;
+ * subscribers get a `swarmcast:delta` with `"deleted": true` (also when the key was
+ * not there). Returns and fails as `swarmcast_redis_emitter_state_set`.
+ *
+ * Thread safety: any thread, concurrently; blocks for one Redis round trip.
+ *
+ * # Safety
+ * `emitter` is a live emitter; `nsp`, `map`, `key` are NUL-terminated strings.
+ */
+swarmcast_result swarmcast_redis_emitter_state_delete(const struct swarmcast_redis_emitter *emitter,
+                                                      const char *nsp,
+                                                      const char *map,
+                                                      const char *key);
+
+/**
  * Join the cluster of Redis at `url` whose broadcast log is the stream `stream`:
  * servers created from this config are nodes of it (the core's Redis adapter).
  * Broadcasts (`swarmcast_server_emit*` to everyone or a room), room changes of other

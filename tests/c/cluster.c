@@ -8,8 +8,9 @@
  *    restart);
  * 3. two C servers joined through Redis, one client of each (tests/c/cluster_client.mjs,
  *    socket.io-client): a C Redis emitter emits to everyone, to a room, to two rooms and
- *    to everyone but a room, and a server's own emit crosses to the other node; the
- *    client checks it got exactly its events, in order.
+ *    to everyone but a room, and a server's own emit crosses to the other node; each
+ *    client checks it got exactly its events, in order. The emitter also sets and
+ *    deletes keys of a keyed state map, which run.sh reads back from Redis.
  *
  * Usage: cluster REDIS_URL. Prints "PORTS <a> <b>" once both nodes listen, then waits
  * (bounded) for the clients. */
@@ -214,6 +215,22 @@ static void bad_input(const char *url) {
              SWARMCAST_RESULT_OK);
     CHECK_RC(swarmcast_redis_emitter_emit(e, "/other", blue, 1, blue, 1, "ev", J("[1,2]")),
              SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_redis_emitter_state_set(NULL, "/", "m", "k", J("1")),
+             SWARMCAST_RESULT_NULL_PARAMETER);
+    CHECK_RC(swarmcast_redis_emitter_state_set(e, "/", "", "k", J("1")),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_redis_emitter_state_set(e, "/", "m", NULL, J("1")),
+             SWARMCAST_RESULT_NULL_PARAMETER);
+    CHECK_RC(swarmcast_redis_emitter_state_set(e, "/", "m", "", J("1")),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_redis_emitter_state_set(e, "/", "m", "k", J("[1,")),
+             SWARMCAST_RESULT_INVALID_JSON);
+    CHECK_RC(swarmcast_redis_emitter_state_delete(NULL, "/", "m", "k"),
+             SWARMCAST_RESULT_NULL_PARAMETER);
+    CHECK_RC(swarmcast_redis_emitter_state_delete(e, "x", "m", "k"),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(swarmcast_redis_emitter_state_delete(e, "/", "m", ""),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
     swarmcast_redis_emitter_free(e);
 
     swarmcast_config *c = NULL;
@@ -437,6 +454,15 @@ static void two_nodes(const char *url) {
                  SWARMCAST_RESULT_OK);
         CHECK_RC(swarmcast_redis_emitter_emit(e, "/", both, 2, NULL, 0, "both-rooms",
                                               J("[\"x\",{\"n\":5}]")),
+                 SWARMCAST_RESULT_OK);
+        /* Keyed state: a1 set, a2 set then deleted. run.sh reads the map back from
+         * Redis (the nodes' live deltas to subscribers are not checked here: see the
+         * note in run.sh). */
+        CHECK_RC(swarmcast_redis_emitter_state_set(e, "/", "agents", "a1", J("{\"s\":\"idle\"}")),
+                 SWARMCAST_RESULT_OK);
+        CHECK_RC(swarmcast_redis_emitter_state_set(e, "/", "agents", "a2", J("{\"s\":\"busy\"}")),
+                 SWARMCAST_RESULT_OK);
+        CHECK_RC(swarmcast_redis_emitter_state_delete(e, "/", "agents", "a2"),
                  SWARMCAST_RESULT_OK);
         CHECK_RC(swarmcast_redis_emitter_emit(e, "/", NULL, 0, NULL, 0, "done", J("null")),
                  SWARMCAST_RESULT_OK);

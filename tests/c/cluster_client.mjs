@@ -71,7 +71,12 @@ async function run() {
     "ready acks",
   );
   check(acks.every((r) => r?.ok === true), "both nodes answered the ready acks");
-  await within(20_000, Promise.all([a.done, b.done]), "done on both clients");
+  await within(20_000, Promise.all([a.done, b.done]), "done on both clients").catch((e) => {
+    for (const [c, name] of [[a, "A"], [b, "B"]]) {
+      console.log(`# client of node ${name} got ${JSON.stringify(c.got)}`);
+    }
+    throw e;
+  });
 
   // The emitter's events in emit order; "from-a" once, anywhere (see above).
   const names = (c) => c.got.map((e) => e.event).filter((n) => n !== "from-a").join(",");

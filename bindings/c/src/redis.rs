@@ -186,6 +186,89 @@ pub unsafe extern "C" fn swarmcast_redis_emitter_emit(
     })
 }
 
+/// Set `key` of the keyed live state map `map` (namespace `nsp`) to one JSON value
+/// (`json_len` bytes at `json`) on every node: stored in Redis, and the
+/// `swarmcast:delta` reaches the map's subscribers on every node (as
+/// `swarmcast_server_state_set` does on one node). Returns once Redis has it, at most
+/// `SWARMCAST_REDIS_TIMEOUT_MS`.
+///
+/// Returns `SWARMCAST_RESULT_INVALID_ARGUMENT` for an empty `map` or `key` or a
+/// namespace without a leading '/', `SWARMCAST_RESULT_INVALID_UTF8` /
+/// `SWARMCAST_RESULT_INVALID_JSON` for a bad value, `SWARMCAST_RESULT_REDIS_FAILED`,
+/// `SWARMCAST_RESULT_UNSUPPORTED` as `swarmcast_redis_emitter_emit`.
+///
+/// Thread safety: any thread, concurrently; blocks for one Redis round trip.
+///
+/// # Safety
+/// `emitter` is a live emitter; `nsp`, `map`, `key` are NUL-terminated strings; `json`
+/// points to `json_len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_redis_emitter_state_set(
+    emitter: *const swarmcast_redis_emitter,
+    nsp: *const c_char,
+    map: *const c_char,
+    key: *const c_char,
+    json: *const c_char,
+    json_len: usize,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: NULL or live, as documented above.
+        let e = unsafe { emitter.as_ref() }.ok_or(swarmcast_result::NullParameter)?;
+        // SAFETY: pointer arguments as documented above, checked in parameter order.
+        let (nsp, map, key, data) = unsafe {
+            (
+                namespace_arg(nsp)?,
+                name_arg(map)?,
+                name_arg(key)?,
+                json_arg(json, json_len)?,
+            )
+        };
+        #[cfg(feature = "redis")]
+        {
+            e.inner
+                .state(nsp, map, key, Some(data))
+                .map_err(imp::failed)
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            let _ = (e, nsp, map, key, data);
+            Err(swarmcast_result::Unsupported)
+        }
+    })
+}
+
+/// Delete `key` of the keyed live state map `map` (namespace `nsp`) on every node;
+/// subscribers get a `swarmcast:delta` with `"deleted": true` (also when the key was
+/// not there). Returns and fails as `swarmcast_redis_emitter_state_set`.
+///
+/// Thread safety: any thread, concurrently; blocks for one Redis round trip.
+///
+/// # Safety
+/// `emitter` is a live emitter; `nsp`, `map`, `key` are NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_redis_emitter_state_delete(
+    emitter: *const swarmcast_redis_emitter,
+    nsp: *const c_char,
+    map: *const c_char,
+    key: *const c_char,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: NULL or live, as documented above.
+        let e = unsafe { emitter.as_ref() }.ok_or(swarmcast_result::NullParameter)?;
+        // SAFETY: pointer arguments as documented above, checked in parameter order.
+        let (nsp, map, key) = unsafe { (namespace_arg(nsp)?, name_arg(map)?, name_arg(key)?) };
+        #[cfg(feature = "redis")]
+        {
+            e.inner.state(nsp, map, key, None).map_err(imp::failed)
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            let _ = (e, nsp, map, key);
+            Err(swarmcast_result::Unsupported)
+        }
+    })
+}
+
 /// A Redis URL the core accepts (`SWARMCAST_RESULT_INVALID_ARGUMENT` otherwise, the
 /// reason logged at WARN).
 #[cfg(feature = "redis")]
@@ -272,9 +355,7 @@ mod imp {
             event: &str,
             data: &RawValue,
         ) -> Result<String, Error> {
-            let (Some(emitter), Some(runtime)) = (&self.emitter, &self.runtime) else {
-                unreachable!("an emitter is whole until it is dropped");
-            };
+            let (emitter, runtime) = self.parts();
             let mut op = emitter.of(nsp);
             for room in rooms {
                 op = op.to(*room);
@@ -283,6 +364,30 @@ mod imp {
                 op = op.except(*room);
             }
             block(runtime, op.emit(event, data))
+        }
+    }
+
+    impl Emitter {
+        fn parts(&self) -> (&sc::RedisEmitter, &tokio::runtime::Runtime) {
+            match (&self.emitter, &self.runtime) {
+                (Some(emitter), Some(runtime)) => (emitter, runtime),
+                _ => unreachable!("an emitter is whole until it is dropped"),
+            }
+        }
+
+        /// Set (`Some`) or delete (`None`) a key of a keyed state map.
+        pub(super) fn state(
+            &self,
+            nsp: &str,
+            map: &str,
+            key: &str,
+            value: Option<&RawValue>,
+        ) -> Result<(), Error> {
+            let (emitter, runtime) = self.parts();
+            match value {
+                Some(value) => block(runtime, emitter.set_state(nsp, map, key, value)),
+                None => block(runtime, emitter.delete_state(nsp, map, key)),
+            }
         }
     }
 
