@@ -65,6 +65,7 @@ typedef struct {
     uint32_t filter;
     int listening;    /* "swarmcast listening" at INFO from a swarmcast target */
     int redis_warned; /* a WARN or ERROR record about Redis */
+    int url_warned;   /* the reason a Redis URL was refused, at WARN */
     int bad_message;  /* strlen(message) != message_len, or no target */
     int tried_set;
     swarmcast_result set_inside; /* swarmcast_set_log_callback from the callback */
@@ -88,6 +89,9 @@ static void on_log(void *userdata, uint32_t level, const char *target, const cha
     }
     if (level <= SWARMCAST_LOG_LEVEL_WARN && strstr(message, "redis") != NULL) {
         l->redis_warned++;
+    }
+    if (level == SWARMCAST_LOG_LEVEL_WARN && strstr(message, "invalid redis url") != NULL) {
+        l->url_warned++;
     }
     if (!l->tried_set) {
         l->tried_set = 1;
@@ -285,9 +289,16 @@ static void log_callback(void) {
           "swarmcast_set_log_callback from the log callback is SWARMCAST_RESULT_IN_CALLBACK");
     swarmcast_server_free(s);
 
+    /* The words behind a result code go to the log. */
+    CHECK_RC(set_filter(SWARMCAST_LOG_LEVEL_WARN), SWARMCAST_RESULT_OK);
+    swarmcast_redis_emitter *e = NULL;
+    CHECK_RC(swarmcast_redis_emitter_new("redis://:bad port", STREAM, &e),
+             SWARMCAST_RESULT_INVALID_ARGUMENT);
+    check(logs_wait(&logs.url_warned, 5000),
+          "the reason a Redis URL was refused reaches the log callback at WARN");
+
     /* A node whose Redis is unreachable: starts (it serves its own clients), is not
      * ready, says why in the log, and cannot start again after a stop. */
-    CHECK_RC(set_filter(SWARMCAST_LOG_LEVEL_WARN), SWARMCAST_RESULT_OK);
     char unreachable[64];
     snprintf(unreachable, sizeof unreachable, "redis://127.0.0.1:%d", free_port());
     swarmcast_config *c = NULL;
