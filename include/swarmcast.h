@@ -59,6 +59,13 @@
 #define SWARMCAST_MAX_JSON_DEPTH 127
 
 /**
+ * How long a Redis emitter's call (`swarmcast_redis_emitter_new`,
+ * `swarmcast_redis_emitter_emit`) waits for Redis, at most, in milliseconds; past it,
+ * `SWARMCAST_RESULT_REDIS_FAILED`.
+ */
+#define SWARMCAST_REDIS_TIMEOUT_MS 10000
+
+/**
  * Major version of the swarmcast C API this header describes.
  */
 #define SWARMCAST_VERSION_MAJOR 0
@@ -181,6 +188,19 @@ enum swarmcast_result
    * waits for them), or `swarmcast_wait_teardown` gave up.
    */
   SWARMCAST_RESULT_TIMED_OUT = 20,
+  /**
+   * Redis refused, could not be reached, or did not answer within
+   * `SWARMCAST_REDIS_TIMEOUT_MS` (a Redis emitter's connect or emit), or a node was
+   * not joined to its cluster by the deadline of
+   * `swarmcast_server_wait_cluster_ready`. The log callback
+   * (`swarmcast_set_log_callback`) receives Redis's own words at WARN.
+   */
+  SWARMCAST_RESULT_REDIS_FAILED = 21,
+  /**
+   * This build of libswarmcast lacks the feature (the Redis cluster: cargo feature
+   * `redis`, on by default).
+   */
+  SWARMCAST_RESULT_UNSUPPORTED = 22,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -218,6 +238,46 @@ typedef uint32_t swarmcast_slow_consumer;
 #endif // __cplusplus
 
 /**
+ * Severity of a log record, and the filter of `swarmcast_set_log_callback` (a record
+ * is delivered when its level is at most the filter: `SWARMCAST_LOG_LEVEL_WARN`
+ * delivers errors and warnings). Passed as a `uint32_t`.
+ */
+enum swarmcast_log_level
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Something failed (Redis refused the credentials, ...).
+   */
+  SWARMCAST_LOG_LEVEL_ERROR = 1,
+  /**
+   * Something went wrong and was handled (a slow consumer disconnected, Redis
+   * unreachable, a bad argument's reason, ...).
+   */
+  SWARMCAST_LOG_LEVEL_WARN = 2,
+  /**
+   * The life of the server: listening, connects, refusals, disconnects, upgrades.
+   */
+  SWARMCAST_LOG_LEVEL_INFO = 3,
+  /**
+   * Detail for debugging.
+   */
+  SWARMCAST_LOG_LEVEL_DEBUG = 4,
+  /**
+   * Everything.
+   */
+  SWARMCAST_LOG_LEVEL_TRACE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum swarmcast_log_level swarmcast_log_level;
+#else
+typedef uint32_t swarmcast_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A pending acknowledgement: the client waits for the answer. Owned by whoever
  * received it from an event callback until `swarmcast_ack_send` or
  * `swarmcast_ack_free`.
@@ -247,6 +307,19 @@ typedef struct swarmcast_config swarmcast_config;
 typedef struct swarmcast_connect_refusal swarmcast_connect_refusal;
 
 /**
+ * Publishes events into a cluster of swarmcast nodes (C servers with
+ * `swarmcast_config_set_redis`, `swarmcast serve --redis`, Python servers with
+ * `message_queue=`) or of socket.io servers using `@socket.io/redis-streams-adapter`,
+ * through Redis, without a server of its own. Created with
+ * `swarmcast_redis_emitter_new`, freed with `swarmcast_redis_emitter_free`.
+ *
+ * Thread safety: `swarmcast_redis_emitter_emit` may be called from any thread,
+ * concurrently (one connection, multiplexed); `swarmcast_redis_emitter_free` must not
+ * overlap any other call on the same emitter.
+ */
+typedef struct swarmcast_redis_emitter swarmcast_redis_emitter;
+
+/**
  * A Socket.IO server. Created with `swarmcast_server_new`, given callbacks with
  * `swarmcast_server_on_*`, started with `swarmcast_server_start` (it then runs on
  * threads of its own), stopped with `swarmcast_server_stop` and freed with
@@ -260,6 +333,24 @@ typedef struct swarmcast_connect_refusal swarmcast_connect_refusal;
  * `swarmcast_server_free` must not overlap any other call on the same server.
  */
 typedef struct swarmcast_server swarmcast_server;
+
+/**
+ * Receives one log record: `level` (a `swarmcast_log_level`), `target` (where in
+ * swarmcast it comes from, such as "swarmcast::socketio::connection"), and `message`
+ * (`message_len` bytes of UTF-8, also NUL-terminated: the text then `key=value`
+ * fields).
+ *
+ * Thread: a thread of the library's own ("swarmcast-log"), never a network or handler
+ * thread. Overlap: calls never overlap; records arrive in the order they were logged
+ * (records logged while 4096 wait are dropped). Lifetime: `target` and `message` are
+ * valid only until the callback returns. It must not call
+ * `swarmcast_set_log_callback` (that returns `SWARMCAST_RESULT_IN_CALLBACK`).
+ */
+typedef void (*swarmcast_log_callback)(void *userdata,
+                                       uint32_t level,
+                                       const char *target,
+                                       const char *message,
+                                       size_t message_len);
 
 /**
  * A client asking to connect, as passed to a `swarmcast_connect_callback`.
@@ -807,6 +898,211 @@ swarmcast_result swarmcast_config_add_allowed_host(struct swarmcast_config *conf
  */
 swarmcast_result swarmcast_config_add_reserved_room(struct swarmcast_config *config,
                                                     const char *pattern);
+
+/**
+ * Deliver the library's log records at `max_level` (a `swarmcast_log_level`) and
+ * above to `callback`, with `userdata` (may be NULL) passed back; NULL `callback`
+ * turns logging off. Replaces an earlier callback; once this returns, the earlier
+ * one is not called any more (a call in progress is waited for). Off by default: the
+ * library never writes to stdout or stderr itself.
+ *
+ * Process-wide (every server and emitter). The first call with a callback starts the
+ * log thread and installs the library's own `tracing` subscriber; that subscriber
+ * lives in libswarmcast's copy of `tracing`, so a host process with a `tracing`
+ * subscriber of its own (another Rust library) neither receives these records nor is
+ * affected. Records below the filter cost nothing.
+ *
+ * Returns `SWARMCAST_RESULT_INVALID_ARGUMENT` for a `max_level` that is not a
+ * `swarmcast_log_level` (with a callback), `SWARMCAST_RESULT_IN_CALLBACK` when called
+ * from the log callback, `SWARMCAST_RESULT_RUNTIME_FAILED` if the log thread cannot
+ * start.
+ *
+ * Thread safety: any thread but the log callback's.
+ *
+ * # Safety
+ * `callback` is NULL or a function as `swarmcast_log_callback` describes; `userdata`
+ * stays valid, and usable from the log thread, until logging is turned off or another
+ * callback is set.
+ */
+swarmcast_result swarmcast_set_log_callback(swarmcast_log_callback callback,
+                                            void *userdata,
+                                            uint32_t max_level);
+
+/**
+ * Connect to Redis at `url` (`redis://[user:password@]host[:port][/db]`, or
+ * `rediss://` for TLS) and publish into the cluster whose broadcast log is the stream
+ * `stream` ("socket.io" for nodes with the default settings, as
+ * `@socket.io/redis-streams-adapter` names it; it must match the nodes'
+ * `swarmcast_config_set_redis`). `*out_emitter` receives the emitter. Blocks until
+ * Redis answers, at most `SWARMCAST_REDIS_TIMEOUT_MS`.
+ *
+ * Returns `SWARMCAST_RESULT_INVALID_ARGUMENT` for a URL that is not one (or a
+ * `rediss://` URL in a build without TLS), `SWARMCAST_RESULT_INVALID_ARGUMENT` for an
+ * empty `stream`, `SWARMCAST_RESULT_REDIS_FAILED` when Redis cannot be reached or
+ * refuses (wrong password...), `SWARMCAST_RESULT_RUNTIME_FAILED` when its thread
+ * cannot start, `SWARMCAST_RESULT_UNSUPPORTED` in a build without Redis. The reason in
+ * words goes to the log callback (`swarmcast_set_log_callback`, WARN).
+ *
+ * Thread safety: any thread; blocks.
+ *
+ * # Safety
+ * `url` and `stream` are NUL-terminated strings; `out_emitter` points to a writable
+ * `swarmcast_redis_emitter *`.
+ */
+swarmcast_result swarmcast_redis_emitter_new(const char *url,
+                                             const char *stream,
+                                             struct swarmcast_redis_emitter **out_emitter);
+
+/**
+ * Free an emitter (its connection and thread). NULL is a no-op.
+ *
+ * Thread safety: no other call may use `emitter` during or after this one.
+ *
+ * # Safety
+ * `emitter` is NULL or from `swarmcast_redis_emitter_new`, and not freed before.
+ */
+void swarmcast_redis_emitter_free(struct swarmcast_redis_emitter *emitter);
+
+/**
+ * Emit event `event` with one JSON argument (`json_len` bytes at `json`) to the
+ * clients of namespace `nsp` on every node of the cluster: all of them, or, when
+ * `rooms_len` > 0, those in any of the `rooms_len` rooms at `rooms` (a socket id is a
+ * room too), minus those in any of the `except_len` rooms at `except`. Appended to
+ * the cluster's stream as a node appends its own broadcasts, so every node delivers it
+ * (with a recovery offset when recovery is on). Returns once Redis has it, at most
+ * `SWARMCAST_REDIS_TIMEOUT_MS`. A namespace no node declared reaches nobody.
+ *
+ * Returns `SWARMCAST_RESULT_INVALID_ARGUMENT` for a namespace without a leading '/'
+ * or an empty room or event name, `SWARMCAST_RESULT_RESERVED_EVENT` for a name
+ * Socket.IO reserves or `swarmcast:snapshot` / `swarmcast:delta`,
+ * `SWARMCAST_RESULT_INVALID_UTF8` / `SWARMCAST_RESULT_INVALID_JSON` for a bad payload
+ * (as `swarmcast_server_emit`), `SWARMCAST_RESULT_REDIS_FAILED` when Redis refuses or
+ * does not answer in time (the log callback gets why), `SWARMCAST_RESULT_UNSUPPORTED`
+ * in a build without Redis. Arguments are checked before anything is sent.
+ *
+ * Thread safety: any thread, concurrently, including a server's callbacks; blocks
+ * for one Redis round trip.
+ *
+ * # Safety
+ * `emitter` is a live emitter; `nsp` and `event` are NUL-terminated strings; `rooms`
+ * points to `rooms_len` NUL-terminated strings and `except` to `except_len` (either
+ * may be NULL when its length is 0); `json` points to `json_len` readable bytes.
+ */
+swarmcast_result swarmcast_redis_emitter_emit(const struct swarmcast_redis_emitter *emitter,
+                                              const char *nsp,
+                                              const char *const *rooms,
+                                              size_t rooms_len,
+                                              const char *const *except,
+                                              size_t except_len,
+                                              const char *event,
+                                              const char *json,
+                                              size_t json_len);
+
+/**
+ * Set `key` of the keyed live state map `map` (namespace `nsp`) to one JSON value
+ * (`json_len` bytes at `json`) on every node: stored in Redis, and the
+ * `swarmcast:delta` reaches the map's subscribers on every node (as
+ * `swarmcast_server_state_set` does on one node). Returns once Redis has it, at most
+ * `SWARMCAST_REDIS_TIMEOUT_MS`.
+ *
+ * Returns `SWARMCAST_RESULT_INVALID_ARGUMENT` for an empty `map` or `key` or a
+ * namespace without a leading '/', `SWARMCAST_RESULT_INVALID_UTF8` /
+ * `SWARMCAST_RESULT_INVALID_JSON` for a bad value, `SWARMCAST_RESULT_REDIS_FAILED`,
+ * `SWARMCAST_RESULT_UNSUPPORTED` as `swarmcast_redis_emitter_emit`.
+ *
+ * Thread safety: any thread, concurrently; blocks for one Redis round trip.
+ *
+ * # Safety
+ * `emitter` is a live emitter; `nsp`, `map`, `key` are NUL-terminated strings; `json`
+ * points to `json_len` readable bytes.
+ */
+swarmcast_result swarmcast_redis_emitter_state_set(const struct swarmcast_redis_emitter *emitter,
+                                                   const char *nsp,
+                                                   const char *map,
+                                                   const char *key,
+                                                   const char *json,
+                                                   size_t json_len);
+
+/**
+ * Delete `key` of the keyed live state map `map` (namespace `nsp`) on every node;
+ * subscribers get a `swarmcast:delta` with `"deleted": true` (also when the key was
+ * not there). Returns and fails as `swarmcast_redis_emitter_state_set`.
+ *
+ * Thread safety: any thread, concurrently; blocks for one Redis round trip.
+ *
+ * # Safety
+ * `emitter` is a live emitter; `nsp`, `map`, `key` are NUL-terminated strings.
+ */
+swarmcast_result swarmcast_redis_emitter_state_delete(const struct swarmcast_redis_emitter *emitter,
+                                                      const char *nsp,
+                                                      const char *map,
+                                                      const char *key);
+
+/**
+ * Join the cluster of Redis at `url` whose broadcast log is the stream `stream`:
+ * servers created from this config are nodes of it (the core's Redis adapter).
+ * Broadcasts (`swarmcast_server_emit*` to everyone or a room), room changes of other
+ * nodes' sockets, recovery and keyed state then cross nodes; Redis emitters
+ * (`swarmcast_redis_emitter_emit`) reach this node's clients. `stream` is "socket.io"
+ * for the default cluster (as `swarmcast serve --redis` and
+ * `@socket.io/redis-streams-adapter`); every node and emitter of one cluster uses the
+ * same. Replaces an earlier call.
+ *
+ * Nothing connects here: the URL is checked (`SWARMCAST_RESULT_INVALID_ARGUMENT` for
+ * one that is not a Redis URL, or `rediss://` in a build without TLS, and for an empty
+ * `stream`). A started node whose Redis is unreachable still serves its own clients,
+ * keeps what must cross nodes in a bounded outage buffer and joins when Redis answers
+ * (see docs/cluster.md): `swarmcast_server_cluster_ready` tells whether it is joined
+ * now, and the log callback gets why not. A node cannot start again after a stop
+ * (`SWARMCAST_RESULT_INVALID_CONFIG`): create a new server.
+ *
+ * Returns `SWARMCAST_RESULT_UNSUPPORTED` in a build without Redis.
+ *
+ * Thread safety: one thread at a time per config.
+ *
+ * # Safety
+ * `config` is a live config used by no other thread during the call; `url` and
+ * `stream` are NUL-terminated strings.
+ */
+swarmcast_result swarmcast_config_set_redis(struct swarmcast_config *config,
+                                            const char *url,
+                                            const char *stream);
+
+/**
+ * Whether the server is joined to its cluster now: `*out_ready` is true while every
+ * Redis connection is up and the stream reader keeps up (what `GET /readyz` answers),
+ * false while Redis is unreachable, refuses the credentials, or before the start.
+ * Always true for a server without `swarmcast_config_set_redis`. Why not ready goes
+ * to the log callback (WARN or ERROR) as it happens.
+ *
+ * Thread safety: any thread, concurrently, including callbacks.
+ *
+ * # Safety
+ * `server` is a live server; `out_ready` points to a writable `bool`.
+ */
+swarmcast_result swarmcast_server_cluster_ready(const struct swarmcast_server *server,
+                                                bool *out_ready);
+
+/**
+ * Wait, at most `timeout_ms` milliseconds, until the running server is joined to its
+ * cluster (see `swarmcast_server_cluster_ready`): for programs that would rather not
+ * serve while cut off from the other nodes, call it after `swarmcast_server_start`
+ * and stop on failure.
+ *
+ * Returns `SWARMCAST_RESULT_OK` once joined (at once for a server without
+ * `swarmcast_config_set_redis`), `SWARMCAST_RESULT_REDIS_FAILED` when it is still not
+ * joined at the deadline (Redis unreachable, credentials refused: the log callback
+ * has the reason), `SWARMCAST_RESULT_NOT_RUNNING` when the server is not running,
+ * `SWARMCAST_RESULT_INVALID_ARGUMENT` for a `timeout_ms` over
+ * `SWARMCAST_MAX_DURATION_MS`.
+ *
+ * Thread safety: any thread; blocks (in a callback, it holds that handler thread).
+ *
+ * # Safety
+ * `server` is a live server.
+ */
+swarmcast_result swarmcast_server_wait_cluster_ready(const struct swarmcast_server *server,
+                                                     uint64_t timeout_ms);
 
 /**
  * Write a short English description of `result` (any number; unknown ones are

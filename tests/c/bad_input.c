@@ -41,7 +41,7 @@ static void test_version_and_messages(void) {
     {
         int all_ok = 1;
         uint32_t code;
-        for (code = 0; code <= SWARMCAST_RESULT_ENCODE_FAILED; code++) {
+        for (code = 0; code <= SWARMCAST_RESULT_UNSUPPORTED; code++) {
             memset(buf, 'x', sizeof buf);
             if (swarmcast_result_message(code, buf, sizeof buf, &n) != SWARMCAST_RESULT_OK ||
                 n == 0 || n != strlen(buf) || strstr(buf, "unknown") != NULL) {
@@ -49,7 +49,7 @@ static void test_version_and_messages(void) {
                 printf("# code %u: \"%s\"\n", (unsigned)code, buf);
             }
         }
-        check(all_ok, "every code 0..%u has a message", (unsigned)SWARMCAST_RESULT_ENCODE_FAILED);
+        check(all_ok, "every code 0..%u has a message", (unsigned)SWARMCAST_RESULT_UNSUPPORTED);
     }
     CHECK_RC(swarmcast_result_message(4242, buf, sizeof buf, &n), SWARMCAST_RESULT_OK);
     check(strstr(buf, "unknown") != NULL, "an unknown code is described as unknown: \"%s\"",

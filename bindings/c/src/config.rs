@@ -23,6 +23,9 @@ pub struct swarmcast_config {
     pub(crate) server: sc::ServerConfig,
     pub(crate) namespaces: Vec<String>,
     pub(crate) handler_threads: usize,
+    /// The cluster to join: Redis URL and stream (`swarmcast_config_set_redis`).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) redis: Option<(String, String)>,
 }
 
 impl Default for swarmcast_config {
@@ -31,6 +34,7 @@ impl Default for swarmcast_config {
             server: sc::ServerConfig::default(),
             namespaces: Vec::new(),
             handler_threads: 2,
+            redis: None,
         }
     }
 }

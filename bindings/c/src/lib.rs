@@ -10,7 +10,8 @@
 //! - objects are opaque and come in `_new` / `_free` pairs.
 //!
 //! The crate holds no logic of its own beyond argument checks and the hand-over of
-//! callbacks to the core's [`sc::Dispatcher`]: everything else is the core's.
+//! callbacks to the core's [`sc::Dispatcher`]: everything else is the core's (the
+//! Redis emitter and adapter included, feature `redis`, on by default).
 
 #![allow(non_camel_case_types)]
 
@@ -18,7 +19,9 @@ mod callbacks;
 mod config;
 mod ffi;
 mod limits;
+mod log;
 mod panic;
+mod redis;
 mod result;
 mod rooms;
 mod server;
@@ -28,6 +31,8 @@ pub use callbacks::*;
 pub use config::*;
 pub use ffi::SWARMCAST_MAX_JSON_DEPTH;
 pub use limits::*;
+pub use log::*;
+pub use redis::*;
 pub use result::*;
 pub use rooms::*;
 pub use server::*;

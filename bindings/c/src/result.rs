@@ -67,11 +67,20 @@ pub enum swarmcast_result {
     /// but some callbacks still run (they finish on their own; `swarmcast_wait_teardown`
     /// waits for them), or `swarmcast_wait_teardown` gave up.
     TimedOut = 20,
+    /// Redis refused, could not be reached, or did not answer within
+    /// `SWARMCAST_REDIS_TIMEOUT_MS` (a Redis emitter's connect or emit), or a node was
+    /// not joined to its cluster by the deadline of
+    /// `swarmcast_server_wait_cluster_ready`. The log callback
+    /// (`swarmcast_set_log_callback`) receives Redis's own words at WARN.
+    RedisFailed = 21,
+    /// This build of libswarmcast lacks the feature (the Redis cluster: cargo feature
+    /// `redis`, on by default).
+    Unsupported = 22,
 }
 
 impl swarmcast_result {
     /// Every code, for the message function and the tests.
-    pub(crate) const ALL: [swarmcast_result; 21] = [
+    pub(crate) const ALL: [swarmcast_result; 23] = [
         Self::Ok,
         Self::Panic,
         Self::NullParameter,
@@ -93,6 +102,8 @@ impl swarmcast_result {
         Self::EncodeFailed,
         Self::TooLarge,
         Self::TimedOut,
+        Self::RedisFailed,
+        Self::Unsupported,
     ];
 
     pub(crate) fn from_u32(code: u32) -> Option<Self> {
@@ -122,6 +133,8 @@ impl swarmcast_result {
             Self::EncodeFailed => "the event could not be encoded",
             Self::TooLarge => "the event is larger than a client's outbound queue can hold",
             Self::TimedOut => "the deadline passed while callbacks were still running",
+            Self::RedisFailed => "redis refused, could not be reached, or did not answer in time",
+            Self::Unsupported => "this build of libswarmcast lacks the feature (redis)",
         }
     }
 }
@@ -182,8 +195,8 @@ impl From<sc::ServerError> for swarmcast_result {
             sc::ServerError::Bind { .. } => Self::BindFailed,
             sc::ServerError::Runtime(_) => Self::RuntimeFailed,
             sc::ServerError::Config(_) => Self::InvalidConfig,
-            // The C API sets no cluster adapter; should it one day, a restart it refuses
-            // is a configuration matter.
+            // A server joined to a cluster (`swarmcast_config_set_redis`) cannot start
+            // again after a stop: a configuration matter.
             sc::ServerError::ClusterRestart => Self::InvalidConfig,
         }
     }

@@ -25,6 +25,9 @@ use crate::result::swarmcast_result;
 pub struct swarmcast_server {
     /// The core's host layer: lifecycle, handler threads, callback gating.
     host: sc::Host,
+    /// The cluster adapter, when the config joined one (kept for its readiness).
+    #[cfg(feature = "redis")]
+    pub(crate) cluster: Option<sc::RedisAdapter>,
 }
 
 /// A namespace argument: a string starting with '/'.
@@ -47,7 +50,7 @@ pub(crate) unsafe fn namespace_arg<'a>(nsp: *const c_char) -> Result<&'a str, sw
 ///
 /// # Safety
 /// As [`str_arg`].
-unsafe fn event_arg<'a>(event: *const c_char) -> Result<&'a str, swarmcast_result> {
+pub(crate) unsafe fn event_arg<'a>(event: *const c_char) -> Result<&'a str, swarmcast_result> {
     // SAFETY: forwarded from the caller.
     let event = unsafe { name_arg(event)? };
     if sc::is_reserved_event(event) || event == sc::SNAPSHOT_EVENT || event == sc::DELTA_EVENT {
@@ -80,6 +83,11 @@ impl swarmcast_server {
         self.host
             .namespace(nsp)
             .ok_or(swarmcast_result::UnknownNamespace)
+    }
+
+    /// Whether the server runs now.
+    pub(crate) fn is_running(&self) -> bool {
+        self.host.is_running()
     }
 
     /// Callbacks are registered while the server is not running.
@@ -143,12 +151,16 @@ pub unsafe extern "C" fn swarmcast_server_new(
         // SAFETY: NULL or live, as the caller promises.
         let config = unsafe { config.as_ref() }.ok_or(swarmcast_result::NullParameter)?;
         let out = out_arg(out_server)?;
-        let server = sc::Server::new(config.server.clone());
+        let mut server = sc::Server::new(config.server.clone());
         for nsp in &config.namespaces {
             server.namespace(nsp);
         }
+        // `Option<()>` in a build without Redis.
+        let _cluster = crate::redis::join_cluster(&mut server, config)?;
         let boxed = Box::new(swarmcast_server {
             host: sc::Host::new(server, config.handler_threads),
+            #[cfg(feature = "redis")]
+            cluster: _cluster,
         });
         // SAFETY: checked non-NULL; the caller promises it is writable.
         unsafe { out.write(Box::into_raw(boxed)) };
