@@ -390,3 +390,96 @@ async fn malformed_cluster_messages_are_dropped() {
     eventually(|| a.emitter().cluster_metrics().malformed >= 2, "counted").await;
     a.shutdown().await;
 }
+
+/// What a subscribed client of the built-in state protocol ends up seeing: snapshots
+/// replace, deltas newer than what it has apply.
+fn fold_state(view: &mut (u64, serde_json::Map<String, Value>), name: &str, args: &[Value]) {
+    let body = &args[0];
+    let version = body["version"].as_u64().unwrap_or(0);
+    match name {
+        "swarmcast:snapshot" => {
+            view.0 = version;
+            view.1 = body["entries"].as_object().cloned().unwrap_or_default();
+        }
+        "swarmcast:delta" if version > view.0 => {
+            view.0 = version;
+            let key = body["key"].as_str().unwrap_or_default().to_string();
+            if body["deleted"] == json!(true) {
+                view.1.remove(&key);
+            } else {
+                view.1.insert(key, body["value"].clone());
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_a_node_that_first_hears_of_a_map_from_the_cluster_misses_nothing() {
+    // B has never opened the maps: its client subscribes to maps that do not exist
+    // there yet; the first delta opens each map on B, whose load from Redis may then
+    // jump past deltas still on their way (they were skipped, unseen by subscribers).
+    let redis = Redis::start();
+    let b = node(&redis, false).await;
+    let emitter = RedisEmitter::with_config(redis.config())
+        .await
+        .expect("connects");
+    let (mut client, _) = WsClient::connect(b.local_addr()).await;
+    const MAPS: usize = 12;
+    for m in 0..MAPS {
+        client
+            .send(&format!(r#"42["subscribe",{{"state":"jobs{m}"}}]"#))
+            .await;
+    }
+    let mut views = vec![(0u64, serde_json::Map::new()); MAPS];
+    for _ in 0..MAPS {
+        let (name, args) = next_event(&mut client).await.expect("snapshot");
+        let m: usize = args[0]["map"].as_str().expect("map")[4..]
+            .parse()
+            .expect("index");
+        fold_state(&mut views[m], &name, &args);
+    }
+    for m in 0..MAPS {
+        let map = format!("jobs{m}");
+        emitter
+            .set_state("/", &map, "j1", &json!("queued"))
+            .await
+            .expect("set");
+        emitter
+            .set_state("/", &map, "j1", &json!("running"))
+            .await
+            .expect("set");
+        emitter
+            .set_state("/", &map, "j2", &json!("queued"))
+            .await
+            .expect("set");
+        emitter.delete_state("/", &map, "j1").await.expect("delete");
+    }
+    // Whatever mix of deltas and snapshots arrived, the client's view is the final state.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let done = views
+            .iter()
+            .all(|(v, entries)| *v == 4 && entries.len() == 1);
+        if done {
+            break;
+        }
+        let next = tokio::time::timeout(Duration::from_secs(2), next_event(&mut client)).await;
+        let Ok(Some((name, args))) = next else {
+            break;
+        };
+        let m: usize = args[0]["map"].as_str().unwrap_or("jobs0")[4..]
+            .parse()
+            .unwrap_or(0);
+        fold_state(&mut views[m], &name, &args);
+    }
+    for (m, (version, entries)) in views.iter().enumerate() {
+        assert_eq!(*version, 4, "map jobs{m}: {entries:?}");
+        assert_eq!(
+            Value::Object(entries.clone()),
+            json!({"j2": "queued"}),
+            "map jobs{m}"
+        );
+    }
+    b.shutdown().await;
+}

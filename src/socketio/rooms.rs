@@ -191,6 +191,20 @@ impl RoomRegistry {
     }
 
     /// The rooms a socket joined (not its own id room) and its filters there.
+    /// The members of `room`, each with its filter there, if any.
+    pub fn members_of(&self, room: &str) -> Vec<(Socket, Option<Filter>)> {
+        let filters = self.filters.get(room);
+        self.rooms
+            .get(room)
+            .into_iter()
+            .flatten()
+            .filter_map(|sid| {
+                let socket = self.sockets.get(sid)?.clone();
+                Some((socket, filters.and_then(|f| f.get(sid)).cloned()))
+            })
+            .collect()
+    }
+
     pub fn memberships(&self, sid: &str) -> (Vec<Room>, Vec<(Room, Filter)>) {
         let rooms: Vec<Room> = self
             .memberships

@@ -89,7 +89,7 @@ pub(crate) fn subscribe_client(
 /// given), then make it a subscriber. The caller holds the lock that orders the map's
 /// changes, so that nothing falls between the snapshot and the first delta.
 fn send_snapshot(
-    ns: &Arc<Namespace>,
+    ns: &Namespace,
     name: &str,
     room: &Room,
     version: u64,
@@ -97,8 +97,23 @@ fn send_snapshot(
     socket: &Socket,
     keys: Option<HashSet<String>>,
 ) -> Result<(), EmitError> {
+    snapshot_to(ns, name, version, all, socket, keys.as_ref())?;
+    ns.subscribe_room(socket.id(), room, keys.map(|names| Filter { names }));
+    Ok(())
+}
+
+/// Send the snapshot `(version, entries)` of map `name` to `socket`, only `keys` when
+/// given.
+fn snapshot_to(
+    ns: &Namespace,
+    name: &str,
+    version: u64,
+    all: &Map<String, Value>,
+    socket: &Socket,
+    keys: Option<&HashSet<String>>,
+) -> Result<(), EmitError> {
     let filtered;
-    let entries = match &keys {
+    let entries = match keys {
         None => all,
         Some(keys) => {
             filtered = all
@@ -125,9 +140,7 @@ fn send_snapshot(
         filter_key: SNAPSHOT_EVENT,
         wait: false,
     };
-    ns.adapter().send_snapshot(&**ns, socket, &out)?;
-    ns.subscribe_room(socket.id(), room, keys.map(|names| Filter { names }));
-    Ok(())
+    ns.adapter().send_snapshot(ns, socket, &out)
 }
 
 #[derive(Default)]
@@ -301,13 +314,39 @@ impl StateShared {
     }
 
     /// Replace this node's copy with what the shared store holds, unless the copy is
-    /// already newer.
+    /// already newer. When that skips versions, the deltas between will be taken for
+    /// old ones and never reach this node's subscribers: each of them gets the new
+    /// snapshot instead (within its key filter), under the map's lock, so that the next
+    /// delta follows it.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn load_cluster_snapshot(&self, version: u64, entries: Map<String, Value>) {
+    pub(crate) fn load_cluster_snapshot(
+        &self,
+        ns: &Namespace,
+        version: u64,
+        entries: Map<String, Value>,
+    ) {
         let mut data = self.data.lock();
-        if version >= data.version {
-            data.entries = entries;
-            data.version = version;
+        if version < data.version {
+            return;
+        }
+        let skipped = version > data.version;
+        data.entries = entries;
+        data.version = version;
+        if !skipped {
+            return;
+        }
+        for (socket, filter) in ns.subscribers(&self.room) {
+            let keys = filter.map(|f| f.names);
+            if let Err(e) = snapshot_to(
+                ns,
+                &self.name,
+                version,
+                &data.entries,
+                &socket,
+                keys.as_ref(),
+            ) {
+                tracing::warn!(error = %e, map = %self.name, sid = socket.id(), "state snapshot not sent");
+            }
         }
     }
 }

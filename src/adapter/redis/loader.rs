@@ -57,5 +57,5 @@ pub(super) async fn load_map(node: &Node, nsp: &str, map: &str) {
             }
         }
     }
-    ns.state(map).load_cluster_snapshot(version, entries);
+    ns.load_state(map, version, entries);
 }

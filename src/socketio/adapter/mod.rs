@@ -234,6 +234,15 @@ pub(crate) trait LocalNamespace: Send + Sync {
     ) -> Option<Socket>;
     /// The keyed state map `name` (created on first use).
     fn state(&self, name: &str) -> Arc<StateShared>;
+    /// Replace this node's copy of state map `name` with the shared store's (version
+    /// and entries), resending a snapshot to its subscribers here if that skips
+    /// versions.
+    fn load_state(
+        &self,
+        name: &str,
+        version: u64,
+        entries: serde_json::Map<String, serde_json::Value>,
+    );
     /// The names of the state maps opened here.
     fn state_names(&self) -> Vec<String>;
 

@@ -57,6 +57,11 @@ impl Members {
         self.0.read().get(sid).is_some()
     }
 
+    /// The sockets in `room`, each with its filter there.
+    pub fn members_of(&self, room: &str) -> Vec<(Socket, Option<Filter>)> {
+        self.0.read().members_of(room)
+    }
+
     pub fn all(&self) -> Vec<Socket> {
         self.0.read().sockets().cloned().collect()
     }

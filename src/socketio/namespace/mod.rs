@@ -285,6 +285,11 @@ impl Namespace {
         self.adapter().session_changed(self, sid);
     }
 
+    /// This node's sockets in `room`, each with its subscription filter there.
+    pub(crate) fn subscribers(&self, room: &str) -> Vec<(Socket, Option<Filter>)> {
+        self.members.members_of(room)
+    }
+
     pub(crate) fn rooms_of(&self, sid: &str) -> Vec<String> {
         self.members.rooms_of(sid)
     }
@@ -600,6 +605,11 @@ impl LocalNamespace for Namespace {
 
     fn state(&self, name: &str) -> Arc<StateShared> {
         self.state_shared(name)
+    }
+
+    fn load_state(&self, name: &str, version: u64, entries: serde_json::Map<String, Value>) {
+        self.state_shared(name)
+            .load_cluster_snapshot(self, version, entries);
     }
 
     fn state_names(&self) -> Vec<String> {
