@@ -371,6 +371,15 @@ impl OutboundQueue {
         Ok(KeyedPush::Queued)
     }
 
+    /// From now on, keyed frames queue after everything already queued instead of
+    /// replacing an older frame of their key in front of it. A state snapshot goes out
+    /// after one: a delta newer than the snapshot must not overtake it.
+    pub fn keyed_barrier(&self) {
+        if let Some(keyed) = &mut self.state.lock().keyed {
+            keyed.clear();
+        }
+    }
+
     /// Queue a control packet (a ping): it counts against the bounds like any frame,
     /// but may exceed them by a few frames (`CONTROL_RESERVE`), so that the heartbeat
     /// of a busy connection still goes out. Only the server queues control packets.
@@ -664,6 +673,31 @@ mod tests {
         let mut out = VecDeque::new();
         assert!(q.drain_into(&mut out, 10));
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn a_keyed_barrier_keeps_later_frames_behind_what_is_queued() {
+        let q = queue(100, room(100, 1 << 20));
+        let a: Arc<str> = "a".into();
+        assert_eq!(q.push_keyed(&a, Frame::text("a1")), Ok(KeyedPush::Queued));
+        q.keyed_barrier();
+        q.push(&[Frame::text("snapshot")]).expect("room");
+        // Not in front of the snapshot: after it.
+        assert_eq!(q.push_keyed(&a, Frame::text("a2")), Ok(KeyedPush::Queued));
+        assert_eq!(
+            q.push_keyed(&a, Frame::text("a3")),
+            Ok(KeyedPush::Coalesced)
+        );
+        let mut out = VecDeque::new();
+        q.drain_into(&mut out, 10);
+        assert_eq!(
+            out,
+            VecDeque::from([
+                Frame::text("a1"),
+                Frame::text("snapshot"),
+                Frame::text("a3")
+            ])
+        );
     }
 
     #[test]

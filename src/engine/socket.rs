@@ -116,6 +116,12 @@ impl EngineSocket {
             .map_err(SendError::from)
     }
 
+    /// Keyed frames queued from now on go after everything queued now (see
+    /// `OutboundQueue::keyed_barrier`).
+    pub(crate) fn keyed_barrier(&self) {
+        self.0.queue().keyed_barrier();
+    }
+
     /// Queue frames whose source is bounded already (a recovery replay), outside the
     /// packet bound.
     pub(crate) fn send_replay(&self, frames: &[Frame]) {

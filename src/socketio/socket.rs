@@ -535,6 +535,12 @@ impl Socket {
         }
     }
 
+    /// Later keyed deltas queue behind what is queued now instead of replacing an
+    /// older delta of their key in front of it: what a state snapshot needs.
+    pub(crate) fn keyed_barrier(&self) {
+        self.0.engine.keyed_barrier();
+    }
+
     /// Take and count what waits in a detached socket's queue (benchmarks).
     #[doc(hidden)]
     pub fn drain_detached(&self) -> usize {

@@ -129,6 +129,9 @@ fn snapshot_to(
         version,
         entries,
     };
+    // A delta queued before the snapshot and replaced by a newer one would otherwise
+    // go out before it, and the snapshot would then undo the newer change.
+    socket.keyed_barrier();
     let to_socket = Target::room(socket.id_arc());
     let out = Outgoing {
         event: SNAPSHOT_EVENT,
