@@ -201,6 +201,11 @@ enum swarmcast_result
    * `redis`, on by default).
    */
   SWARMCAST_RESULT_UNSUPPORTED = 22,
+  /**
+   * The value asked for is not there: a header the request did not carry, a peer
+   * address the server does not know (`swarmcast_server_socket_request`).
+   */
+  SWARMCAST_RESULT_NOT_FOUND = 23,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -274,6 +279,37 @@ enum swarmcast_log_level
 typedef enum swarmcast_log_level swarmcast_log_level;
 #else
 typedef uint32_t swarmcast_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What `swarmcast_server_socket_request` reads from a socket's handshake request.
+ * Passed as a `uint32_t`.
+ */
+enum swarmcast_request_field
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The peer's address, `"ip:port"` (`"[ipv6]:port"` for IPv6).
+   */
+  SWARMCAST_REQUEST_FIELD_REMOTE_ADDR = 0,
+  /**
+   * The query string, without `?`, as the client sent it (percent-encoded).
+   */
+  SWARMCAST_REQUEST_FIELD_QUERY = 1,
+  /**
+   * The value of the header named `header_name` (case-insensitive); repeated
+   * headers are joined with `", "`.
+   */
+  SWARMCAST_REQUEST_FIELD_HEADER = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum swarmcast_request_field swarmcast_request_field;
+#else
+typedef uint32_t swarmcast_request_field;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -1103,6 +1139,44 @@ swarmcast_result swarmcast_server_cluster_ready(const struct swarmcast_server *s
  */
 swarmcast_result swarmcast_server_wait_cluster_ready(const struct swarmcast_server *server,
                                                      uint64_t timeout_ms);
+
+/**
+ * Read `field` of the HTTP request that opened socket `socket_id`'s connection
+ * (namespace `nsp`): written into `buf`, NUL-terminated, its length before the NUL
+ * into `*out_n`. `header_name` is read only for `SWARMCAST_REQUEST_FIELD_HEADER` (may
+ * be NULL otherwise).
+ *
+ * Returns `SWARMCAST_RESULT_UNKNOWN_SOCKET` if the socket is not connected to this
+ * node, `SWARMCAST_RESULT_NOT_FOUND` when the request has no such header (or the
+ * peer's address is unknown), `SWARMCAST_RESULT_INVALID_ARGUMENT` for an unknown
+ * `field`, and `SWARMCAST_RESULT_INSUFFICIENT_SIZE` when the value and its NUL do
+ * not fit in `len` bytes: then, unlike other outputs, `*out_n` receives the length
+ * the value needs (without the NUL), and `buf` is left as it was. A header value that
+ * is not UTF-8 is written as its bytes.
+ *
+ * ```c
+ * char ua[256];
+ * size_t n;
+ * if (swarmcast_server_socket_request(server, "/", sid, SWARMCAST_REQUEST_FIELD_HEADER,
+ *                                     "user-agent", ua, sizeof ua, &n) == SWARMCAST_RESULT_OK)
+ *     printf("%s\n", ua);
+ * ```
+ *
+ * Thread safety: any thread, concurrently, including callbacks.
+ *
+ * # Safety
+ * `server` is a live server; `nsp`, `socket_id` (and `header_name` for a header) are
+ * NUL-terminated strings; `buf` points to `len` writable bytes; `out_n` to a writable
+ * `size_t`.
+ */
+swarmcast_result swarmcast_server_socket_request(const struct swarmcast_server *server,
+                                                 const char *nsp,
+                                                 const char *socket_id,
+                                                 uint32_t field,
+                                                 const char *header_name,
+                                                 char *buf,
+                                                 size_t len,
+                                                 size_t *out_n);
 
 /**
  * Write a short English description of `result` (any number; unknown ones are

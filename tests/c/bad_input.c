@@ -41,7 +41,7 @@ static void test_version_and_messages(void) {
     {
         int all_ok = 1;
         uint32_t code;
-        for (code = 0; code <= SWARMCAST_RESULT_UNSUPPORTED; code++) {
+        for (code = 0; code <= SWARMCAST_RESULT_NOT_FOUND; code++) {
             memset(buf, 'x', sizeof buf);
             if (swarmcast_result_message(code, buf, sizeof buf, &n) != SWARMCAST_RESULT_OK ||
                 n == 0 || n != strlen(buf) || strstr(buf, "unknown") != NULL) {
@@ -49,7 +49,7 @@ static void test_version_and_messages(void) {
                 printf("# code %u: \"%s\"\n", (unsigned)code, buf);
             }
         }
-        check(all_ok, "every code 0..%u has a message", (unsigned)SWARMCAST_RESULT_UNSUPPORTED);
+        check(all_ok, "every code 0..%u has a message", (unsigned)SWARMCAST_RESULT_NOT_FOUND);
     }
     CHECK_RC(swarmcast_result_message(4242, buf, sizeof buf, &n), SWARMCAST_RESULT_OK);
     check(strstr(buf, "unknown") != NULL, "an unknown code is described as unknown: \"%s\"",
@@ -313,6 +313,29 @@ static void test_server_before_start(swarmcast_server *server) {
              SWARMCAST_RESULT_NULL_PARAMETER);
     CHECK_RC(swarmcast_server_disconnect_socket(server, NS, "no-such-socket"),
              SWARMCAST_RESULT_UNKNOWN_SOCKET);
+
+    /* The handshake request of a socket */
+    {
+        char req[64];
+        size_t req_n = 0;
+        CHECK_RC(swarmcast_server_socket_request(server, NS, "no-such-socket",
+                                                 SWARMCAST_REQUEST_FIELD_QUERY, NULL, req,
+                                                 sizeof req, &req_n),
+                 SWARMCAST_RESULT_UNKNOWN_SOCKET);
+        CHECK_RC(swarmcast_server_socket_request(NULL, NS, "x", SWARMCAST_REQUEST_FIELD_QUERY,
+                                                 NULL, req, sizeof req, &req_n),
+                 SWARMCAST_RESULT_NULL_PARAMETER);
+        CHECK_RC(swarmcast_server_socket_request(server, NS, "x", SWARMCAST_REQUEST_FIELD_QUERY,
+                                                 NULL, NULL, sizeof req, &req_n),
+                 SWARMCAST_RESULT_NULL_PARAMETER);
+        CHECK_RC(swarmcast_server_socket_request(server, NS, "x", SWARMCAST_REQUEST_FIELD_QUERY,
+                                                 NULL, req, sizeof req, NULL),
+                 SWARMCAST_RESULT_NULL_PARAMETER);
+        CHECK_RC(swarmcast_server_socket_request(server, NS, "x", SWARMCAST_REQUEST_FIELD_HEADER,
+                                                 NULL, req, sizeof req, &req_n),
+                 SWARMCAST_RESULT_NULL_PARAMETER);
+        check(req_n == 0, "out_n untouched on failure");
+    }
 
     /* Keyed state works before the start. */
     CHECK_RC(swarmcast_server_state_set(server, NS, "agents", "a1", J("{\"status\":\"idle\"}")),

@@ -59,6 +59,45 @@ static void handler_error(const char *what) {
     fflush(stdout);
 }
 
+/* The handshake request of the accepted client (tests/c/receiver.mjs sets the query
+ * `agent=receiver` and the header `X-Agent: c-test`). */
+static void check_request(swarmcast_server *server, const char *sid) {
+    char buf[256];
+    char small[4];
+    size_t n = 0;
+    if (swarmcast_server_socket_request(server, NS, sid, SWARMCAST_REQUEST_FIELD_REMOTE_ADDR,
+                                        NULL, buf, sizeof buf, &n) != SWARMCAST_RESULT_OK ||
+        strncmp(buf, "127.0.0.1:", 10) != 0 || n != strlen(buf)) {
+        handler_error("request: remote address");
+    }
+    if (swarmcast_server_socket_request(server, NS, sid, SWARMCAST_REQUEST_FIELD_QUERY, NULL,
+                                        buf, sizeof buf, &n) != SWARMCAST_RESULT_OK ||
+        strstr(buf, "agent=receiver") == NULL || strstr(buf, "EIO=4") == NULL) {
+        handler_error("request: query string");
+    }
+    if (swarmcast_server_socket_request(server, NS, sid, SWARMCAST_REQUEST_FIELD_HEADER,
+                                        "X-Agent", buf, sizeof buf, &n) != SWARMCAST_RESULT_OK ||
+        strcmp(buf, "c-test") != 0 || n != 6) {
+        handler_error("request: header");
+    }
+    if (swarmcast_server_socket_request(server, NS, sid, SWARMCAST_REQUEST_FIELD_HEADER,
+                                        "x-missing", buf, sizeof buf, &n) !=
+        SWARMCAST_RESULT_NOT_FOUND) {
+        handler_error("request: a missing header is NOT_FOUND");
+    }
+    n = 0;
+    if (swarmcast_server_socket_request(server, NS, sid, SWARMCAST_REQUEST_FIELD_HEADER,
+                                        "x-agent", small, sizeof small, &n) !=
+            SWARMCAST_RESULT_INSUFFICIENT_SIZE ||
+        n != 6) {
+        handler_error("request: a small buffer gets INSUFFICIENT_SIZE and the length needed");
+    }
+    if (swarmcast_server_socket_request(server, NS, sid, 99, NULL, buf, sizeof buf, &n) !=
+        SWARMCAST_RESULT_INVALID_ARGUMENT) {
+        handler_error("request: an unknown field is INVALID_ARGUMENT");
+    }
+}
+
 static bool on_connect(void *userdata, const swarmcast_connect_info *info,
                        swarmcast_connect_refusal *refusal) {
     ctx_t *c = (ctx_t *)userdata;
@@ -67,6 +106,7 @@ static bool on_connect(void *userdata, const swarmcast_connect_info *info,
         handler_error("connect info");
     }
     if (strstr(info->auth_json, "\"token\":\"good\"") != NULL) {
+        check_request(c->server, info->socket_id);
         pthread_mutex_lock(&c->lock);
         c->connects++;
         pthread_mutex_unlock(&c->lock);

@@ -55,7 +55,13 @@ async function run() {
   check(refusal?.data?.hint === "token", `refusal data ${JSON.stringify(refusal?.data)}`);
 
   // 2. The right token is accepted; listeners are in place before anything is asked.
-  const socket = io(url, { auth: { token: "good" }, reconnection: false, forceNew: true });
+  const socket = io(url, {
+    auth: { token: "good" },
+    query: { agent: "receiver" }, // read back by the C side (swarmcast_server_socket_request)
+    extraHeaders: { "X-Agent": "c-test" },
+    reconnection: false,
+    forceNew: true,
+  });
   const seqs = new Map();
   let outOfOrder = 0;
   const roomMsgs = [];
@@ -158,6 +164,8 @@ async function run() {
   // polling transport paused and only notices after the ping timeout (client behaviour).
   const idle = io(url, {
     auth: { token: "good" },
+    query: { agent: "receiver" },
+    extraHeaders: { "X-Agent": "c-test" },
     reconnection: false,
     forceNew: true,
     transports: ["websocket"],

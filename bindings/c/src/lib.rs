@@ -22,6 +22,7 @@ mod limits;
 mod log;
 mod panic;
 mod redis;
+mod request;
 mod result;
 mod rooms;
 mod server;

@@ -76,11 +76,14 @@ pub enum swarmcast_result {
     /// This build of libswarmcast lacks the feature (the Redis cluster: cargo feature
     /// `redis`, on by default).
     Unsupported = 22,
+    /// The value asked for is not there: a header the request did not carry, a peer
+    /// address the server does not know (`swarmcast_server_socket_request`).
+    NotFound = 23,
 }
 
 impl swarmcast_result {
     /// Every code, for the message function and the tests.
-    pub(crate) const ALL: [swarmcast_result; 23] = [
+    pub(crate) const ALL: [swarmcast_result; 24] = [
         Self::Ok,
         Self::Panic,
         Self::NullParameter,
@@ -104,6 +107,7 @@ impl swarmcast_result {
         Self::TimedOut,
         Self::RedisFailed,
         Self::Unsupported,
+        Self::NotFound,
     ];
 
     pub(crate) fn from_u32(code: u32) -> Option<Self> {
@@ -135,6 +139,7 @@ impl swarmcast_result {
             Self::TimedOut => "the deadline passed while callbacks were still running",
             Self::RedisFailed => "redis refused, could not be reached, or did not answer in time",
             Self::Unsupported => "this build of libswarmcast lacks the feature (redis)",
+            Self::NotFound => "the request has no such value (header, peer address)",
         }
     }
 }
