@@ -172,3 +172,37 @@ def test_requests_blocked_in_io_bring_more_workers_in(make_server):
     assert results == [200] * 4
     # Two or more ran at once: the ones that waited did not wait for the sleeper.
     assert peak[0] >= 2, peak
+
+
+def test_a_client_that_goes_away_mid_response_is_not_an_application_error(make_server, caplog):
+    """The body stops, close() is called, and nothing is logged as the application's
+    failure: a browser navigating away is not a bug in the app."""
+    import logging
+    import socket as socketlib
+    import time
+
+    closed = threading.Event()
+
+    class Endless:
+        def __iter__(self) -> Any:
+            for _ in range(10_000):
+                time.sleep(0.005)
+                yield b"x" * 65536
+
+        def close(self) -> None:
+            closed.set()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return Endless()
+
+    server = make_server()
+    server.mount_wsgi(app, threads=2)
+    server.start()
+    caplog.set_level(logging.DEBUG, logger="swarmcast")
+    with socketlib.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    assert closed.wait(10), "close() called after the client left"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]

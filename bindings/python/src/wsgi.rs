@@ -97,6 +97,8 @@ fn internal_error() -> AppResponse {
 /// iteration of the result.
 struct Response {
     head: Mutex<Head>,
+    /// The client closed the connection before the body was sent.
+    gone: std::sync::atomic::AtomicBool,
     /// Taken when the request is done: Python may keep `start_response` (and so this
     /// response) alive, in a traceback for one, and the body must end all the same.
     body: Mutex<Option<mpsc::Sender<Chunk>>>,
@@ -117,7 +119,13 @@ impl Response {
                 sender: Some(head),
             }),
             body: Mutex::new(Some(body)),
+            gone: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    fn client_gone(&self) -> PyErr {
+        self.gone.store(true, std::sync::atomic::Ordering::Release);
+        PyRuntimeError::new_err("the client went away")
     }
 
     fn headers_sent(&self) -> bool {
@@ -156,10 +164,8 @@ impl Response {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(chunk)) => py
                 .detach(|| body.blocking_send(chunk))
-                .map_err(|_| PyRuntimeError::new_err("the client went away")),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                Err(PyRuntimeError::new_err("the client went away"))
-            }
+                .map_err(|_| self.client_gone()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.client_gone()),
         }
     }
 
@@ -240,6 +246,12 @@ fn serve(py: Python<'_>, app: &Py<PyAny>, request: AppRequest, response: &Arc<Re
     let outcome = run(py, app, request, response);
     let last = match outcome {
         Ok(()) => None,
+        Err(_) if response.gone.load(std::sync::atomic::Ordering::Acquire) => {
+            // Not the application's failure: the client closed the connection (a
+            // browser navigating away, a load tool stopping).
+            tracing::debug!("a WSGI response was cut short: the client went away");
+            None
+        }
         Err(err) => {
             log_exception(py, err, "the WSGI application failed");
             let sender = response.head.lock().sender.take();
