@@ -335,13 +335,8 @@ impl Drop for Dispatcher {
     fn drop(&mut self) {
         // The threads finish the jobs already queued, then leave.
         self.close();
-        let current = std::thread::current().id();
-        for handle in self.threads.drain(..) {
-            // A handler that drops the last reference from its own thread cannot join itself.
-            if handle.thread().id() != current {
-                let _ = handle.join();
-            }
-        }
+        // A handler that drops the last reference from its own thread is not joined.
+        super::pool::join_all_but_current(self.threads.drain(..));
     }
 }
 

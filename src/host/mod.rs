@@ -44,6 +44,7 @@
 
 mod dispatch;
 mod handlers;
+mod log;
 mod pool;
 
 use std::cell::Cell;
@@ -53,6 +54,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 pub use dispatch::{on_dispatcher_thread, wait_for_teardown, Dispatcher, TeardownGuard};
+pub use log::event_text;
 pub use pool::{Ticket, WorkerPool};
 
 use crate::{Emitter, Namespace, Server, ServerError, ServerHandle};

@@ -211,12 +211,17 @@ impl Drop for WorkerPool {
         // The threads finish the jobs already queued, then leave.
         self.shared.state.lock().closed = true;
         self.shared.work.notify_all();
-        let current = std::thread::current().id();
-        for handle in self.threads.drain(..) {
-            // A job that drops the pool from its own thread cannot join itself.
-            if handle.thread().id() != current {
-                let _ = handle.join();
-            }
+        join_all_but_current(self.threads.drain(..));
+    }
+}
+
+/// Join `threads`, except the current one: a job that drops its pool from its own
+/// thread cannot join itself (it leaves once the job returns).
+pub(super) fn join_all_but_current(threads: impl IntoIterator<Item = JoinHandle<()>>) {
+    let current = std::thread::current().id();
+    for handle in threads {
+        if handle.thread().id() != current {
+            let _ = handle.join();
         }
     }
 }

@@ -21,7 +21,6 @@ use std::sync::OnceLock;
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
 use tracing::{Level, Metadata};
@@ -253,37 +252,10 @@ impl<S: tracing::Subscriber> Layer<S> for ToC {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
         let Some(Ok(tx)) = SENDER.get() else { return };
         let metadata = event.metadata();
-        let mut text = Text::default();
-        event.record(&mut text);
         let _ = tx.try_send(Record {
             level: level_of(metadata.level()),
             target: metadata.target(),
-            message: text.message + &text.fields,
+            message: sc::host::event_text(event),
         });
-    }
-}
-
-/// `message key=value key=value`.
-#[derive(Default)]
-struct Text {
-    message: String,
-    fields: String,
-}
-
-impl Visit for Text {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = value.to_string();
-        } else {
-            self.fields += &format!(" {}={value}", field.name());
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.message = format!("{value:?}");
-        } else {
-            self.fields += &format!(" {}={value:?}", field.name());
-        }
     }
 }

@@ -13,7 +13,6 @@ use std::sync::OnceLock;
 
 use crossbeam_channel::{Receiver, Sender};
 use pyo3::prelude::*;
-use tracing::field::{Field, Visit};
 use tracing::subscriber::Interest;
 use tracing::{Level, Metadata};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -110,37 +109,10 @@ impl<S: tracing::Subscriber> Layer<S> for ToPython {
             Level::WARN => 30,
             _ => 20,
         };
-        let mut text = Text::default();
-        event.record(&mut text);
         let _ = tx.try_send(Record {
             engine: metadata.target().starts_with("swarmcast::engine"),
             level,
-            message: text.message + &text.fields,
+            message: swarmcast::host::event_text(event),
         });
-    }
-}
-
-/// `message key=value key=value`.
-#[derive(Default)]
-struct Text {
-    message: String,
-    fields: String,
-}
-
-impl Visit for Text {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = value.to_string();
-        } else {
-            self.fields += &format!(" {}={value}", field.name());
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.message = format!("{value:?}");
-        } else {
-            self.fields += &format!(" {}={value:?}", field.name());
-        }
     }
 }
