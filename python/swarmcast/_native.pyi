@@ -23,6 +23,7 @@ __all__ = [
     "StateMap",
     "SwarmcastError",
     "__version__",
+    "_Ack",
     "_enable_logging",
     "_stop_all",
 ]
@@ -66,6 +67,17 @@ class HandlerDecorator:
     """Returned by `Server.on(event)` without a handler: registers what it decorates."""
 
     def __call__(self, handler: _F) -> _F: ...
+
+@final
+class _Ack:
+    """The answer to one client ack, handed to a handler registered with
+    `Server._on_deferred` (swarmcast.AsyncServer's coroutine handlers). Answered at
+    most once."""
+
+    def send(self, value: Any = None) -> bool: ...
+    def fail(self) -> bool: ...
+    @property
+    def answered(self) -> bool: ...
 
 @final
 class StateMap:
@@ -163,6 +175,12 @@ class Server:
         handler: Callable[..., Any] | None = None,
         namespace: str | None = None,
     ) -> Any: ...
+    def _on_deferred(
+        self,
+        event: str,
+        handler: Callable[..., object],
+        namespace: str | None = None,
+    ) -> None: ...
     def event(
         self,
         handler: Callable[..., Any] | None = None,

@@ -99,8 +99,25 @@ impl PyServer {
         handler: &Bound<'_, PyAny>,
         namespace: &str,
     ) -> PyResult<()> {
+        self.register_as(py, event, handler, namespace, false)
+    }
+
+    /// `deferred`: see [`PyHandler::deferred`] (event and catch-all handlers only).
+    fn register_as(
+        &self,
+        py: Python<'_>,
+        event: &str,
+        handler: &Bound<'_, PyAny>,
+        namespace: &str,
+        deferred: bool,
+    ) -> PyResult<()> {
         if !handler.is_callable() {
             return Err(PyTypeError::new_err("the handler must be callable"));
+        }
+        if deferred && matches!(event, "connect" | "disconnect") {
+            return Err(PyValueError::new_err(format!(
+                "a {event} handler cannot answer an ack: register it with on()"
+            )));
         }
         let host = &self.host;
         let with_namespace = namespace == "*";
@@ -109,6 +126,7 @@ impl PyServer {
                 func: handler.clone().unbind(),
                 takes_extra: extra,
                 with_namespace,
+                deferred,
             })
         };
         // connect: (sid, auth) or (sid); disconnect: (sid, reason) or (sid); one more
@@ -424,6 +442,22 @@ impl PyServer {
             )?
             .into_any()),
         }
+    }
+
+    /// Register `handler` for `event` (or `"*"`) as a deferred handler: it is called
+    /// as `handler(ack, [event,] [namespace,] sid, *args)` on the handler thread, where
+    /// `ack` is a `_Ack` to answer later (or `None`), and its return value is ignored.
+    /// For the asyncio layer (`swarmcast.AsyncServer`), which answers when the
+    /// coroutine it starts returns.
+    #[pyo3(signature = (event, handler, namespace = None))]
+    fn _on_deferred(
+        &self,
+        py: Python<'_>,
+        event: &str,
+        handler: Bound<'_, PyAny>,
+        namespace: Option<&str>,
+    ) -> PyResult<()> {
+        self.register_as(py, event, &handler, namespace.unwrap_or("/"), true)
     }
 
     /// Decorator registering a function under its own name: `@server.event` or
