@@ -283,11 +283,13 @@ class AsyncServer:
             self.server._on_deferred(event, self._event_bridge(func, lead), namespace=namespace)
 
     def _decoding(self, func: Callable[..., Any], lead: int) -> Callable[..., Any]:
-        """A sync handler whose arguments after the first ``lead`` go through ``json``."""
+        """A sync handler whose arguments after the first ``lead`` go through ``json``,
+        and its return value (an ack) too."""
 
         @functools.wraps(func)
         def decoded(*args: Any) -> Any:
-            return func(*args[:lead], *_json.decode(self.json, args[lead:]))
+            result = func(*args[:lead], *_json.decode(self.json, args[lead:]))
+            return None if result is None else _json.encode(self.json, result)
 
         return decoded
 
@@ -398,6 +400,8 @@ class AsyncServer:
             await asyncio.wait({previous})
         try:
             result = await func(*self._decode(args, lead))
+            if ack is not None and self.json is not None and result is not None:
+                result = _json.encode(self.json, result)
         except Exception:
             logger.exception(
                 "error in the async handler %s (sid %s)", getattr(func, "__qualname__", func), args[lead - 1]

@@ -39,8 +39,13 @@ def _strip(value: Any, blobs: list[Any]) -> Any:
 def _restore(value: Any, blobs: list[Any]) -> Any:
     """Put the binaries ``_strip`` took out back in place of their placeholders."""
     if isinstance(value, dict):
-        num = value.get("_placeholder") is True and value.get("num")
-        if len(value) == 2 and isinstance(num, int) and 0 <= num < len(blobs):
+        num = value.get("num")
+        if (
+            len(value) == 2
+            and value.get("_placeholder") is True
+            and type(num) is int
+            and 0 <= num < len(blobs)
+        ):
             return blobs[num]
         return {k: _restore(v, blobs) for k, v in value.items()}
     if isinstance(value, list):
