@@ -8,12 +8,15 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+import requests
 import socketio
 
+from conftest import Inbox, free_port, make_client, python_script
 import swarmcast
 
 WAIT = 10.0
@@ -473,3 +476,55 @@ async def test_bad_arguments():
     sio = swarmcast.AsyncServer(port=0)
     with pytest.raises(TypeError, match="callable"):
         sio.on("x", 42)  # type: ignore[call-overload]
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "asgi" / "fastapi_app.py"
+
+
+def test_fastapi_example_pushes_from_a_route():
+    """examples/asgi/fastapi_app.py under uvicorn in a subprocess: its lifespan starts
+    the AsyncServer on uvicorn's loop; async routes push to a connected client and ask
+    it a question."""
+    pytest.importorskip("fastapi")
+    http_port, sio_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{http_port}"
+    with python_script(str(EXAMPLE), "--port", str(http_port), env={"SIO_PORT": str(sio_port)}) as proc:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                r = requests.get(base + "/", timeout=1)
+                if r.status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "the example did not start"
+            time.sleep(0.1)
+        info = r.json()
+        assert info == {"socketio": f"http://127.0.0.1:{sio_port}", "same_loop": True, "clients": 0}
+
+        got = Inbox()
+        client = make_client(got, ("welcome", "notification"))
+        client.on("question", lambda text: f"yes: {text}")
+        client.connect(info["socketio"], transports=["websocket"], auth={"name": "ann"}, wait_timeout=WAIT)
+        try:
+            sid = client.get_sid()
+            assert got.get("welcome") == ({"sid": sid, "name": "ann"},)
+            assert client.call("join", "ops", timeout=WAIT) == [sid, "ops"]
+
+            r = requests.post(base + "/notify", json={"message": "deployed", "room": "ops"}, timeout=WAIT)
+            assert r.json() == {"delivered": 1}
+            assert got.get("notification") == ({"message": "deployed"},)
+            r = requests.post(base + "/notify", json={"message": "nobody", "room": "dev"}, timeout=WAIT)
+            assert r.json() == {"delivered": 0}
+            r = requests.post(base + "/notify", json={"message": "everyone"}, timeout=WAIT)
+            assert r.json() == {"delivered": 1}
+            assert got.get("notification") == ({"message": "everyone"},)
+            assert got.empty_for(0.2)
+
+            r = requests.post(f"{base}/ask/{sid}", json={"message": "ready?"}, timeout=WAIT)
+            assert r.json() == {"answer": "yes: ready?"}
+            assert requests.post(f"{base}/ask/nobody", json={"message": "?"}, timeout=WAIT).status_code == 404
+            assert requests.get(base + "/", timeout=WAIT).json()["clients"] == 1
+        finally:
+            client.disconnect()
