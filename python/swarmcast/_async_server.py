@@ -476,11 +476,24 @@ class AsyncServer:
         (alias ``room``), minus ``skip_sid``; returns the number of sockets it was
         queued to. ``data``: ``None`` sends no argument, a tuple several. ``callback``
         (one recipient) is called on the loop with the client's ack, if it comes within
-        ``timeout``. Under backpressure the native emit may wait (at most
-        ``emit_max_wait``): it then waits on a thread of this server's pool, not on the
-        loop."""
+        ``timeout``.
+
+        Backpressure: when no client it targets is behind (its queue above the
+        watermark), the emit is queued at once, on the loop, without waiting. When one
+        is, the emit waits for it as ``Server.emit`` does (at most ``emit_max_wait``,
+        then the slow-consumer policy) on a thread of this server's pool, so the loop
+        runs on and the awaiting task is paced to the client's speed. Emits with a
+        callback always go through the pool."""
         if self.json is not None and data is not None:
             data = _json.encode(self.json, data)
+        if callback is None:
+            # The common case, on the loop: the native layer emits at once when no
+            # target is behind (above its backpressure watermark), without waiting.
+            sent = self.server._try_emit(
+                event, data, to=to, room=room, skip_sid=skip_sid, namespace=namespace, volatile=volatile
+            )
+            if sent is not None:
+                return sent
         emit = functools.partial(
             self.server.emit,
             event,

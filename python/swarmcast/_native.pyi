@@ -198,6 +198,16 @@ class Server:
         callback: Callable[..., Any] | None = None,
         timeout: float = 60.0,
     ) -> int: ...
+    def _try_emit(
+        self,
+        event: str,
+        data: Any = None,
+        to: str | Iterable[str] | None = None,
+        room: str | Iterable[str] | None = None,
+        skip_sid: str | Iterable[str] | None = None,
+        namespace: str | None = None,
+        volatile: bool = False,
+    ) -> int | None: ...
     def send(
         self,
         data: Any = None,

@@ -262,6 +262,11 @@ impl Socket {
         self.0.engine.room_for(frames, bytes, deadline).await
     }
 
+    /// Whether this client's queue is above its backpressure watermark now.
+    pub(crate) fn is_behind(&self) -> bool {
+        self.0.engine.is_behind()
+    }
+
     /// What waits to be written to this client: (packets, bytes).
     pub(crate) fn backlog(&self) -> (usize, usize) {
         self.0.engine.backlog()

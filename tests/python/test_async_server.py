@@ -4,6 +4,7 @@ AsyncClient over real sockets on 127.0.0.1 (websocket and long-polling)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -440,6 +441,61 @@ async def test_emit_before_start_raises(make_server):
     sio = await make_server()
     with pytest.raises(swarmcast.NotRunningError):
         await sio.emit("x", 1)
+
+
+class CountingExecutor(concurrent.futures.ThreadPoolExecutor):
+    """The AsyncServer's pool, counting what it is handed."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=4, thread_name_prefix="swarmcast-async")
+        self.submitted = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.timeout(120)
+async def test_emit_under_backpressure_paces_the_task_not_the_loop(make_server):
+    """A burst of awaited emits to a long-polling client (16 packets per response, so
+    slow to drain): emits are queued on the loop while the client keeps up, and wait on
+    the pool once its queue is above the watermark. Everything arrives in order, nobody
+    is disconnected, and the loop keeps running meanwhile."""
+    sio = await make_server()
+    pool = CountingExecutor()
+    sio._executor = pool
+    await sio.start()
+    seen: list[int] = []
+    client = make_client(ordered=True)  # handlers in wire order, on the client's threads
+    client.on("burst", lambda data: seen.append(data["i"]))
+    await asyncio.to_thread(client.connect, sio.url, transports=["polling"], wait_timeout=WAIT)
+    try:
+        gaps: list[float] = []
+        running = True
+
+        async def ticker() -> None:
+            last = time.monotonic()
+            while running:
+                await asyncio.sleep(0.005)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        tick = asyncio.create_task(ticker())
+        submitted_before = pool.submitted
+        n = 2000
+        for i in range(n):
+            assert await sio.emit("burst", {"i": i}) == 1
+        running = False
+        await tick
+        await eventually(lambda: len(seen) >= n, 60, f"{n} events")
+        assert seen == list(range(n))
+        assert sio.server.metrics()["slow_consumers"] == 0
+        offloaded = pool.submitted - submitted_before
+        assert 0 < offloaded < n, offloaded  # some waited on the pool, most did not
+        assert max(gaps) < 0.25, max(gaps)  # the loop was never held for long
+    finally:
+        await asyncio.to_thread(client.disconnect)
 
 
 def test_own_loop_in_a_thread():

@@ -7,6 +7,7 @@
 
 mod args;
 mod convert;
+mod emit;
 mod environ;
 mod errors;
 mod handlers;
