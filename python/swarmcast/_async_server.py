@@ -412,7 +412,10 @@ class AsyncServer:
         if ack is None:
             return
         try:
-            await self._offload(ack.send, result)
+            # At once, on the loop, unless the client is behind on its queue: then
+            # from the pool, waiting for it as any emit does.
+            if ack.try_send(result) is None:
+                await self._offload(ack.send, result)
         except Exception:
             logger.exception(
                 "the ack of the async handler %s (sid %s) could not be sent",

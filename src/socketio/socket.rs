@@ -532,9 +532,29 @@ impl AckSender {
         self.send_payload(&Payload::new(vec![value]))
     }
 
-    /// Answer with any arguments and attachments.
+    /// Answer with any arguments and attachments. On a thread that may wait, a client
+    /// behind on its queue is waited for, at most the server's `emit_max_wait`, as an
+    /// emit is.
     pub fn send_payload(self, payload: &Payload) -> Result<(), EmitError> {
         let encoded = packet::encode_ack(self.socket.namespace(), self.id, payload)?;
         self.socket.push(&encoded)
+    }
+
+    /// Whether the client's queue is above its backpressure watermark now, so that
+    /// [`AckSender::send_payload`] on a thread that may wait would wait. Never waits.
+    pub fn is_behind(&self) -> bool {
+        self.socket.is_behind()
+    }
+
+    /// [`AckSender::send_payload`] that never waits, for code that must not block (an
+    /// event loop; check [`AckSender::is_behind`] first to keep backpressure): a full
+    /// queue fails at once with [`EmitError::QueueFull`].
+    pub fn send_payload_no_wait(self, payload: &Payload) -> Result<(), EmitError> {
+        let encoded = packet::encode_ack(self.socket.namespace(), self.id, payload)?;
+        match self.socket.push_frames(&encoded.frames) {
+            Ok(_) => Ok(()),
+            Err(SendError::QueueFull) => Err(EmitError::QueueFull(self.socket.id().to_string())),
+            Err(SendError::Closed) => Err(EmitError::Disconnected(self.socket.id().to_string())),
+        }
     }
 }

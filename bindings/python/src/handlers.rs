@@ -162,6 +162,36 @@ impl PyAck {
         }
     }
 
+    /// `send` for code that must not block (an event loop): `None` when the client
+    /// is behind on its queue (above the backpressure watermark; nothing is sent, the
+    /// ack stays pending: call `send` from a thread that may wait), else the answer
+    /// is queued without waiting (True; False if it was answered already).
+    #[pyo3(signature = (value = None))]
+    fn try_send(&self, py: Python<'_>, value: Option<Bound<'_, PyAny>>) -> PyResult<Option<bool>> {
+        let payload = convert::to_payload(value.as_ref(), "return value");
+        let mut slot = self.sender.lock();
+        let Some(sender) = slot.take() else {
+            return Ok(Some(false));
+        };
+        let payload = match payload {
+            Ok(payload) if sender.is_behind() => {
+                *slot = Some(sender);
+                drop(payload);
+                return Ok(None);
+            }
+            Ok(payload) => payload,
+            Err(e) => {
+                drop(slot);
+                let _ = py.detach(|| sender.send_payload_no_wait(&error_ack()));
+                return Err(e);
+            }
+        };
+        drop(slot);
+        py.detach(|| sender.send_payload_no_wait(&payload))
+            .map_err(crate::errors::emit_error)?;
+        Ok(Some(true))
+    }
+
     /// Answer with the error payload a raising handler's ack gets,
     /// `{"error": "internal server error"}`. False if it was answered already.
     fn fail(&self, py: Python<'_>) -> PyResult<bool> {
