@@ -467,13 +467,17 @@ impl Socket {
 
     /// Disconnect from this namespace: the client gets DISCONNECT ("io server disconnect").
     pub fn disconnect(&self) {
+        // Removed (and its reason settled) before the client hears of it: a client that
+        // closes its transport at once on the DISCONNECT must not race this thread to
+        // `remove_socket` with "transport close" (seen with python-socketio's AsyncClient
+        // when this thread was preempted between the two).
+        self.0
+            .ns
+            .remove_socket(self, DisconnectReason::ServerNamespaceDisconnect);
         if let Ok(encoded) = packet::encode_control(PacketKind::Disconnect, self.namespace(), None)
         {
             let _ = self.0.engine.send_frames(&encoded.frames);
         }
-        self.0
-            .ns
-            .remove_socket(self, DisconnectReason::ServerNamespaceDisconnect);
     }
 
     /// Take and count what waits in a detached socket's queue (benchmarks).
