@@ -104,6 +104,7 @@ def test_flask_facade_decodes_with_the_json_module(clients: list[socketio.Client
         # What the handler sends back is encoded with the module too (ack and emit).
         assert answer == {"on": DAY, "price": 2.5}
         assert got.wait(1) == [("booked", {"until": {"$date": "2026-12-01"}})]
+        client.disconnect()  # before the server goes (a polling client would wait)
     finally:
         sio.stop()
 
