@@ -75,6 +75,16 @@ stage "Python tests (pytest + official python-socketio client) and stubtest, in 
 "$VENV_PY" -m pytest tests/python -q
 "$VENV_PY" -m mypy.stubtest swarmcast._native
 
+# The examples type-check as users' code would: mypy --strict, one run per example
+# folder (two of them have an app.py), configured in pyproject.toml ([tool.mypy]: a typed
+# stand-in for Flask-SocketIO in tests/python/stubs). The SwarmBot example needs Dash
+# in .venv: demo.sh --install-only puts it there (the browser stage below uses it too).
+stage "mypy --strict on the examples (flask_chat, asgi, swarmbot)"
+bash scripts/demo.sh --install-only
+"$VENV_PY" -m mypy --strict examples/flask_chat/app.py examples/flask_chat/app_swarmcast.py
+"$VENV_PY" -m mypy --strict examples/asgi/fastapi_app.py
+"$VENV_PY" -m mypy --strict examples/swarmbot/*.py
+
 stage "browser end-to-end tests (tests/e2e: SwarmBot demo in headless chromium)"
 bash scripts/test-e2e.sh
 

@@ -10,6 +10,7 @@ Socket.IO clients connect.
 """
 
 import os
+from typing import Any
 
 from flask import Flask, render_template_string, request, session
 from flask_socketio import (
@@ -46,12 +47,18 @@ PAGE = """<!doctype html>
 ticker_started = False
 
 
+def request_sid() -> str:
+    """The sid of the client whose event is handled (Socket.IO sets ``request.sid``)."""
+    sid: str = getattr(request, "sid")
+    return sid
+
+
 @app.route("/")
-def index():
+def index() -> str:
     return render_template_string(PAGE, socket_url=os.environ.get("SOCKET_URL", ""))
 
 
-def ticker():
+def ticker() -> None:
     # Bounded: at most 10 minutes of ticks.
     for n in range(6000):
         socketio.emit("tick", {"n": n}, to="ticks")
@@ -59,7 +66,7 @@ def ticker():
 
 
 @socketio.on("connect")
-def on_connect(auth):
+def on_connect(auth: dict[str, Any] | None) -> None:
     global ticker_started
     if not auth or not auth.get("name"):
         raise ConnectionRefusedError("name required", {"hint": "connect with auth={'name': ...}"})
@@ -67,68 +74,68 @@ def on_connect(auth):
     if not ticker_started:
         ticker_started = True
         socketio.start_background_task(ticker)
-    emit("welcome", {"sid": request.sid, "name": auth["name"]})
+    emit("welcome", {"sid": request_sid(), "name": auth["name"]})
 
 
 @socketio.on("join")
-def on_join(data):
+def on_join(data: dict[str, str]) -> list[str]:
     join_room(data["room"])
     emit("status", {"msg": session["name"] + " joined " + data["room"]}, to=data["room"])
-    return sorted(r for r in rooms() if r != request.sid)
+    return sorted(r for r in rooms() if r != request_sid())
 
 
 @socketio.on("leave")
-def on_leave(data):
+def on_leave(data: dict[str, str]) -> list[str]:
     leave_room(data["room"])
-    return sorted(r for r in rooms() if r != request.sid)
+    return sorted(r for r in rooms() if r != request_sid())
 
 
 @socketio.on("chat")
-def on_chat(data):
+def on_chat(data: dict[str, str]) -> dict[str, bool]:
     message = {"name": session["name"], "text": data["text"]}
     emit("chat", message, to=data["room"], include_self=False)
     return {"delivered": True}
 
 
 @socketio.on("shout")
-def on_shout(text):
+def on_shout(text: str) -> None:
     send(session["name"] + ": " + text, broadcast=True)
 
 
 @socketio.event
-def whoami():
-    return {"sid": request.sid, "name": session["name"], "namespace": request.namespace}
+def whoami() -> dict[str, str]:
+    return {"sid": request_sid(), "name": session["name"], "namespace": getattr(request, "namespace")}
 
 
 @socketio.on("avatar")
-def on_avatar(blob):
+def on_avatar(blob: bytes) -> int:
     emit("avatar", {"name": session["name"], "image": blob[::-1]})
     return len(blob)
 
 
 @socketio.on("ticks")
-def on_ticks():
+def on_ticks() -> str:
     join_room("ticks")
     return "subscribed"
 
 
 @socketio.on("boom")
-def on_boom():
+def on_boom() -> None:
     raise ValueError("boom")
 
 
 @socketio.on_error_default
-def on_error(e):
+def on_error(e: Exception) -> dict[str, str]:
     return {"error": str(e)}
 
 
 @socketio.on("kick_me")
-def on_kick_me():
+def on_kick_me() -> None:
     disconnect()
 
 
 @socketio.on("disconnect")
-def on_disconnect(reason):
+def on_disconnect(reason: str) -> None:
     emit("left", {"name": session.get("name")}, broadcast=True, include_self=False)
 
 

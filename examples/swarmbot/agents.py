@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 # The states an agent goes through.
 IDLE, THINKING, WORKING, BLOCKED, DONE = "idle", "thinking", "working", "blocked", "done"
@@ -58,7 +58,7 @@ class BaseAgent:
     work = (1.0, 2.5)
     block_chance = 0.08
     block_time = (0.8, 2.0)
-    verbs = ("working on",)
+    verbs: Tuple[str, ...] = ("working on",)
 
     def __init__(self, agent_id: str, report: Report, seed: Optional[int] = None) -> None:
         self.id = agent_id

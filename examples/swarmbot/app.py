@@ -113,7 +113,7 @@ def add_test_control(app: Any, coordinator: SwarmCoordinator, sink: SwarmcastSin
     """Endpoints the browser tests drive (POST only, loopback only)."""
     import flask
 
-    server = app.server
+    server: flask.Flask = app.server
 
     def ok(**extra: Any) -> Any:
         return flask.jsonify({"ok": True, **extra})

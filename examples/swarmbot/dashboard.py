@@ -59,7 +59,7 @@ def create_app(
     app = Dash(
         __name__,
         title="SwarmBot · swarmcast",
-        update_title=None,
+        update_title="",  # no "Updating..." title while callbacks run
         assets_folder=os.path.join(HERE, "assets"),
     )
     bridge.init_app(app)

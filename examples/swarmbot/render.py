@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import html
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 MARK = {"blocked": "! ", "done": "✓ ", "queued": "+ ", "burst": "# "}
 def esc(value: Any) -> str:
@@ -35,7 +35,7 @@ def agents(view: Dict[str, Dict[str, Any]], order: List[str]) -> str:
 
 
 def board(tasks: Dict[str, Dict[str, Any]], columns: List[str]) -> str:
-    cols: Dict[str, list] = {c: [] for c in columns}
+    cols: Dict[str, List[Tuple[str, Dict[str, Any]]]] = {c: [] for c in columns}
     for tid, t in tasks.items():
         if t["stage"] in cols:
             cols[t["stage"]].append((tid, t))
@@ -98,7 +98,10 @@ def _line(x: List[str], y: List[Any], name: str, color: str) -> Dict[str, Any]:
 
 def graphs(samples: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     x = [datetime.datetime.fromtimestamp(m["t"] / 1000).isoformat(timespec="milliseconds") for m in samples]
-    col = lambda k: [m.get(k) for m in samples]  # noqa: E731
+
+    def col(k: str) -> List[Any]:
+        return [m.get(k) for m in samples]
+
     return [
         _fig([_line(x, col("eps"), "events/s", "#6366f1")]),
         _fig([_line(x, col("tpm"), "tasks/min", "#16a34a")]),

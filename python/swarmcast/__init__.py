@@ -18,13 +18,16 @@
         server.emit("tick", {"seq": 1})  # from any thread, never blocks
 
 Handlers run on swarmcast's own threads (one socket's events in order); `emit` and
-every call that does Rust work release the GIL. See docs/python.md.
+every call that does Rust work release the GIL. `swarmcast.AsyncServer` is the same
+server driven from asyncio (`async def` handlers, `await sio.emit(...)`). See
+docs/python.md.
 """
 
 from __future__ import annotations
 
 import atexit
 
+from ._async_server import AsyncServer
 from ._native import (
     ConnectionRefusedError,
     DisconnectedError,
@@ -41,6 +44,7 @@ from ._native import (
 )
 
 __all__ = [
+    "AsyncServer",
     "ConnectionRefusedError",
     "DisconnectedError",
     "EmitError",

@@ -23,6 +23,7 @@ __all__ = [
     "StateMap",
     "SwarmcastError",
     "__version__",
+    "_Ack",
     "_enable_logging",
     "_stop_all",
 ]
@@ -66,6 +67,18 @@ class HandlerDecorator:
     """Returned by `Server.on(event)` without a handler: registers what it decorates."""
 
     def __call__(self, handler: _F) -> _F: ...
+
+@final
+class _Ack:
+    """The answer to one client ack, handed to a handler registered with
+    `Server._on_deferred` (swarmcast.AsyncServer's coroutine handlers). Answered at
+    most once."""
+
+    def send(self, value: Any = None) -> bool: ...
+    def try_send(self, value: Any = None) -> bool | None: ...
+    def fail(self) -> bool: ...
+    @property
+    def answered(self) -> bool: ...
 
 @final
 class StateMap:
@@ -163,6 +176,12 @@ class Server:
         handler: Callable[..., Any] | None = None,
         namespace: str | None = None,
     ) -> Any: ...
+    def _on_deferred(
+        self,
+        event: str,
+        handler: Callable[..., object],
+        namespace: str | None = None,
+    ) -> None: ...
     def event(
         self,
         handler: Callable[..., Any] | None = None,
@@ -180,6 +199,16 @@ class Server:
         callback: Callable[..., Any] | None = None,
         timeout: float = 60.0,
     ) -> int: ...
+    def _try_emit(
+        self,
+        event: str,
+        data: Any = None,
+        to: str | Iterable[str] | None = None,
+        room: str | Iterable[str] | None = None,
+        skip_sid: str | Iterable[str] | None = None,
+        namespace: str | None = None,
+        volatile: bool = False,
+    ) -> int | None: ...
     def send(
         self,
         data: Any = None,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import inspect
 import io
-import json as _stdlib_json
 import logging
 import sys
 import threading
@@ -32,7 +31,7 @@ from urllib.parse import parse_qs
 import flask
 from flask.sessions import SessionMixin
 
-from . import ConnectionRefusedError, NotRunningError, Server
+from . import ConnectionRefusedError, NotRunningError, Server, _json
 from ._flask_options import _RedisManager, _check_json, _configure_logging
 from ._testclient import TOKEN_PARAM, SocketIOTestClient
 
@@ -411,6 +410,10 @@ class SocketIO:
         app = self.app
         if app is None:
             raise RuntimeError("SocketIO has no Flask app: call init_app(app)")
+        if self.json is not None and message != "disconnect" and args:
+            # Decoded with the user's module too, as Flask-SocketIO does (its packets
+            # go through json.loads): the auth, event arguments and acks.
+            args = _json.decode(self.json, args)
         environ = self._environ_for(sid, namespace)
         with app.request_context(environ):
             if self.manage_session:
@@ -431,6 +434,8 @@ class SocketIO:
                     ret = handler(reason) if _accepts(handler, 1) else handler()
                 else:
                     ret = handler(*args)
+                    if self.json is not None and ret is not None:
+                        ret = _json.encode(self.json, ret)  # an ack, as emits are
                 if environ.get("swarmcast.test_client") and ret is not None:
                     _check_json(ret)  # what the native ack would refuse, raised here
             except ConnectionRefusedError:
@@ -513,11 +518,8 @@ class SocketIO:
 
     def _through_json(self, data: Any) -> Any:
         """``json=`` given: encode with it (datetimes, UUIDs, ... as it decides), so the
-        client gets exactly what ``json.dumps`` makes. Binary data is left as it is."""
-        try:
-            return _stdlib_json.loads(self.json.dumps(data))
-        except TypeError:
-            return data
+        client gets exactly what ``json.dumps`` makes. Binary data stays binary."""
+        return _json.encode(self.json, data)
 
     def test_client(
         self,

@@ -221,6 +221,13 @@ impl OutboundQueue {
         Ok(above)
     }
 
+    /// Whether the queue is above its backpressure watermark now, and not closed (an
+    /// emitter that may wait would wait for it). Never blocks beyond the queue's lock.
+    pub fn is_behind(&self) -> bool {
+        let state = self.state.lock();
+        !state.closed && self.above_watermark(&state)
+    }
+
     fn above_watermark(&self, state: &QueueState) -> bool {
         state.frames.len() > self.limits.soft_packets || state.bytes > self.limits.soft_bytes
     }
@@ -591,6 +598,28 @@ mod tests {
             Err(PushError::Closed)
         );
         closer.join().unwrap();
+    }
+
+    #[test]
+    fn is_behind_reports_the_watermark_without_waiting_or_stalling() {
+        let q = OutboundQueue::new(QueueLimits {
+            max_packets: 100,
+            max_bytes: room(100, 1000),
+            soft_packets: 1,
+            soft_bytes: room(100, 1000),
+        });
+        assert!(!q.is_behind());
+        q.push(&[Frame::text("4a")]).unwrap();
+        assert!(!q.is_behind(), "at the watermark is not above it");
+        q.push(&[Frame::text("4b")]).unwrap();
+        assert!(q.is_behind());
+        assert!(!q.is_stalled(), "asking never stalls the queue");
+        let mut out = VecDeque::new();
+        q.drain_into(&mut out, 1);
+        assert!(!q.is_behind());
+        q.push(&[Frame::text("4c")]).unwrap();
+        q.close();
+        assert!(!q.is_behind(), "a closed queue holds nobody up");
     }
 
     #[test]

@@ -84,6 +84,12 @@ impl EngineSocket {
         self.0.queue().wait_below_watermark(deadline)
     }
 
+    /// Whether the client's queue is above its backpressure watermark now (an emit
+    /// that may wait would wait for it). Does not wait.
+    pub fn is_behind(&self) -> bool {
+        self.0.queue().is_behind()
+    }
+
     /// Wait (as a task) until a group of `frames` frames carrying `bytes` bytes would
     /// be queued without exceeding the watermark; false when `deadline` passed first.
     pub async fn room_for(

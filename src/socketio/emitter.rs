@@ -397,6 +397,21 @@ impl<'a> Broadcast<'a> {
         runtime.spawn(async move { callback(collecting.await) });
     }
 
+    /// The ids of the sockets of this node this broadcast reaches whose queue is above
+    /// its backpressure watermark now: those an [`Broadcast::emit`] from a thread that
+    /// may wait would wait for. Never waits. Code that must not block (an event loop)
+    /// emits with [`Broadcast::no_wait`] when this is empty, and otherwise paces
+    /// itself first ([`Broadcast::ready`], or a waiting emit on another thread).
+    pub fn behind(&self) -> Result<Vec<String>, EmitError> {
+        Ok(self
+            .namespace()?
+            .local_targets(&self.target)
+            .into_iter()
+            .filter(Socket::is_behind)
+            .map(|s| s.id().to_string())
+            .collect())
+    }
+
     /// The sockets of this node this broadcast would reach now.
     pub fn sockets(&self) -> Result<Vec<Socket>, EmitError> {
         Ok(self.namespace()?.local_targets(&self.target))

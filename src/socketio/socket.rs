@@ -275,6 +275,11 @@ impl Socket {
         self.0.engine.room_for(frames, bytes, deadline).await
     }
 
+    /// Whether this client's queue is above its backpressure watermark now.
+    pub(crate) fn is_behind(&self) -> bool {
+        self.0.engine.is_behind()
+    }
+
     /// What waits to be written to this client: (packets, bytes).
     pub(crate) fn backlog(&self) -> (usize, usize) {
         self.0.engine.backlog()
@@ -497,13 +502,17 @@ impl Socket {
 
     /// Disconnect from this namespace: the client gets DISCONNECT ("io server disconnect").
     pub fn disconnect(&self) {
+        // Removed (and its reason settled) before the client hears of it: a client that
+        // closes its transport at once on the DISCONNECT must not race this thread to
+        // `remove_socket` with "transport close" (seen with python-socketio's AsyncClient
+        // when this thread was preempted between the two).
+        self.0
+            .ns
+            .remove_socket(self, DisconnectReason::ServerNamespaceDisconnect);
         if let Ok(encoded) = packet::encode_control(PacketKind::Disconnect, self.namespace(), None)
         {
             let _ = self.0.engine.send_frames(&encoded.frames);
         }
-        self.0
-            .ns
-            .remove_socket(self, DisconnectReason::ServerNamespaceDisconnect);
     }
 
     /// Run `job` once this socket's earlier async handlers have finished (the queue of
@@ -597,9 +606,29 @@ impl AckSender {
         self.send_payload(&Payload::new(vec![value]))
     }
 
-    /// Answer with any arguments and attachments.
+    /// Answer with any arguments and attachments. On a thread that may wait, a client
+    /// behind on its queue is waited for, at most the server's `emit_max_wait`, as an
+    /// emit is.
     pub fn send_payload(self, payload: &Payload) -> Result<(), EmitError> {
         let encoded = packet::encode_ack(self.socket.namespace(), self.id, payload)?;
         self.socket.push(&encoded)
+    }
+
+    /// Whether the client's queue is above its backpressure watermark now, so that
+    /// [`AckSender::send_payload`] on a thread that may wait would wait. Never waits.
+    pub fn is_behind(&self) -> bool {
+        self.socket.is_behind()
+    }
+
+    /// [`AckSender::send_payload`] that never waits, for code that must not block (an
+    /// event loop; check [`AckSender::is_behind`] first to keep backpressure): a full
+    /// queue fails at once with [`EmitError::QueueFull`].
+    pub fn send_payload_no_wait(self, payload: &Payload) -> Result<(), EmitError> {
+        let encoded = packet::encode_ack(self.socket.namespace(), self.id, payload)?;
+        match self.socket.push_frames(&encoded.frames) {
+            Ok(_) => Ok(()),
+            Err(SendError::QueueFull) => Err(EmitError::QueueFull(self.socket.id().to_string())),
+            Err(SendError::Closed) => Err(EmitError::Disconnected(self.socket.id().to_string())),
+        }
     }
 }

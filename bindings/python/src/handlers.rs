@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 use swarmcast::{AckSender, ConnectError, Event, Host, HostError, Payload, Socket};
@@ -38,6 +39,12 @@ pub(crate) struct PyHandler {
     /// Registered on the catch-all namespace `*`: the namespace comes first (before
     /// the sid), as in python-socketio.
     pub with_namespace: bool,
+    /// Event handlers only: the handler answers the ack itself, later, through the
+    /// [`PyAck`] passed as its first argument (`None` when the client asked for no ack),
+    /// and its return value is ignored. The asyncio layer (`swarmcast.AsyncServer`)
+    /// registers its coroutine functions so: the dispatcher thread hands the coroutine
+    /// to the event loop and goes on, and the ack leaves when the coroutine returns.
+    pub deferred: bool,
 }
 
 impl PyHandler {
@@ -96,7 +103,10 @@ pub(crate) fn install_event(
     handler: Arc<PyHandler>,
 ) -> Result<(), HostError> {
     host.on(nsp, name, move |socket, event, ack| {
-        Python::try_attach(|py| call_event(py, &handler, socket, event, ack, false));
+        Python::try_attach(|py| match handler.deferred {
+            true => call_deferred(py, &handler, socket, event, ack, false),
+            false => call_event(py, &handler, socket, event, ack, false),
+        });
     })
 }
 
@@ -107,8 +117,141 @@ pub(crate) fn install_any(
     handler: Arc<PyHandler>,
 ) -> Result<(), HostError> {
     host.on_any(nsp, move |socket, event, ack| {
-        Python::try_attach(|py| call_event(py, &handler, socket, event, ack, true));
+        Python::try_attach(|py| match handler.deferred {
+            true => call_deferred(py, &handler, socket, event, ack, true),
+            false => call_event(py, &handler, socket, event, ack, true),
+        });
     })
+}
+
+/// The answer to one client ack, handed to a deferred handler (see
+/// [`PyHandler::deferred`]) to send when it is done. Answered at most once; one dropped
+/// unanswered sends nothing (the client's `call` times out).
+#[pyclass(frozen, module = "swarmcast._native", name = "_Ack")]
+pub struct PyAck {
+    sender: Mutex<Option<AckSender>>,
+}
+
+impl PyAck {
+    fn take(&self) -> Option<AckSender> {
+        self.sender.lock().take()
+    }
+}
+
+#[pymethods]
+impl PyAck {
+    /// Answer with `value` as a handler's return value would (`None`: no argument, a
+    /// tuple: several). A value that cannot be sent answers with the error payload and
+    /// raises `TypeError`. False if it was answered already. May wait under
+    /// backpressure like an emit (at most `emit_max_wait`), with the GIL released.
+    #[pyo3(signature = (value = None))]
+    fn send(&self, py: Python<'_>, value: Option<Bound<'_, PyAny>>) -> PyResult<bool> {
+        let Some(sender) = self.take() else {
+            return Ok(false);
+        };
+        match convert::to_payload(value.as_ref(), "return value") {
+            Ok(payload) => {
+                py.detach(|| sender.send_payload(&payload))
+                    .map_err(crate::errors::emit_error)?;
+                Ok(true)
+            }
+            Err(e) => {
+                let _ = py.detach(|| sender.send_payload(&error_ack()));
+                Err(e)
+            }
+        }
+    }
+
+    /// `send` for code that must not block (an event loop): `None` when the client
+    /// is behind on its queue (above the backpressure watermark; nothing is sent, the
+    /// ack stays pending: call `send` from a thread that may wait), else the answer
+    /// is queued without waiting (True; False if it was answered already).
+    #[pyo3(signature = (value = None))]
+    fn try_send(&self, py: Python<'_>, value: Option<Bound<'_, PyAny>>) -> PyResult<Option<bool>> {
+        let payload = convert::to_payload(value.as_ref(), "return value");
+        let mut slot = self.sender.lock();
+        let Some(sender) = slot.take() else {
+            return Ok(Some(false));
+        };
+        let payload = match payload {
+            Ok(payload) if sender.is_behind() => {
+                *slot = Some(sender);
+                drop(payload);
+                return Ok(None);
+            }
+            Ok(payload) => payload,
+            Err(e) => {
+                drop(slot);
+                let _ = py.detach(|| sender.send_payload_no_wait(&error_ack()));
+                return Err(e);
+            }
+        };
+        drop(slot);
+        py.detach(|| sender.send_payload_no_wait(&payload))
+            .map_err(crate::errors::emit_error)?;
+        Ok(Some(true))
+    }
+
+    /// Answer with the error payload a raising handler's ack gets,
+    /// `{"error": "internal server error"}`. False if it was answered already.
+    fn fail(&self, py: Python<'_>) -> PyResult<bool> {
+        let Some(sender) = self.take() else {
+            return Ok(false);
+        };
+        py.detach(|| sender.send_payload(&error_ack()))
+            .map_err(crate::errors::emit_error)?;
+        Ok(true)
+    }
+
+    /// Whether `send` or `fail` was called.
+    #[getter]
+    fn answered(&self) -> bool {
+        self.sender.lock().is_none()
+    }
+}
+
+/// A deferred handler: `handler(ack, [event,] [namespace,] sid, *args)`, return value
+/// ignored. If the call itself raises, an unanswered ack gets the error payload.
+fn call_deferred(
+    py: Python<'_>,
+    handler: &PyHandler,
+    socket: &Socket,
+    event: Event,
+    ack: Option<AckSender>,
+    with_name: bool,
+) {
+    let mut pending: Option<Bound<'_, PyAck>> = None;
+    let called = (|| -> PyResult<()> {
+        let mut args = vec![match ack {
+            Some(sender) => {
+                let obj = Bound::new(
+                    py,
+                    PyAck {
+                        sender: Mutex::new(Some(sender)),
+                    },
+                )?;
+                pending = Some(obj.clone());
+                obj.into_any()
+            }
+            None => py.None().into_bound(py),
+        }];
+        args.extend(handler.lead(py, socket, with_name.then_some(event.name.as_str())));
+        args.extend(convert::args_to_python(py, &event.payload)?);
+        handler.func.bind(py).call1(PyTuple::new(py, args)?)?;
+        Ok(())
+    })();
+    if let Err(e) = called {
+        if let Some(ack) = pending.as_ref().and_then(|a| a.get().take()) {
+            let _ = py.detach(|| ack.send_payload(&error_ack()));
+        }
+        let context = format!(
+            "error in the handler of event '{}' (namespace '{}', sid {})",
+            event.name,
+            socket.namespace(),
+            socket.id()
+        );
+        log_exception(py, e, &context);
+    }
 }
 
 fn call_event(

@@ -7,6 +7,7 @@
 
 mod args;
 mod convert;
+mod emit;
 mod environ;
 mod errors;
 mod handlers;
@@ -25,6 +26,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<server::PyServer>()?;
     m.add_class::<server::HandlerDecorator>()?;
+    m.add_class::<handlers::PyAck>()?;
     m.add_class::<state::PyStateMap>()?;
     #[cfg(feature = "redis")]
     m.add_class::<redis::PyRedisEmitter>()?;

@@ -4,19 +4,19 @@
 //! with the GIL released. Locks of this module are never held while the GIL is taken.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use swarmcast::{
-    AckError, EngineConfig, Host, HostState, Limits, Namespace, Payload, RateLimit, RecoveryConfig,
-    Room, Server, ServerConfig, SlowConsumerPolicy, Socket, WeakHost,
+    EngineConfig, Host, HostState, Limits, Namespace, RateLimit, RecoveryConfig, Server,
+    ServerConfig, SlowConsumerPolicy, Socket, WeakHost,
 };
 
 use crate::args::{self, names, positive, seconds, seconds_or_zero, Targets};
 use crate::convert;
+use crate::emit::{self, Encoded};
 use crate::errors::{self, DisconnectedError};
 use crate::handlers::{self, PyHandler};
 use crate::state::PyStateMap;
@@ -99,8 +99,25 @@ impl PyServer {
         handler: &Bound<'_, PyAny>,
         namespace: &str,
     ) -> PyResult<()> {
+        self.register_as(py, event, handler, namespace, false)
+    }
+
+    /// `deferred`: see [`PyHandler::deferred`] (event and catch-all handlers only).
+    fn register_as(
+        &self,
+        py: Python<'_>,
+        event: &str,
+        handler: &Bound<'_, PyAny>,
+        namespace: &str,
+        deferred: bool,
+    ) -> PyResult<()> {
         if !handler.is_callable() {
             return Err(PyTypeError::new_err("the handler must be callable"));
+        }
+        if deferred && matches!(event, "connect" | "disconnect") {
+            return Err(PyValueError::new_err(format!(
+                "a {event} handler cannot answer an ack: register it with on()"
+            )));
         }
         let host = &self.host;
         let with_namespace = namespace == "*";
@@ -109,6 +126,7 @@ impl PyServer {
                 func: handler.clone().unbind(),
                 takes_extra: extra,
                 with_namespace,
+                deferred,
             })
         };
         // connect: (sid, auth) or (sid); disconnect: (sid, reason) or (sid); one more
@@ -434,6 +452,22 @@ impl PyServer {
         }
     }
 
+    /// Register `handler` for `event` (or `"*"`) as a deferred handler: it is called
+    /// as `handler(ack, [event,] [namespace,] sid, *args)` on the handler thread, where
+    /// `ack` is a `_Ack` to answer later (or `None`), and its return value is ignored.
+    /// For the asyncio layer (`swarmcast.AsyncServer`), which answers when the
+    /// coroutine it starts returns.
+    #[pyo3(signature = (event, handler, namespace = None))]
+    fn _on_deferred(
+        &self,
+        py: Python<'_>,
+        event: &str,
+        handler: Bound<'_, PyAny>,
+        namespace: Option<&str>,
+    ) -> PyResult<()> {
+        self.register_as(py, event, &handler, namespace.unwrap_or("/"), true)
+    }
+
     /// Decorator registering a function under its own name: `@server.event` or
     /// `@server.event(namespace="/chat")`.
     #[pyo3(signature = (handler = None, namespace = None))]
@@ -485,17 +519,12 @@ impl PyServer {
     ) -> PyResult<usize> {
         let namespace = namespace.unwrap_or("/");
         self.require_started()?;
-        // One argument without binary data (the common emit) is written straight to JSON;
-        // anything else goes through the core's Payload (several arguments, attachments).
-        let direct = match &data {
-            Some(d) if callback.is_none() && !d.is_none() && !d.is_instance_of::<PyTuple>() => {
-                convert::to_raw_json(d, "data")?
-            }
-            _ => None,
-        };
-        let payload = match direct {
-            Some(_) => Payload::default(),
-            None => convert::to_payload(data.as_ref(), "data")?,
+        let data = match &callback {
+            Some(c) if !c.is_none() => Encoded {
+                direct: None,
+                payload: convert::to_payload(data.as_ref(), "data")?,
+            },
+            _ => Encoded::new(data.as_ref())?,
         };
         let Targets { to, except } = Targets::parse(to.as_ref(), room.as_ref(), skip_sid.as_ref())?;
         if let Some(callback) = callback.filter(|c| !c.is_none()) {
@@ -504,33 +533,70 @@ impl PyServer {
                     "callback needs a single recipient: pass to=<sid>",
                 ));
             };
-            self.emit_with_callback(py, event, &payload, sid, namespace, callback, timeout)?;
+            let timeout = seconds("timeout", timeout)?;
+            let socket = self.connected(namespace, sid)?;
+            emit::with_callback(
+                py,
+                &self.host,
+                &socket,
+                event,
+                &data.payload,
+                callback,
+                timeout,
+            );
             return Ok(1);
         }
-        let emitter = self.host.emitter();
-        let report = py
-            .detach(|| {
-                let mut b = emitter.of(namespace);
-                for room in to {
-                    b = b.to(Room::from(room));
-                }
-                for room in except {
-                    b = b.except(Room::from(room));
-                }
-                if volatile {
-                    b = b.volatile();
-                }
-                match &direct {
-                    Some(raw) => b.emit(event, raw),
-                    None => b.emit_payload(event, &payload),
-                }
-            })
-            .map_err(errors::emit_error)?;
-        if self.report_full {
-            errors::check_report(&report)
-        } else {
-            Ok(report.delivered)
-        }
+        let sent = emit::publish(
+            py,
+            &self.host,
+            self.report_full,
+            event,
+            &data,
+            to,
+            except,
+            namespace,
+            volatile,
+            true,
+        )?;
+        Ok(sent.unwrap_or_default())
+    }
+
+    /// `emit` without a callback for code that must not block (swarmcast.AsyncServer,
+    /// on an event loop): when a socket it targets is above its backpressure watermark
+    /// now, nothing is emitted and it returns `None` (the caller then calls `emit` on a
+    /// thread that may wait); otherwise it emits without waiting and returns the count.
+    #[pyo3(signature = (
+        event, data = None, to = None, room = None, skip_sid = None,
+        namespace = None, volatile = false,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn _try_emit(
+        &self,
+        py: Python<'_>,
+        event: &str,
+        data: Option<Bound<'_, PyAny>>,
+        to: Option<Bound<'_, PyAny>>,
+        room: Option<Bound<'_, PyAny>>,
+        skip_sid: Option<Bound<'_, PyAny>>,
+        namespace: Option<&str>,
+        volatile: bool,
+    ) -> PyResult<Option<usize>> {
+        self.require_started()?;
+        let data = Encoded::new(data.as_ref())?;
+        let Targets { to, except } = Targets::parse(to.as_ref(), room.as_ref(), skip_sid.as_ref())?;
+        let namespace = namespace.unwrap_or("/");
+        emit::publish(
+            py,
+            &self.host,
+            self.report_full,
+            event,
+            &data,
+            to,
+            except,
+            namespace,
+            volatile,
+            false,
+        )
     }
 
     /// `emit("message", data, ...)`.
@@ -578,27 +644,7 @@ impl PyServer {
         let payload = convert::to_payload(data.as_ref(), "data")?;
         let timeout = seconds("timeout", timeout)?;
         let socket = self.connected(namespace, sid)?;
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        socket.emit_with_ack_callback(event, &payload, timeout, move |result| {
-            let _ = tx.send(result);
-        });
-        // Wait in slices so that Ctrl-C (a pending signal) interrupts the wait.
-        let deadline = std::time::Instant::now() + timeout + Duration::from_secs(1);
-        let result = loop {
-            let slice = py.detach(|| rx.recv_timeout(Duration::from_millis(100)));
-            match slice {
-                Ok(result) => break result,
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                    break Err(AckError::Disconnected)
-                }
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    py.check_signals()?;
-                    if std::time::Instant::now() > deadline {
-                        break Err(AckError::Timeout);
-                    }
-                }
-            }
-        };
+        let result = emit::wait_for_ack(py, &socket, event, &payload, timeout)?;
         let payload = result.map_err(errors::ack_error)?;
         Ok(convert::ack_result(py, &payload)?.unbind())
     }
@@ -735,38 +781,6 @@ impl PyServer {
 }
 
 impl PyServer {
-    #[allow(clippy::too_many_arguments)]
-    fn emit_with_callback(
-        &self,
-        py: Python<'_>,
-        event: &str,
-        payload: &Payload,
-        sid: &str,
-        namespace: &str,
-        callback: Bound<'_, PyAny>,
-        timeout: f64,
-    ) -> PyResult<()> {
-        let timeout = seconds("timeout", timeout)?;
-        let socket = self.connected(namespace, sid)?;
-        let callback = callback.unbind();
-        py.detach(|| {
-            self.host
-                .emit_with_ack(&socket, event, payload, timeout, move |result| {
-                    // python-socketio calls the callback only when the ack comes.
-                    let Ok(payload) = result else { return };
-                    Python::try_attach(|py| {
-                        let called = convert::args_to_python(py, &payload)
-                            .and_then(|args| PyTuple::new(py, args))
-                            .and_then(|args| callback.bind(py).call1(args));
-                        if let Err(e) = called {
-                            handlers::log_exception(py, e, "error in an emit callback");
-                        }
-                    });
-                })
-        });
-        Ok(())
-    }
-
     /// `NotRunningError` before the first start: nobody can be connected yet, and a
     /// silent 0 would hide the mistake. After a stop, emits reach nobody (0), as
     /// disconnect handlers running during the stop may still emit.

@@ -1,0 +1,150 @@
+//! Emits of `swarmcast.Server`: the data converted once, the broadcast published with
+//! the GIL released (waiting under backpressure or not), and emits with an ack callback.
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use swarmcast::{AckError, Host, Payload, Room, Socket};
+
+use crate::convert;
+use crate::errors;
+use crate::handlers;
+
+/// An emit's data, converted once.
+pub(crate) struct Encoded {
+    /// One argument without binary data (the common emit), written straight to JSON.
+    pub direct: Option<Box<serde_json::value::RawValue>>,
+    /// Anything else (several arguments, attachments), as the core's Payload.
+    pub payload: Payload,
+}
+
+impl Encoded {
+    pub(crate) fn new(data: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let direct = match data {
+            Some(d) if !d.is_none() && !d.is_instance_of::<PyTuple>() => {
+                convert::to_raw_json(d, "data")?
+            }
+            _ => None,
+        };
+        let payload = match direct {
+            Some(_) => Payload::default(),
+            None => convert::to_payload(data, "data")?,
+        };
+        Ok(Self { direct, payload })
+    }
+}
+
+/// Emit to `to` minus `except` with the GIL released. `wait`: as `emit` (may wait
+/// under backpressure, at most `emit_max_wait`). Otherwise `None` when a target is
+/// above its watermark (nothing sent), else an emit that never waits.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn publish(
+    py: Python<'_>,
+    host: &Host,
+    report_full: bool,
+    event: &str,
+    data: &Encoded,
+    to: Vec<String>,
+    except: Vec<String>,
+    namespace: &str,
+    volatile: bool,
+    wait: bool,
+) -> PyResult<Option<usize>> {
+    let emitter = host.emitter();
+    let report = py
+        .detach(|| {
+            let mut b = emitter.of(namespace);
+            for room in to {
+                b = b.to(Room::from(room));
+            }
+            for room in except {
+                b = b.except(Room::from(room));
+            }
+            if volatile {
+                b = b.volatile();
+            }
+            if !wait {
+                if !b.behind()?.is_empty() {
+                    return Ok(None);
+                }
+                b = b.no_wait();
+            }
+            match &data.direct {
+                Some(raw) => b.emit(event, raw),
+                None => b.emit_payload(event, &data.payload),
+            }
+            .map(Some)
+        })
+        .map_err(errors::emit_error)?;
+    let Some(report) = report else {
+        return Ok(None);
+    };
+    if report_full {
+        errors::check_report(&report).map(Some)
+    } else {
+        Ok(Some(report.delivered))
+    }
+}
+
+/// Emit to one socket asking for an ack; `callback(*args)` is called with the GIL on
+/// the socket's handler thread when it comes (never on a timeout or a disconnect, as in
+/// python-socketio).
+pub(crate) fn with_callback(
+    py: Python<'_>,
+    host: &Host,
+    socket: &Socket,
+    event: &str,
+    payload: &Payload,
+    callback: Bound<'_, PyAny>,
+    timeout: Duration,
+) {
+    let callback = callback.unbind();
+    py.detach(|| {
+        host.emit_with_ack(socket, event, payload, timeout, move |result| {
+            // python-socketio calls the callback only when the ack comes.
+            let Ok(payload) = result else { return };
+            Python::try_attach(|py| {
+                let called = convert::args_to_python(py, &payload)
+                    .and_then(|args| PyTuple::new(py, args))
+                    .and_then(|args| callback.bind(py).call1(args));
+                if let Err(e) = called {
+                    handlers::log_exception(py, e, "error in an emit callback");
+                }
+            });
+        })
+    });
+}
+
+/// Emit to `socket` asking for an ack and wait for it (GIL released, in slices so that
+/// Ctrl-C interrupts the wait), at most `timeout` (and a second of slack).
+pub(crate) fn wait_for_ack(
+    py: Python<'_>,
+    socket: &Socket,
+    event: &str,
+    payload: &Payload,
+    timeout: Duration,
+) -> PyResult<Result<Payload, AckError>> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    socket.emit_with_ack_callback(event, payload, timeout, move |result| {
+        let _ = tx.send(result);
+    });
+    // Wait in slices so that Ctrl-C (a pending signal) interrupts the wait.
+    let deadline = std::time::Instant::now() + timeout + Duration::from_secs(1);
+    let result = loop {
+        let slice = py.detach(|| rx.recv_timeout(Duration::from_millis(100)));
+        match slice {
+            Ok(result) => break result,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                break Err(AckError::Disconnected)
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                py.check_signals()?;
+                if std::time::Instant::now() > deadline {
+                    break Err(AckError::Timeout);
+                }
+            }
+        }
+    };
+    Ok(result)
+}
