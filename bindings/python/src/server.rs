@@ -357,12 +357,7 @@ impl PyServer {
                 "mount_wsgi needs a WSGI callable (app(environ, start_response))",
             ));
         }
-        let bridge = crate::wsgi::WsgiApp::new(app.unbind(), positive("threads", threads)?)
-            .map_err(|e| {
-                pyo3::exceptions::PyRuntimeError::new_err(format!(
-                    "cannot start the WSGI worker threads: {e}"
-                ))
-            })?;
+        let bridge = crate::wsgi::WsgiApp::new(app.unbind(), positive("threads", threads)?)?;
         self.host
             .mount_app(std::sync::Arc::new(bridge), positive("max_body", max_body)?)
             .map_err(errors::host_error)

@@ -42,10 +42,13 @@ pub(crate) struct WsgiApp {
 }
 
 impl WsgiApp {
-    pub fn new(app: Py<PyAny>, threads: usize) -> std::io::Result<Self> {
+    pub fn new(app: Py<PyAny>, threads: usize) -> PyResult<Self> {
         // A worker keeps the GIL from one request to the next.
         let workers = WorkerPool::new(threads.max(1), "swarmcast-wsgi", |run| {
             Python::attach(|_py| run())
+        })
+        .map_err(|e| {
+            PyRuntimeError::new_err(format!("cannot start the WSGI worker threads: {e}"))
         })?;
         Ok(Self {
             app: Arc::new(app),
