@@ -477,7 +477,9 @@ typedef struct swarmcast_event {
   const char *name;
   /**
    * The event's arguments as a JSON array (`[]` when there are none), `args_json_len`
-   * bytes long (not counting the terminating NUL).
+   * bytes long (not counting the terminating NUL): each argument's bytes as the
+   * client sent them (key order, number spelling, escapes); only the separators
+   * between arguments are rewritten.
    */
   const char *args_json;
   /**

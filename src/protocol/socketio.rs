@@ -255,6 +255,13 @@ pub enum DecodeError {
 /// must be at least 1 and at most `max_attachments`, and every placeholder in
 /// the payload must point below it.
 pub fn decode(text: &str, max_attachments: usize) -> Result<Packet, DecodeError> {
+    decode_with_data(text, max_attachments).map(|(packet, _)| packet)
+}
+
+/// [`decode`], also giving the payload's JSON text as it came (empty when there is
+/// none): for applications that want the client's exact bytes (see
+/// [`event_args_text`]).
+pub fn decode_with_data(text: &str, max_attachments: usize) -> Result<(Packet, &str), DecodeError> {
     let mut chars = text.chars();
     let first = chars.next().ok_or(DecodeError::Empty)?;
     let kind = PacketKind::from_char(first).ok_or(DecodeError::UnknownKind(first))?;
@@ -310,13 +317,39 @@ pub fn decode(text: &str, max_attachments: usize) -> Result<Packet, DecodeError>
     };
 
     validate(kind, id, data.as_ref(), attachments)?;
-    Ok(Packet {
+    let packet = Packet {
         kind,
         namespace: namespace.to_owned(),
         id,
         data,
         attachments,
-    })
+    };
+    Ok((packet, rest))
+}
+
+/// The arguments of an EVENT's payload text (`["name", a1, a2]`) as a JSON array of
+/// the arguments exactly as they came (`[a1,a2]`: each argument's bytes kept, key
+/// order, number spelling and escapes included; only the separators between them are
+/// rewritten). `None` when the text is not an array with a name first.
+///
+/// ```
+/// use swarmcast::protocol::socketio::event_args_text;
+/// let raw = event_args_text(r#"["save", {"b":1,"a":2.50}, "\u00e9"]"#);
+/// assert_eq!(raw.as_deref(), Some(r#"[{"b":1,"a":2.50},"\u00e9"]"#));
+/// ```
+pub fn event_args_text(payload: &str) -> Option<String> {
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(payload).ok()?;
+    let (_, args) = items.split_first()?;
+    let mut out = String::with_capacity(payload.len());
+    out.push('[');
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(arg.get());
+    }
+    out.push(']');
+    Some(out)
 }
 
 /// Splits `s` after its leading ASCII digits.
@@ -573,6 +606,39 @@ impl Reassembler {
     /// Drop the pending packet, if any (for example when the connection closes).
     pub fn clear(&mut self) {
         self.pending = None;
+    }
+}
+
+#[cfg(test)]
+mod raw_args_tests {
+    use super::*;
+
+    #[test]
+    fn event_arguments_keep_the_clients_bytes() {
+        assert_eq!(
+            event_args_text(r#"["ev",{"z":1,"a":[1.0,2e3]}, 18446744073709551616 ,"\u0041"]"#)
+                .as_deref(),
+            Some(r#"[{"z":1,"a":[1.0,2e3]},18446744073709551616,"\u0041"]"#)
+        );
+        assert_eq!(event_args_text(r#"["ev"]"#).as_deref(), Some("[]"));
+        assert_eq!(
+            event_args_text(r#"["ev",{"_placeholder":true,"num":0}]"#).as_deref(),
+            Some(r#"[{"_placeholder":true,"num":0}]"#)
+        );
+        assert_eq!(event_args_text("[]"), None);
+        assert_eq!(event_args_text(r#"{"a":1}"#), None);
+        assert_eq!(event_args_text("[1,"), None);
+    }
+
+    #[test]
+    fn decode_gives_the_payload_text_as_it_came() {
+        let (packet, data) =
+            decode_with_data(r#"2/chat,7["ev", {"b":1,"a":2}]"#, 10).expect("decodes");
+        assert_eq!(packet.id, Some(7));
+        assert_eq!(packet.namespace, "/chat");
+        assert_eq!(data, r#"["ev", {"b":1,"a":2}]"#);
+        let (_, data) = decode_with_data("1", 10).expect("decodes");
+        assert_eq!(data, "");
     }
 }
 

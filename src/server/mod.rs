@@ -104,6 +104,10 @@ pub struct ServerConfig {
     /// wildcard; state map `m` is `state:m`). Empty turns the built-in events off
     /// (unless a hook is installed with [`Server::on_subscribe`]).
     pub allow_subscribe: Vec<String>,
+    /// Keep every event's arguments as the client sent them ([`crate::Event::raw_args`]),
+    /// for applications that pass them on as text (the C binding). Off by default: it
+    /// costs a copy of each event's payload.
+    pub keep_raw_args: bool,
 }
 
 impl Default for ServerConfig {
@@ -129,6 +133,7 @@ impl Default for ServerConfig {
             emit_max_wait: Duration::from_secs(2),
             recovery: None,
             allow_subscribe: Vec::new(),
+            keep_raw_args: false,
         }
     }
 }
@@ -498,6 +503,7 @@ impl Server {
                     self.config.limits.max_attachment_bytes_total,
                 ),
                 rate_limit: self.config.limits.rate_limit,
+                keep_raw_args: self.config.keep_raw_args,
             },
         });
         let mut routes = vec![(

@@ -29,6 +29,8 @@ pub(crate) struct IoConfig {
     /// Bytes of pending attachments, per connection and in total.
     pub attachments: Arc<AttachmentBudget>,
     pub rate_limit: RateLimit,
+    /// Keep each event's arguments as the client sent them (`Event::raw_args`).
+    pub keep_raw_args: bool,
 }
 
 /// Serves Socket.IO over an Engine.IO endpoint.
@@ -47,11 +49,13 @@ impl EngineHandler for SocketIoHandler {
                 sockets: HashMap::new(),
                 reassembler: Reassembler::default(),
                 pending_attachment_bytes: 0,
+                pending_raw_args: None,
                 limiter: RateLimiter::new(&self.config.rate_limit),
             }),
             ever_connected: AtomicBool::new(false),
             max_attachments: self.config.max_attachments,
             attachments: self.config.attachments.clone(),
+            keep_raw_args: self.config.keep_raw_args,
             weak: weak.clone(),
         });
         // A client that never sends CONNECT is closed after `connect_timeout`.
@@ -81,12 +85,20 @@ struct ConnState {
     reassembler: Reassembler,
     /// Bytes of the attachments the reassembler holds (reserved in the total too).
     pending_attachment_bytes: usize,
+    /// The raw arguments of the binary event waiting for its attachments.
+    pending_raw_args: Option<Arc<str>>,
     limiter: Option<RateLimiter>,
+}
+
+/// A complete packet, and an event's arguments as they came when those are kept.
+struct Admitted {
+    complete: CompletePacket,
+    raw_args: Option<Arc<str>>,
 }
 
 /// What the limits say about one message.
 enum Verdict {
-    Pass(Option<CompletePacket>),
+    Pass(Option<Admitted>),
     /// An event over the rate limit, policy drop.
     Drop,
     /// Over the rate limit, policy disconnect.
@@ -104,6 +116,7 @@ pub(crate) struct Connection {
     ever_connected: AtomicBool,
     max_attachments: usize,
     attachments: Arc<AttachmentBudget>,
+    keep_raw_args: bool,
     weak: Weak<Connection>,
 }
 
@@ -155,6 +168,17 @@ impl Connection {
             limiter.on_bytes(len, now);
         }
         let complete = match message {
+            Incoming::Text(text) if self.keep_raw_args => {
+                socketio::decode_with_data(text, self.max_attachments).and_then(|(packet, data)| {
+                    let is_event =
+                        matches!(packet.kind, PacketKind::Event | PacketKind::BinaryEvent);
+                    state.pending_raw_args = is_event
+                        .then(|| socketio::event_args_text(data))
+                        .flatten()
+                        .map(Arc::from);
+                    state.reassembler.push_packet(packet)
+                })
+            }
             Incoming::Text(text) => socketio::decode(text, self.max_attachments)
                 .and_then(|packet| state.reassembler.push_packet(packet)),
             Incoming::Binary(data) => {
@@ -172,7 +196,10 @@ impl Connection {
                 .release(std::mem::take(&mut state.pending_attachment_bytes));
         }
         let complete = match complete {
-            Ok(Some(complete)) => complete,
+            Ok(Some(complete)) => Admitted {
+                complete,
+                raw_args: state.pending_raw_args.take(),
+            },
             Ok(None) => return Verdict::Pass(None),
             Err(e) => return Verdict::Violation(e.to_string()),
         };
@@ -180,7 +207,7 @@ impl Connection {
             return Verdict::Pass(Some(complete));
         };
         let is_event = matches!(
-            complete.packet.kind,
+            complete.complete.packet.kind,
             PacketKind::Event | PacketKind::BinaryEvent
         );
         let within = if is_event {
@@ -220,11 +247,15 @@ impl Connection {
         }
     }
 
-    fn dispatch(&self, complete: CompletePacket) {
-        let CompletePacket {
-            packet,
-            attachments,
-        } = complete;
+    fn dispatch(&self, admitted: Admitted) {
+        let Admitted {
+            complete:
+                CompletePacket {
+                    packet,
+                    attachments,
+                },
+            raw_args,
+        } = admitted;
         match packet.kind {
             PacketKind::Connect => self.connect(packet.namespace, packet.data),
             PacketKind::Disconnect => {
@@ -259,6 +290,7 @@ impl Connection {
                 let event = Event {
                     name,
                     payload: Payload { args, attachments },
+                    raw_args,
                 };
                 let policy = &self.core.ctx.subscribe;
                 if (event.name == "subscribe" || event.name == "unsubscribe") && policy.enabled() {

@@ -237,6 +237,22 @@ static void on_any(void *userdata, const swarmcast_event *event, swarmcast_ack *
         }
         return;
     }
+    if (ack != NULL && strcmp(event->name, "raw") == 0) {
+        /* The receiver sends its arguments as text, key order and spelling its own:
+         * args_json holds them byte for byte (re-serialised, the keys would be sorted
+         * and 100000000000000000000 would become 1e20). */
+        const char *expected = "[{\"z\":1,\"a\":\"\\u00e9\"},100000000000000000000]";
+        char reply[512];
+        snprintf(reply, sizeof reply, "{\"same\":%s}",
+                 strcmp(event->args_json, expected) == 0 ? "true" : "false");
+        if (strcmp(event->args_json, expected) != 0) {
+            printf("# raw args_json: %s\n", event->args_json);
+        }
+        if (swarmcast_ack_send(ack, J(reply)) != SWARMCAST_RESULT_OK) {
+            handler_error("raw ack");
+        }
+        return;
+    }
     if (ack != NULL && strcmp(event->name, "ev") == 0) {
         /* The receiver sends "ev\0il": the name keeps every byte, name_len counts them. */
         char reply[128];

@@ -152,6 +152,25 @@ async function run() {
     nul.name_len === 5 && nul.strlen === 2 && nul.tail === "il",
     `an event name with a NUL reaches C whole, with its length: ${JSON.stringify(nul)}`,
   );
+  // Arguments reach C as sent: a raw packet (socket.io-client's own encoder would
+  // spell them its way) with keys out of order, an escape and a big integer.
+  const raw = await new Promise((resolve, reject) => {
+    const engine = socket.io.engine;
+    const onMessage = (data) => {
+      // Engine.IO messages carry Socket.IO packets: ACK 3, id 999.
+      if (typeof data !== "string" || !data.startsWith("3999")) return; // other traffic
+      clearTimeout(timer);
+      engine.off("message", onMessage);
+      resolve(data);
+    };
+    const timer = setTimeout(() => {
+      engine.off("message", onMessage);
+      reject(new Error("raw: no ack"));
+    }, STEP_MS);
+    engine.on("message", onMessage);
+    engine.write('2999["raw",{"z":1,"a":"\\u00e9"},100000000000000000000]'); // EVENT, ack id 999
+  });
+  check(raw === '3999[{"same":true}]', `args_json holds the client's bytes: ${raw}`);
   const blob = await socket.timeout(STEP_MS).emitWithAck("blob", Buffer.from([1, 2, 3, 4]));
   check(
     blob?.attachments === 1 && blob?.len === 4 && blob?.sum === 10,

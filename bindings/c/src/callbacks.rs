@@ -87,7 +87,9 @@ pub struct swarmcast_event {
     /// The event name.
     pub name: *const c_char,
     /// The event's arguments as a JSON array (`[]` when there are none), `args_json_len`
-    /// bytes long (not counting the terminating NUL).
+    /// bytes long (not counting the terminating NUL): each argument's bytes as the
+    /// client sent them (key order, number spelling, escapes); only the separators
+    /// between arguments are rewritten.
     pub args_json: *const c_char,
     /// Length of `args_json`.
     pub args_json_len: usize,
@@ -347,7 +349,10 @@ fn deliver_event(
     event: sc::Event,
     ack: Option<sc::AckSender>,
 ) {
-    let args = serde_json::to_string(&event.payload.args).unwrap_or_else(|_| "[]".into());
+    let args = match &event.raw_args {
+        Some(raw) => raw.to_string(),
+        None => serde_json::to_string(&event.payload.args).unwrap_or_else(|_| "[]".into()),
+    };
     let (nsp, sid, name, args) = (
         c_string(socket.namespace()),
         c_string(socket.id()),

@@ -31,7 +31,11 @@ pub struct swarmcast_config {
 impl Default for swarmcast_config {
     fn default() -> Self {
         Self {
-            server: sc::ServerConfig::default(),
+            // Events reach C with their arguments as the client sent them.
+            server: sc::ServerConfig {
+                keep_raw_args: true,
+                ..sc::ServerConfig::default()
+            },
             namespaces: Vec::new(),
             handler_threads: 2,
             redis: None,

@@ -19,6 +19,11 @@ pub struct Event {
     pub name: String,
     /// The remaining arguments and binary attachments.
     pub payload: Payload,
+    /// The arguments as the client sent them, a JSON array (each argument's bytes
+    /// kept: key order, number spelling, escapes), when the server keeps them
+    /// (`ServerConfig::keep_raw_args`; the C binding does). Binary arguments appear as
+    /// their `{"_placeholder":true,"num":N}` objects.
+    pub raw_args: Option<Arc<str>>,
 }
 
 /// A connect handler's refusal: the client gets CONNECT_ERROR with this message and data.
