@@ -39,6 +39,10 @@ ALL_SCENARIOS = ["floor", "latency", "fanout", "idle", "storm", "idle100k", "bat
 def server_cmd(name: str, port: int, extra: list[str]) -> list[str]:
     if name == "swarmcast":
         return [str(ROOT / "target/release/swarmcast-bench-server"), "--port", str(port), *extra]
+    if name == "swarmcast-base":
+        # Before/after a change: the bench server of another build (a previous commit,
+        # built in its own worktree), e.g. SWARMCAST_BASE_SERVER=/tmp/base/swarmcast-bench-server.
+        return [os.environ["SWARMCAST_BASE_SERVER"], "--port", str(port), *extra]
     if name == "socketioxide":
         return [str(OUT / "socketioxide-target/release/socketioxide-bench-server"), "--port", str(port)]
     if name == "node":
