@@ -114,6 +114,8 @@
       self.states[name] = { entries: {}, ready: false, version: null, dirty: false };
     });
     this.flushTimer = null;
+    this.lastFlush = 0;
+    this.dataDirty = false; // an event or state store waits to be written
     this.statusDirty = false;
     this.catching = false;
     this.catchAgain = false;
@@ -344,6 +346,7 @@
     ev.list.push({ seq: ev.seq, id: item.id, ts: item.ts, t: item.t, data: item.data });
     if (ev.list.length > ev.buffer) ev.list.splice(0, ev.list.length - ev.buffer);
     ev.dirty = true;
+    this.dataDirty = true;
     this.scheduleFlush();
   };
 
@@ -453,6 +456,7 @@
 
   Client.prototype.markState = function (name) {
     this.states[name].dirty = true;
+    this.dataDirty = true;
     this.scheduleFlush();
   };
 
@@ -548,24 +552,26 @@
     return s;
   };
 
-  // Everything that changed meanwhile is written once: on the next task, and at most
-  // once per `flush_interval` ms (leading edge: a lone event is written at once; a
-  // stream of them is written once per interval, so Dash re-renders at most that often).
+  // Everything that changed meanwhile is written once: the data stores (events, state
+  // maps) at most once per `flush_interval` ms (leading edge: the first change of a
+  // quiet period is written at once, in the handler that received it; what follows
+  // within the interval is written once when it ends, so a burst costs Dash one
+  // re-render per interval). The status store alone does not count against the
+  // interval: a ping's round trip written to it must not hold back the next event.
   Client.prototype.scheduleFlush = function () {
     var self = this;
     if (this.flushTimer !== null || this.closed) return;
-    var interval = this.cfg.flush_interval === undefined ? 16 : this.cfg.flush_interval;
-    var wait = Math.max(0, (this.lastFlush || 0) + interval - performance.now());
+    var wait = 0;
+    if (this.dataDirty) {
+      var interval = this.cfg.flush_interval === undefined ? 16 : this.cfg.flush_interval;
+      wait = Math.max(0, (this.lastFlush || 0) + interval - performance.now());
+    }
     if (wait === 0) {
-      // The first change of a quiet period is written now, not one task later; what
-      // follows within `flush_interval` is batched by the timer below.
-      this.lastFlush = performance.now();
       this.flush();
       return;
     }
     this.flushTimer = setTimeout(function () {
       self.flushTimer = null;
-      self.lastFlush = performance.now();
       self.flush();
     }, wait);
   };
@@ -573,6 +579,10 @@
   Client.prototype.flush = function () {
     var self = this;
     var id = this.id;
+    if (this.dataDirty) {
+      this.dataDirty = false;
+      this.lastFlush = performance.now();
+    }
     Object.keys(this.states).forEach(function (name) {
       var st = self.states[name];
       if (!st.dirty) return;
