@@ -5,11 +5,15 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { ROOT, launchBrowser, percentile, sleep, startDemo, until, watchErrors } from "./lib.mjs";
+import { ROOT, launchBrowser, machineLoad, percentile, sleep, startDemo, until, watchErrors } from "./lib.mjs";
 
-// Generous bounds: they catch a broken path, not a slow machine. The numbers themselves
-// are printed (and recorded in docs/dash.md).
-const DOM_DELAY_P99_BOUND_MS = 1000;
+// The push delay's p99 on this page: the 30 ms target when the machine is quiet (1-min load
+// average below 0.75 per core, or SWARMCAST_E2E_STRICT=1), a generous bound when it is
+// loaded (this machine is shared with other engineers' Rust builds; CI's box has 2 cores).
+// The numbers themselves are printed with the load average (and recorded in docs/dash.md).
+const DOM_DELAY_P99_TARGET_MS = 30;
+const DOM_DELAY_P99_LOADED_MS = 150;
+const QUIET_LOAD_PER_CORE = 0.75;
 const PROBES = 250;
 
 let demo;
@@ -84,9 +88,17 @@ test("the dashboard loads, connects over WebSocket, with no console errors", asy
 test("an agent state change made in Python reaches the DOM (delay from the emit timestamp)", async () => {
   const paused = await demo.control("pause");
   assert.ok(paused.idle, "agents went idle");
+  const loadBefore = await machineLoad();
   await page.evaluate(() => {
     const samples = new Map();
     window.__probe = samples;
+    // Main-thread tasks over 50 ms meanwhile (what delays a push update most).
+    window.__longTasks = [];
+    try {
+      new PerformanceObserver((list) => list.getEntries().forEach((e) => window.__longTasks.push(e.duration))).observe({ type: "longtask" });
+    } catch {
+      /* no Long Tasks API */
+    }
     const table = document.getElementById("agents-table");
     const observer = new MutationObserver(() => {
       const row = table.querySelector('[data-agent="researcher-1"]');
@@ -105,19 +117,27 @@ test("an agent state change made in Python reaches the DOM (delay from the emit 
     timeout: 30000,
     what: "the end of the probe",
   });
-  const delays = await page.evaluate(() => {
+  const { delays, longTasks } = await page.evaluate(() => {
     window.__probeObserver.disconnect();
-    return [...window.__probe.values()];
+    return { delays: [...window.__probe.values()], longTasks: window.__longTasks };
   });
+  const loadAfter = await machineLoad();
   delays.sort((a, b) => a - b);
   const p50 = percentile(delays, 50);
+  const p95 = percentile(delays, 95);
   const p99 = percentile(delays, 99);
+  const load = Math.max(loadBefore.load1, loadAfter.load1) / loadBefore.cores;
+  const strict = process.env.SWARMCAST_E2E_STRICT === "1" || load < QUIET_LOAD_PER_CORE;
+  const bound = strict ? DOM_DELAY_P99_TARGET_MS : DOM_DELAY_P99_LOADED_MS;
   console.log(
-    `DOM delay (server emit -> DOM mutation) over ${delays.length} updates: ` +
-      `p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${delays[delays.length - 1].toFixed(2)} ms`,
+    `SwarmBot DOM delay (server emit -> DOM mutation) over ${delays.length} updates: ` +
+      `p50 ${p50.toFixed(2)} ms, p95 ${p95.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${delays[delays.length - 1].toFixed(2)} ms; ` +
+      `${longTasks.length} main-thread tasks over 50 ms${longTasks.length ? ` (longest ${Math.max(...longTasks).toFixed(0)} ms)` : ""}; ` +
+      `load average ${loadBefore.load1.toFixed(2)} before, ${loadAfter.load1.toFixed(2)} after, ${loadBefore.cores} cores` +
+      (strict ? "" : ` (loaded: p99 bound ${bound} ms, target ${DOM_DELAY_P99_TARGET_MS} ms)`),
   );
   assert.ok(delays.length >= 200, `at least 200 of ${PROBES} updates observed (got ${delays.length})`);
-  assert.ok(p99 < DOM_DELAY_P99_BOUND_MS, `p99 ${p99} ms under ${DOM_DELAY_P99_BOUND_MS} ms`);
+  assert.ok(p99 < bound, `p99 ${p99.toFixed(2)} ms under ${bound} ms`);
   await until(async () => (await agentRow(page, "researcher-1"))?.status === "idle", { what: "researcher-1 back to idle" });
 });
 
