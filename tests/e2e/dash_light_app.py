@@ -17,6 +17,7 @@ port (`swarmcast.dash.run`). Test-only endpoints (loopback only) make the server
 
 `--startup-events N --run TAG` emits N `tick` events through the Bridge as the process
 starts (before any page is connected): the epoch test restarts the whole process.
+`LIGHT_DEV_BUNDLES=1` serves Dash's unminified bundles (to profile the page).
 """
 
 from __future__ import annotations
@@ -149,6 +150,14 @@ def main() -> None:
     for i in range(args.startup_events):
         emit("tick", args.run, i)
     # The port of a process that just exited may linger for a moment.
+    if os.environ.get("LIGHT_DEV_BUNDLES") == "1":  # Dash's unminified bundles (profiling)
+        app.enable_dev_tools(
+            debug=False,
+            dev_tools_serve_dev_bundles=True,
+            dev_tools_ui=False,
+            dev_tools_props_check=False,
+            dev_tools_hot_reload=False,
+        )
     server.mount_wsgi(app.server)
     deadline = time.monotonic() + 10
     while True:
