@@ -12,12 +12,14 @@
 // own, and get their ticks in turns (each page 25 a second, the other's half an interval
 // later), so that the machine's load at any moment weighs on both alike.
 //
-// This machine is shared (2 cores, other engineers' Rust builds): the load average is
-// printed with the numbers. The assertions compare swarmcast with the baseline of the
-// same run (p99 within 1.5x + 5 ms of it, p50 within 3 ms) and bound swarmcast's p99 by
+// This machine is shared (2 cores, other engineers' Rust builds; a 1-min load average of
+// 2.5-3.5 while this was written, and then p99 moves between 12 and 60 ms from run to run
+// for either glue): the load average is printed with the numbers. The assertions compare
+// swarmcast with the baseline of the same run (p50 within 3 ms of it; p99 within 1.5x +
+// 5 ms of it on a quiet machine, 2x + 10 ms on a loaded one) and bound swarmcast's p99 by
 // the 20 ms target when the machine is quiet (1-min load average below 0.75 per core), or
-// by 60 ms when it is not (CI's 2-core box under a parallel build); SWARMCAST_E2E_STRICT=1
-// makes 20 ms the bound whatever the load.
+// by 100 ms when it is not (CI's 2-core box under a parallel build); SWARMCAST_E2E_STRICT=1
+// makes the quiet machine's bounds apply whatever the load.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { launchBrowser, machineLoad, percentile, sleep, startLightApp, until, watchErrors } from "./lib.mjs";
@@ -26,7 +28,7 @@ const TICKS = 300; // per glue
 const TICK_INTERVAL_MS = 40; // 25 a second
 const BURST = 200;
 const TARGET_P99_MS = 20;
-const LOADED_P99_MS = 60;
+const LOADED_P99_MS = 100;
 const QUIET_LOAD_PER_CORE = 0.75;
 
 let app;
@@ -177,6 +179,10 @@ test("swarmcast.dash: emit -> DOM p99 on the light page, against the baseline of
   const bound = strict ? TARGET_P99_MS : LOADED_P99_MS;
   if (!strict) console.log(`load ${load.toFixed(2)} per core: a loaded machine, p99 bound ${bound} ms (target ${TARGET_P99_MS} ms)`);
   assert.ok(sc.p99 < bound, `swarmcast.dash p99 ${fmt(sc.p99)} ms < ${bound} ms`);
-  assert.ok(sc.p99 <= plain.p99 * 1.5 + 5, `swarmcast.dash p99 ${fmt(sc.p99)} ms within 1.5x + 5 ms of the baseline's ${fmt(plain.p99)} ms`);
+  const [factor, plus] = strict ? [1.5, 5] : [2, 10];
+  assert.ok(
+    sc.p99 <= plain.p99 * factor + plus,
+    `swarmcast.dash p99 ${fmt(sc.p99)} ms within ${factor}x + ${plus} ms of the baseline's ${fmt(plain.p99)} ms`,
+  );
   assert.ok(sc.p50 <= plain.p50 + 3, `swarmcast.dash p50 ${fmt(sc.p50)} ms within 3 ms of the baseline's ${fmt(plain.p50)} ms`);
 });
