@@ -18,8 +18,10 @@
 // swarmcast with the baseline of the same run (p50 within 3 ms of it; p99 within 1.5x +
 // 5 ms of it on a quiet machine, 2x + 10 ms on a loaded one) and bound swarmcast's p99 by
 // the 20 ms target when the machine is quiet (1-min load average below 0.75 per core), or
-// by 100 ms when it is not (CI's 2-core box under a parallel build); SWARMCAST_E2E_STRICT=1
-// makes the quiet machine's bounds apply whatever the load.
+// by 250 ms when it is not (CI's 2-core box under a parallel build: a build starting next
+// to the browser stalls its main thread for tenths of a second, both pages alike, which the
+// comparison with the baseline absorbs); SWARMCAST_E2E_STRICT=1 makes the quiet machine's
+// bounds apply whatever the load.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { launchBrowser, machineLoad, percentile, sleep, startLightApp, until, watchErrors } from "./lib.mjs";
@@ -28,7 +30,7 @@ const TICKS = 300; // per glue
 const TICK_INTERVAL_MS = 40; // 25 a second
 const BURST = 200;
 const TARGET_P99_MS = 20;
-const LOADED_P99_MS = 100;
+const LOADED_P99_MS = 250;
 const QUIET_LOAD_PER_CORE = 0.75;
 
 let app;
