@@ -8,10 +8,10 @@ import { after, before, test } from "node:test";
 import { ROOT, launchBrowser, machineLoad, percentile, sleep, startDemo, until, watchErrors } from "./lib.mjs";
 
 // The push delay's p99 on this page, against the 30 ms target: printed with the load
-// average (and recorded in docs/dash.md). The target is not met on the development machine
-// (2 cores shared with other engineers' builds: 40 ms at a load average of 1.4, 56 ms at
-// 4, 111 ms at 8; it was ~100 ms at 2-3 before the graphs were redrawn one at a time), so
-// it is asserted only with SWARMCAST_E2E_STRICT=1. Otherwise p99 must stay under 80 ms on
+// average (and recorded in docs/dash.md). The target is not reliably met on the
+// development machine (2 cores shared with other engineers' builds: 29, 34 and 41 ms at a
+// load average of 0.5, 40 ms at 1.4, 56 ms at 4, 111 ms at 8; it was ~100 ms at 2-3 before
+// the graphs were redrawn one at a time), so it is asserted only with SWARMCAST_E2E_STRICT=1. Otherwise p99 must stay under 80 ms on
 // a quiet machine (1-min load average below 0.75 per core), which the page with four graph
 // redraws at once did not, and under 1 s on a loaded one (a broken path): a build starting
 // next to the browser stalls its main thread for whole tenths of a second (seen: p99 481
