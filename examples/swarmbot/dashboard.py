@@ -42,7 +42,7 @@ def _graph(graph_id: str, title: str) -> html.Div:
             html.H3(title),
             dcc.Graph(
                 id=graph_id,
-                config={"displayModeBar": False, "responsive": True},
+                config={"displayModeBar": False, "responsive": True, "staticPlot": True},
                 style={"height": "170px"},
                 figure={"data": [], "layout": {"height": 170}},
             ),

@@ -493,13 +493,17 @@ class Bridge:
     def snapshot(
         self,
         states: Iterable[Tuple[str, Optional[int]]] = (),
-        events: Iterable[Tuple[str, Optional[int]]] = (),
+        events: Iterable[Union[Tuple[str, Optional[int]], Tuple[str, Optional[int], Optional[str]]]] = (),
     ) -> Dict[str, Any]:
         """What the snapshot endpoint answers.
 
         `states`: `(name, version)`; a map is included unless its version is `version`.
-        `events`: `(name, since)`; `since >= 0` gives the events with a greater id,
-        `since < 0` the last `-since` ones, `None` none (only the last id).
+        `events`: `(name, since)` or `(name, since, epoch)`; `since >= 0` gives the events
+        with a greater id, `since < 0` the last `-since` ones, `None` none (only the last
+        id). `epoch`: the Bridge epoch `since` was counted in; another one than this
+        Bridge's (the publishing process restarted, its ids started again at 1) makes
+        `since` 0: every event this Bridge kept, so a page loses none of the new
+        process's first events.
         """
         out_states: Dict[str, Any] = {}
         with self._lock:
@@ -517,7 +521,11 @@ class Bridge:
             out_states[name] = {"version": current, "entries": dict(entries)}
         with self._lock:
             out_events: Dict[str, Any] = {}
-            for name, since in events:
+            for query in events:
+                name, since = query[0], query[1]
+                epoch = query[2] if len(query) > 2 else None
+                if epoch is not None and epoch != self.epoch and since is not None and since >= 0:
+                    since = 0
                 if name not in self._last:
                     out_events[name] = {"last": 0, "events": []}
                     continue
@@ -571,13 +579,15 @@ def _parse_state(arg: str) -> Tuple[str, Optional[int]]:
     return arg, None
 
 
-def _parse_event(arg: str) -> Tuple[str, Optional[int]]:
+def _parse_event(arg: str) -> Tuple[str, Optional[int], Optional[str]]:
+    """`NAME:SINCE`, `NAME:SINCE@EPOCH` (the epoch SINCE was counted in) or `NAME:latest`."""
     name, sep, since = arg.rpartition(":")
     if sep and since == "latest":
-        return name, None
-    if not sep or not since.lstrip("-").isdigit():
-        raise ValueError(f"event parameter must be NAME:SINCE or NAME:latest, not {arg!r}")
-    return name, int(since)
+        return name, None, None
+    since, at, epoch = since.partition("@")
+    if not sep or not since.lstrip("-").isdigit() or (at and not epoch):
+        raise ValueError(f"event parameter must be NAME:SINCE, NAME:SINCE@EPOCH or NAME:latest, not {arg!r}")
+    return name, int(since), epoch or None
 
 
 def _pong(sid: str, data: Any = None, *rest: Any) -> Dict[str, Any]:

@@ -49,6 +49,25 @@ snap = bridge.snapshot(events=[("log", 2), ("other", None)])
 check([e["id"] for e in snap["events"]["log"]["events"]] == [3, 4, 5], "events after an id, within keep")
 check(snap["events"]["other"] == {"last": 1, "events": []}, "latest: only the last id")
 check([e["id"] for e in bridge.snapshot(events=[("log", -2)])["events"]["log"]["events"]] == [4, 5], "the last n")
+# Epochs: ids counted by another Bridge (a publishing process that restarted) are
+# answered from this Bridge's first event, so a page loses none of them.
+snap = bridge.snapshot(events=[("log", 4, bridge.epoch)])
+check([e["id"] for e in snap["events"]["log"]["events"]] == [5], "since an id of this epoch: what follows")
+snap = bridge.snapshot(events=[("log", 4, "0ldep0ch")])
+check([e["id"] for e in snap["events"]["log"]["events"]] == [3, 4, 5], "since an id of another epoch: all kept")
+snap = bridge.snapshot(events=[("log", 9, "0ldep0ch")])
+check([e["id"] for e in snap["events"]["log"]["events"]] == [3, 4, 5], "even past this epoch's last id")
+check(bridge.snapshot(events=[("nope", 9, "0ldep0ch")])["events"]["nope"] == {"last": 0, "events": []}, "nothing yet")
+from swarmcast.dash import _parse_event  # noqa: E402
+
+check(_parse_event("a:b:7@e1") == ("a:b", 7, "e1"), "NAME:SINCE@EPOCH parses (a name may hold colons)")
+check(_parse_event("log:7") == ("log", 7, None) and _parse_event("log:latest") == ("log", None, None), "old forms parse")
+for bad in ("log:7@", "log:x@e1", "log"):
+    try:
+        _parse_event(bad)
+        check(False, f"{bad!r} is refused")
+    except ValueError:
+        check(True, f"{bad!r} is refused")
 try:
     bridge.state("agents").set("a1", 1)
     check(False, "state maps need a server")
@@ -80,6 +99,9 @@ try:
     check([e["id"] for e in body["events"]["log"]["events"]] == [5, 6], "the endpoint answers by id")
     check(body["states"]["agents"]["entries"] == {"a1": {"s": 1}}, "the endpoint serves the maps")
     check(client.get("/_swarmcast/snapshot?event=log").status_code == 400, "a malformed query is refused")
+    body = client.get("/_swarmcast/snapshot?event=log:4@0ldep0ch").get_json()
+    check(body["epoch"] == bridge.epoch and [e["id"] for e in body["events"]["log"]["events"]] == [4, 5, 6],
+          "the endpoint answers another epoch's id with every event kept")
 finally:
     server.stop()
 bridge.emit("log", "while stopped")

@@ -5,11 +5,21 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { ROOT, launchBrowser, percentile, sleep, startDemo, until, watchErrors } from "./lib.mjs";
+import { ROOT, launchBrowser, machineLoad, percentile, sleep, startDemo, until, watchErrors } from "./lib.mjs";
 
-// Generous bounds: they catch a broken path, not a slow machine. The numbers themselves
-// are printed (and recorded in docs/dash.md).
-const DOM_DELAY_P99_BOUND_MS = 1000;
+// The push delay's p99 on this page, against the 30 ms target: printed with the load
+// average (and recorded in docs/dash.md). The target is not reliably met on the
+// development machine (2 cores shared with other engineers' builds: 29, 34 and 41 ms at a
+// load average of 0.5, 40 ms at 1.4, 56 ms at 4, 111 ms at 8; it was ~100 ms at 2-3 before
+// the graphs were redrawn one at a time), so it is asserted only with SWARMCAST_E2E_STRICT=1. Otherwise p99 must stay under 80 ms on
+// a quiet machine (1-min load average below 0.75 per core), which the page with four graph
+// redraws at once did not, and under 1 s on a loaded one (a broken path): a build starting
+// next to the browser stalls its main thread for whole tenths of a second (seen: p99 481
+// ms, 17 tasks over 50 ms up to 413 ms, at a load average of 5).
+const DOM_DELAY_P99_TARGET_MS = 30;
+const DOM_DELAY_P99_QUIET_MS = 80;
+const DOM_DELAY_P99_LOADED_MS = 1000;
+const QUIET_LOAD_PER_CORE = 0.75;
 const PROBES = 250;
 
 let demo;
@@ -22,6 +32,22 @@ const indicatorText = () => page.locator(".swarmcast-indicator").first().innerTe
 
 async function waitState(state, timeout = 15000) {
   await until(async () => (await indicatorState()) === state, { timeout, what: `indicator ${state}` });
+}
+
+/** Connected and upgraded to WebSocket. A connection starts on long-polling and upgrades a
+ * moment later. Seen on this loaded machine (2 of 8 runs): the server stopped right after
+ * a reconnection, and the page still "connected" over long-polling 5 s later (engine
+ * readyState "open"), most likely stopped in the middle of the upgrade, when
+ * socket.io-client has paused polling; a python-socketio polling client notices the same
+ * stop at once. The tests below are about a WebSocket connection: they stop the server
+ * under one. */
+async function waitWebSocket(timeout = 15000) {
+  await until(
+    async () =>
+      (await indicatorState()) === "connected" &&
+      (await page.locator(".swarmcast-indicator").first().getAttribute("data-transport")) === "websocket",
+    { timeout, what: "connected over WebSocket" },
+  );
 }
 
 /** The activity log's entries of one burst tag, oldest first, as burst indexes. */
@@ -84,9 +110,17 @@ test("the dashboard loads, connects over WebSocket, with no console errors", asy
 test("an agent state change made in Python reaches the DOM (delay from the emit timestamp)", async () => {
   const paused = await demo.control("pause");
   assert.ok(paused.idle, "agents went idle");
+  const loadBefore = await machineLoad();
   await page.evaluate(() => {
     const samples = new Map();
     window.__probe = samples;
+    // Main-thread tasks over 50 ms meanwhile (what delays a push update most).
+    window.__longTasks = [];
+    try {
+      new PerformanceObserver((list) => list.getEntries().forEach((e) => window.__longTasks.push(e.duration))).observe({ type: "longtask" });
+    } catch {
+      /* no Long Tasks API */
+    }
     const table = document.getElementById("agents-table");
     const observer = new MutationObserver(() => {
       const row = table.querySelector('[data-agent="researcher-1"]');
@@ -105,19 +139,28 @@ test("an agent state change made in Python reaches the DOM (delay from the emit 
     timeout: 30000,
     what: "the end of the probe",
   });
-  const delays = await page.evaluate(() => {
+  const { delays, longTasks } = await page.evaluate(() => {
     window.__probeObserver.disconnect();
-    return [...window.__probe.values()];
+    return { delays: [...window.__probe.values()], longTasks: window.__longTasks };
   });
+  const loadAfter = await machineLoad();
   delays.sort((a, b) => a - b);
   const p50 = percentile(delays, 50);
+  const p95 = percentile(delays, 95);
   const p99 = percentile(delays, 99);
+  const load = Math.max(loadBefore.load1, loadAfter.load1) / loadBefore.cores;
+  const quiet = load < QUIET_LOAD_PER_CORE;
+  const bound =
+    process.env.SWARMCAST_E2E_STRICT === "1" ? DOM_DELAY_P99_TARGET_MS : quiet ? DOM_DELAY_P99_QUIET_MS : DOM_DELAY_P99_LOADED_MS;
   console.log(
-    `DOM delay (server emit -> DOM mutation) over ${delays.length} updates: ` +
-      `p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${delays[delays.length - 1].toFixed(2)} ms`,
+    `SwarmBot DOM delay (server emit -> DOM mutation) over ${delays.length} updates: ` +
+      `p50 ${p50.toFixed(2)} ms, p95 ${p95.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${delays[delays.length - 1].toFixed(2)} ms; ` +
+      `${longTasks.length} main-thread tasks over 50 ms${longTasks.length ? ` (longest ${Math.max(...longTasks).toFixed(0)} ms)` : ""}; ` +
+      `load average ${loadBefore.load1.toFixed(2)} before, ${loadAfter.load1.toFixed(2)} after, ${loadBefore.cores} cores` +
+      ` (${quiet ? "quiet" : "loaded"}; target ${DOM_DELAY_P99_TARGET_MS} ms ${p99 < DOM_DELAY_P99_TARGET_MS ? "met" : "NOT met"}, bound ${bound} ms)`,
   );
   assert.ok(delays.length >= 200, `at least 200 of ${PROBES} updates observed (got ${delays.length})`);
-  assert.ok(p99 < DOM_DELAY_P99_BOUND_MS, `p99 ${p99} ms under ${DOM_DELAY_P99_BOUND_MS} ms`);
+  assert.ok(p99 < bound, `p99 ${p99.toFixed(2)} ms under ${bound} ms`);
   await until(async () => (await agentRow(page, "researcher-1"))?.status === "idle", { what: "researcher-1 back to idle" });
 });
 
@@ -131,7 +174,7 @@ test("the server drops the connection: reconnecting, then connected, nothing los
   const kicked = await demo.control("realtime/kick");
   assert.ok(kicked.kicked >= 1);
   await until(async () => (await indicatorState()) !== "connected", { timeout: 5000, every: 10, what: "not connected" });
-  await waitState("connected");
+  await waitWebSocket();
 
   // 2. The server goes away (restart): reconnecting (attempt n, next retry), then
   // connected; what was published meanwhile arrives, in order.
@@ -164,6 +207,7 @@ test("with the realtime server down, the page falls back to HTTP polling and rec
   page.on("request", (r) => {
     if (r.url().includes("/_swarmcast/snapshot")) snapshotRequests.push(Date.now());
   });
+  await waitWebSocket();
   await demo.control("realtime/stop");
   await waitState("fallback", 10000);
   assert.match(await indicatorText(), /Polling fallback/);

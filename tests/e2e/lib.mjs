@@ -139,3 +139,66 @@ export function percentile(sorted, p) {
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i];
 }
+
+/** Start tests/e2e/dash_light_app.py (a light Dash page, swarmcast and its glue vs plain
+ * set_props glue, one port) on `port` (a free one by default); resolves once it answers. */
+export async function startLightApp({ port, args = [] } = {}) {
+  port = port || (await freePort());
+  const child = spawn(PYTHON, [join(ROOT, "tests/e2e/dash_light_app.py"), "--port", String(port), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, PYTHONUNBUFFERED: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const exited = new Promise((r) => child.on("exit", (code, signal) => r(code ?? signal)));
+  const base = `http://127.0.0.1:${port}`;
+  let status;
+  try {
+    status = await until(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`the app exited with ${child.exitCode}:\n${output}`);
+        const r = await fetch(base + "/_light/status");
+        return r.ok ? r.json() : false;
+      },
+      { timeout: 30000, every: 100, what: "the light app to answer" },
+    );
+  } catch (e) {
+    child.kill("SIGKILL");
+    throw new Error(`${e.message}\n--- app output ---\n${output}`);
+  }
+  return {
+    base,
+    port,
+    child,
+    epoch: status.epoch,
+    output: () => output,
+    async post(path, params = {}) {
+      const q = new URLSearchParams(params).toString();
+      const r = await fetch(`${base}/_light/${path}${q ? "?" + q : ""}`, { method: "POST" });
+      if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+      return r.json();
+    },
+    async status() {
+      return (await fetch(base + "/_light/status")).json();
+    },
+    /** Ends the whole process (SIGTERM, SIGKILL after 8 s); resolves once it is gone. */
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        const code = await Promise.race([exited, sleep(8000).then(() => "timeout")]);
+        if (code === "timeout") {
+          child.kill("SIGKILL");
+          await exited;
+        }
+      }
+    },
+  };
+}
+
+/** The 1-minute load average and the number of cores (to say how noisy a measurement is). */
+export async function machineLoad() {
+  const os = await import("node:os");
+  return { load1: os.loadavg()[0], load5: os.loadavg()[1], cores: os.availableParallelism ? os.availableParallelism() : os.cpus().length };
+}

@@ -114,6 +114,8 @@
       self.states[name] = { entries: {}, ready: false, version: null, dirty: false };
     });
     this.flushTimer = null;
+    this.lastFlush = 0;
+    this.dataDirty = false; // an event or state store waits to be written
     this.statusDirty = false;
     this.catching = false;
     this.catchAgain = false;
@@ -323,7 +325,9 @@
     }
     if (id !== null) {
       if (ev.epoch !== null && item.epoch !== ev.epoch) {
-        ev.lastId = null; // the publishing process restarted: its ids start again
+        // The publishing process restarted (a new Bridge epoch): its ids start again at
+        // 1, so an id above 1 means its first events were missed: fetched below.
+        ev.lastId = 0;
       }
       ev.epoch = item.epoch;
       if (ev.lastId !== null && id <= ev.lastId) return; // already delivered
@@ -344,16 +348,38 @@
     ev.list.push({ seq: ev.seq, id: item.id, ts: item.ts, t: item.t, data: item.data });
     if (ev.list.length > ev.buffer) ev.list.splice(0, ev.list.length - ev.buffer);
     ev.dirty = true;
+    this.dataDirty = true;
     this.scheduleFlush();
   };
 
   // Merge events fetched over HTTP (ids > lastId) with those held meanwhile, in id order.
+  // `epoch`: the answering Bridge's. When it is not the one the page's ids come from (the
+  // publishing process restarted), the endpoint answered from the start of its own epoch
+  // (the query said which epoch `lastId` belongs to): what was held from the old epoch
+  // and not shown yet goes first, then every event of the new one, from id 1.
   Client.prototype.merge = function (name, fetched, epoch, last) {
+    var self = this;
     var ev = this.events[name];
     var held = ev.held || [];
     ev.held = null;
-    if (epoch !== undefined && epoch !== null && ev.epoch !== null && epoch !== ev.epoch) ev.lastId = null;
-    if (epoch !== undefined && epoch !== null) ev.epoch = epoch;
+    var byId = function (a, b) {
+      return a.id - b.id;
+    };
+    var hasEpoch = epoch !== undefined && epoch !== null;
+    if (hasEpoch && ev.epoch !== null && epoch !== ev.epoch) {
+      var oldEpoch = ev.epoch;
+      var oldLast = ev.lastId;
+      held
+        .filter(function (e) {
+          return e.id !== null && e.epoch === oldEpoch && (oldLast === null || e.id > oldLast);
+        })
+        .sort(byId)
+        .forEach(function (e) {
+          self.append(name, e);
+        });
+      ev.lastId = 0;
+    }
+    if (hasEpoch) ev.epoch = epoch;
     var withId = [];
     var withoutId = [];
     (fetched || []).forEach(function (e) {
@@ -363,9 +389,7 @@
       if (e.id === null) withoutId.push(e);
       else if (e.epoch === ev.epoch || ev.epoch === null) withId.push(e);
     });
-    withId.sort(function (a, b) {
-      return a.id - b.id;
-    });
+    withId.sort(byId);
     for (var i = 0; i < withId.length; i++) {
       var e = withId[i];
       if (ev.lastId !== null && e.id <= ev.lastId) continue;
@@ -373,8 +397,19 @@
       this.append(name, e);
     }
     for (var j = 0; j < withoutId.length; j++) this.append(name, withoutId[j]);
-    // Nothing seen yet: the publisher's last id is where the next fetch starts.
+    // Nothing seen yet (`latest`, or history 0): the publisher's last id is where the
+    // next fetch starts.
     if (ev.lastId === null && typeof last === "number") ev.lastId = last;
+  };
+
+  // The snapshot query of one event store: the events after the last id seen, with the
+  // epoch that id belongs to (`NAME:ID@EPOCH`: a Bridge of another epoch answers from its
+  // own first event); else the last `history` ones (`NAME:-N`) or none (`NAME:latest`).
+  Client.prototype.eventQuery = function (name, withHistory) {
+    var ev = this.events[name];
+    if (ev.lastId !== null) return name + ":" + ev.lastId + (ev.epoch ? "@" + ev.epoch : "");
+    if (withHistory && ev.history > 0 && ev.seq === 0) return name + ":-" + ev.history;
+    return null;
   };
 
   // Ask the snapshot endpoint for the events missed while away (ids after the last one
@@ -390,9 +425,9 @@
     var params = [];
     Object.keys(this.events).forEach(function (name) {
       var ev = self.events[name];
-      if (ev.lastId !== null) params.push(["event", name + ":" + ev.lastId]);
-      else if (withHistory && ev.history > 0 && ev.seq === 0) params.push(["event", name + ":-" + ev.history]);
-      else return;
+      var query = self.eventQuery(name, withHistory);
+      if (query === null) return;
+      params.push(["event", query]);
       if (!ev.held) ev.held = [];
     });
     if (!params.length) return;
@@ -453,6 +488,7 @@
 
   Client.prototype.markState = function (name) {
     this.states[name].dirty = true;
+    this.dataDirty = true;
     this.scheduleFlush();
   };
 
@@ -499,10 +535,7 @@
       params.push(["state", st.version === null ? name : name + ":" + st.version]);
     });
     Object.keys(this.events).forEach(function (name) {
-      var ev = self.events[name];
-      if (ev.lastId !== null) params.push(["event", name + ":" + ev.lastId]);
-      else if (ev.history > 0 && ev.seq === 0) params.push(["event", name + ":-" + ev.history]);
-      else params.push(["event", name + ":latest"]);
+      params.push(["event", self.eventQuery(name, true) || name + ":latest"]);
     });
     this.polling = true;
     this.fetchSnapshot(params)
@@ -548,24 +581,26 @@
     return s;
   };
 
-  // Everything that changed meanwhile is written once: on the next task, and at most
-  // once per `flush_interval` ms (leading edge: a lone event is written at once; a
-  // stream of them is written once per interval, so Dash re-renders at most that often).
+  // Everything that changed meanwhile is written once: the data stores (events, state
+  // maps) at most once per `flush_interval` ms (leading edge: the first change of a
+  // quiet period is written at once, in the handler that received it; what follows
+  // within the interval is written once when it ends, so a burst costs Dash one
+  // re-render per interval). The status store alone does not count against the
+  // interval: a ping's round trip written to it must not hold back the next event.
   Client.prototype.scheduleFlush = function () {
     var self = this;
     if (this.flushTimer !== null || this.closed) return;
-    var interval = this.cfg.flush_interval === undefined ? 16 : this.cfg.flush_interval;
-    var wait = Math.max(0, (this.lastFlush || 0) + interval - performance.now());
+    var wait = 0;
+    if (this.dataDirty) {
+      var interval = this.cfg.flush_interval === undefined ? 16 : this.cfg.flush_interval;
+      wait = Math.max(0, (this.lastFlush || 0) + interval - performance.now());
+    }
     if (wait === 0) {
-      // The first change of a quiet period is written now, not one task later; what
-      // follows within `flush_interval` is batched by the timer below.
-      this.lastFlush = performance.now();
       this.flush();
       return;
     }
     this.flushTimer = setTimeout(function () {
       self.flushTimer = null;
-      self.lastFlush = performance.now();
       self.flush();
     }, wait);
   };
@@ -573,6 +608,10 @@
   Client.prototype.flush = function () {
     var self = this;
     var id = this.id;
+    if (this.dataDirty) {
+      this.dataDirty = false;
+      this.lastFlush = performance.now();
+    }
     Object.keys(this.states).forEach(function (name) {
       var st = self.states[name];
       if (!st.dirty) return;
