@@ -8,11 +8,13 @@
 //! giving the GIL up and taking it back). A job that still waits after a short while —
 //! the running worker is blocked in I/O, having released the lock — brings another
 //! worker in ([`Ticket::wake_another`]). CPU-bound requests then run one after the
-//! other on one thread; I/O-bound ones spread over up to `threads` threads.
+//! other on one thread; I/O-bound ones spread over up to `threads` threads. "Still
+//! waits" means no job of the pool finished meanwhile ([`Ticket::wake_if_stalled`]):
+//! a queue that moves, however long, needs no other thread.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -49,6 +51,8 @@ struct Shared {
     state: Mutex<State>,
     work: Condvar,
     enter: Box<Enter>,
+    /// Jobs finished so far: whether the pool makes progress.
+    finished: AtomicU64,
 }
 
 /// Threads that run submitted jobs, as few at once as keeps them moving.
@@ -67,16 +71,28 @@ impl std::fmt::Debug for WorkerPool {
 
 /// A submitted job: whether it has started, and a way to bring another worker in while
 /// it waits.
-#[derive(Clone)]
 pub struct Ticket {
     started: Arc<AtomicBool>,
     shared: Arc<Shared>,
+    /// Jobs the pool had finished when this ticket last looked.
+    seen: u64,
 }
 
 impl Ticket {
     /// Whether a worker has started the job.
     pub fn started(&self) -> bool {
         self.started.load(Ordering::Acquire)
+    }
+
+    /// Call now and then while the job waits: when no job of the pool has finished
+    /// since the last call (the running workers are blocked, in I/O say), wake an idle
+    /// worker. A queue that moves wakes nobody: CPU-bound jobs stay on one thread.
+    pub fn wake_if_stalled(&mut self) {
+        let finished = self.shared.finished.load(Ordering::Acquire);
+        if finished == self.seen {
+            self.wake_another();
+        }
+        self.seen = finished;
     }
 
     /// Wake an idle worker (if there is one) to take queued jobs: the job still waits
@@ -112,6 +128,7 @@ impl WorkerPool {
                 }),
                 work: Condvar::new(),
                 enter: Box::new(enter),
+                finished: AtomicU64::new(0),
             }),
             threads: Vec::new(),
         };
@@ -142,9 +159,11 @@ impl WorkerPool {
         if wake {
             self.shared.work.notify_one();
         }
+        let seen = self.shared.finished.load(Ordering::Acquire);
         Ticket {
             started,
             shared: self.shared.clone(),
+            seen,
         }
     }
 
@@ -188,6 +207,7 @@ fn worker(shared: &Shared) {
                 if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
                     tracing::error!("a job of a worker pool panicked; the pool goes on");
                 }
+                shared.finished.fetch_add(1, Ordering::AcqRel);
                 let mut state = shared.state.lock();
                 next = state.queue.pop_front();
                 if next.is_none() {
@@ -282,6 +302,45 @@ mod tests {
         ticket.wake_another();
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok("second"));
         assert!(ticket.started());
+        release.send(()).expect("release");
+    }
+
+    #[test]
+    fn a_moving_queue_wakes_nobody_a_stalled_one_does() {
+        let pool = WorkerPool::new(2, "t", plain()).expect("threads");
+        let (release, gate) = mpsc::channel::<()>();
+        let (tx, rx) = mpsc::channel();
+        pool.submit(move || {
+            let _ = gate.recv();
+        });
+        let first = tx.clone();
+        let mut behind = pool.submit(move || {
+            let _ = first.send("behind");
+        });
+        let mut waiting = pool.submit(move || {
+            let _ = tx.send("waiting");
+        });
+        // Nothing finishes while the first worker is blocked: the pool is stalled and
+        // another worker is woken (once one is idle: the threads may still be starting).
+        let mut got = Err(mpsc::RecvTimeoutError::Timeout);
+        for _ in 0..500 {
+            behind.wake_if_stalled();
+            got = rx.recv_timeout(Duration::from_millis(10));
+            if got.is_ok() {
+                break;
+            }
+        }
+        assert_eq!(got, Ok("behind"));
+        // ...which finishes `behind` and then takes `waiting` in the same run.
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok("waiting"));
+        // A ticket that saw jobs finish since it last looked wakes nobody (the job it
+        // waits for is done here, so make it look as if it were not).
+        waiting.started.store(false, Ordering::Release);
+        waiting.seen = 0;
+        pool.shared.state.lock().queue.push_back(Box::new(|| {}));
+        waiting.wake_if_stalled();
+        assert_eq!(pool.shared.state.lock().waking, 0, "nobody woken");
+        pool.shared.state.lock().queue.clear();
         release.send(()).expect("release");
     }
 

@@ -5,8 +5,8 @@
 //!
 //! The workers are a [`WorkerPool`]: requests run one after the other on the worker
 //! that holds the GIL, without giving it up between them, and a request that waits
-//! more than [`WAKE_ANOTHER_AFTER`] (the running one is blocked in I/O, the GIL
-//! released) brings another worker in. Threads contending for the GIL on a CPU-bound
+//! while no request finished for [`STALL_CHECK`] (the running one is blocked in I/O,
+//! the GIL released) brings another worker in. Threads contending for the GIL on a CPU-bound
 //! application cost more than they give.
 //!
 //! The request body is read first, within the mount's limit (413 beyond), and given as
@@ -32,8 +32,13 @@ use crate::handlers::log_exception;
 
 type Chunk = Result<Bytes, std::io::Error>;
 
-/// How long a request may wait for the busy worker before another worker is woken.
-const WAKE_ANOTHER_AFTER: Duration = Duration::from_millis(1);
+/// The status and headers, and the whole body when the first chunk is all of it (its
+/// `Content-Length`): then it goes in one piece, without the chunk channel.
+type HeadOut = (StatusCode, HeaderMap, Option<Bytes>);
+
+/// How often a waiting request checks that the workers make progress: when no request
+/// finished in that time, another worker is woken.
+const STALL_CHECK: Duration = Duration::from_millis(1);
 
 /// Serves one WSGI callable.
 pub(crate) struct WsgiApp {
@@ -62,7 +67,7 @@ impl HttpApp for WsgiApp {
         let (head_tx, head_rx) = oneshot::channel();
         let (body_tx, body_rx) = mpsc::channel::<Chunk>(16);
         let app = self.app.clone();
-        let ticket = self.workers.submit(move || {
+        let mut ticket = self.workers.submit(move || {
             let response = Response::new(head_tx, body_tx);
             Python::attach(|py| serve(py, &app, request, &response));
         });
@@ -71,13 +76,18 @@ impl HttpApp for WsgiApp {
             let head = loop {
                 tokio::select! {
                     head = &mut head_rx => break head,
-                    _ = tokio::time::sleep(WAKE_ANOTHER_AFTER), if !ticket.started() => {
-                        ticket.wake_another();
+                    _ = tokio::time::sleep(STALL_CHECK), if !ticket.started() => {
+                        ticket.wake_if_stalled();
                     }
                 }
             };
             match head {
-                Ok((status, headers)) => AppResponse {
+                Ok((status, headers, Some(whole))) => AppResponse {
+                    status,
+                    headers,
+                    body: AppBody::Full(whole),
+                },
+                Ok((status, headers, None)) => AppResponse {
                     status,
                     headers,
                     body: AppBody::Stream(body_rx),
@@ -111,11 +121,11 @@ struct Head {
     /// Set by `start_response`.
     pending: Option<(StatusCode, HeaderMap)>,
     /// Taken when the headers go out.
-    sender: Option<oneshot::Sender<(StatusCode, HeaderMap)>>,
+    sender: Option<oneshot::Sender<HeadOut>>,
 }
 
 impl Response {
-    fn new(head: oneshot::Sender<(StatusCode, HeaderMap)>, body: mpsc::Sender<Chunk>) -> Arc<Self> {
+    fn new(head: oneshot::Sender<HeadOut>, body: mpsc::Sender<Chunk>) -> Arc<Self> {
         Arc::new(Self {
             head: Mutex::new(Head {
                 pending: None,
@@ -137,19 +147,38 @@ impl Response {
 
     /// Send the headers if they have not gone yet.
     fn send_head(&self) -> PyResult<()> {
+        self.send_head_with(None).map(|_| ())
+    }
+
+    /// Send the headers if they have not gone yet, with `first`, the first chunk of
+    /// the body, when it is all of it (`Content-Length` says so). Returns whether the
+    /// chunk went with them (and the body is complete).
+    fn send_head_with(&self, first: Option<&[u8]>) -> PyResult<bool> {
         let mut head = self.head.lock();
         if head.sender.is_none() {
-            return Ok(());
+            return Ok(false);
         }
-        let Some(pending) = head.pending.take() else {
+        let Some((status, headers)) = head.pending.take() else {
             return Err(PyRuntimeError::new_err(
                 "the WSGI application sent a body before calling start_response",
             ));
         };
-        if let Some(sender) = head.sender.take() {
-            let _ = sender.send(pending);
+        let declared = headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let whole = first
+            .filter(|chunk| declared == Some(chunk.len()))
+            .map(Bytes::copy_from_slice);
+        let complete = whole.is_some();
+        if complete {
+            // Nothing more to stream: the body ends here.
+            self.body.lock().take();
         }
-        Ok(())
+        if let Some(sender) = head.sender.take() {
+            let _ = sender.send((status, headers, whole));
+        }
+        Ok(complete)
     }
 
     /// Send one chunk (headers first), without the GIL while the client is slow.
@@ -157,7 +186,9 @@ impl Response {
         if data.is_empty() {
             return Ok(());
         }
-        self.send_head()?;
+        if self.send_head_with(Some(data))? {
+            return Ok(());
+        }
         let chunk = Bytes::copy_from_slice(data);
         let Some(body) = self.body.lock().clone() else {
             return Err(PyRuntimeError::new_err("the response is finished"));
@@ -266,7 +297,7 @@ fn serve(py: Python<'_>, app: &Py<PyAny>, request: AppRequest, response: &Arc<Re
                         hyper::header::CONTENT_TYPE,
                         HeaderValue::from_static("text/plain; charset=utf-8"),
                     );
-                    let _ = sender.send((StatusCode::INTERNAL_SERVER_ERROR, headers));
+                    let _ = sender.send((StatusCode::INTERNAL_SERVER_ERROR, headers, None));
                     Some(Ok(Bytes::from_static(b"Internal Server Error")))
                 }
                 // Too late for a status: abort the response.
