@@ -70,6 +70,9 @@ stage "Python package: build (dev profile, the shared target dir) and install in
 # In place, no build isolation: maturin (a pinned test requirement) reuses target/.
 # Skipped when nothing it is built from changed since the last install.
 venv_swarmcast
+# Dash (the demo's pinned requirements) before pytest: tests/python/test_dash_one_port.py
+# needs it (it would skip without), and so do mypy on SwarmBot and the browser stage.
+bash scripts/demo.sh --install-only
 
 stage "Python tests (pytest + official python-socketio client) and stubtest, in .venv"
 "$VENV_PY" -m pytest tests/python -q
@@ -78,9 +81,8 @@ stage "Python tests (pytest + official python-socketio client) and stubtest, in 
 # The examples type-check as users' code would: mypy --strict, one run per example
 # folder (two of them have an app.py), configured in pyproject.toml ([tool.mypy]: a typed
 # stand-in for Flask-SocketIO in tests/python/stubs). The SwarmBot example needs Dash
-# in .venv: demo.sh --install-only puts it there (the browser stage below uses it too).
+# in .venv: demo.sh --install-only put it there before pytest.
 stage "mypy --strict on the examples (flask_chat, asgi, swarmbot)"
-bash scripts/demo.sh --install-only
 "$VENV_PY" -m mypy --strict examples/flask_chat/app.py examples/flask_chat/app_swarmcast.py
 "$VENV_PY" -m mypy --strict examples/asgi/fastapi_app.py
 "$VENV_PY" -m mypy --strict examples/swarmbot/*.py
