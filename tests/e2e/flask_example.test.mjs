@@ -3,35 +3,22 @@
 // port, its io() connects to its own origin and upgrades to WebSocket, and every button
 // works. Run: bash scripts/test-e2e.sh.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { PYTHON, ROOT, freePort, launchBrowser, sleep, until, watchErrors } from "./lib.mjs";
+import { ROOT, launchBrowser, startPython, until, watchErrors } from "./lib.mjs";
 
-let child;
+let app;
 let browser;
 let page;
 let errors;
 let base;
-let output = "";
 
 before(async () => {
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  child = spawn(PYTHON, [join(ROOT, "tests/e2e/flask_example/app.py"), String(port)], {
-    cwd: ROOT,
-    env: { ...process.env, PYTHONUNBUFFERED: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
+  app = await startPython({
+    args: (port) => [join(ROOT, "tests/e2e/flask_example/app.py"), String(port)],
+    ready: async (url) => (await fetch(url + "/")).ok,
   });
-  child.stdout.on("data", (d) => (output += d));
-  child.stderr.on("data", (d) => (output += d));
-  await until(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`the app exited:\n${output}`);
-      return (await fetch(base + "/")).ok;
-    },
-    { timeout: 30000, every: 200, what: "the app to answer" },
-  );
+  base = app.base;
   browser = await launchBrowser();
   page = await browser.newPage();
   errors = watchErrors(page);
@@ -39,11 +26,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (child && child.exitCode === null) {
-    child.kill("SIGTERM");
-    await Promise.race([new Promise((r) => child.on("exit", r)), sleep(5000)]);
-    if (child.exitCode === null) child.kill("SIGKILL");
-  }
+  await app?.stop();
 });
 
 const logLines = () => page.evaluate(() => [...document.querySelectorAll("#log div")].map((d) => d.textContent));

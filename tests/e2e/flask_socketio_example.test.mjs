@@ -9,11 +9,10 @@
 // checks pass) from node_modules. The app runs as its `__main__` block does,
 // `socketio.run(app)`, on a free port instead of 5000.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { PYTHON, ROOT, freePort, launchBrowser, sleep, until, watchErrors } from "./lib.mjs";
+import { ROOT, launchBrowser, startPython, until, watchErrors } from "./lib.mjs";
 
 const HERE = join(ROOT, "tests/e2e");
 const CDN = {
@@ -21,44 +20,30 @@ const CDN = {
   "https://cdn.socket.io/4.7.5/socket.io.min.js": join(HERE, "node_modules/socket.io-client-cdn/dist/socket.io.min.js"),
 };
 
-let child;
+let app;
 let browser;
 let base;
-let output = "";
 
 before(async () => {
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const launcher = [
-    "import sys",
-    `sys.path.insert(0, ${JSON.stringify(join(HERE, "flask_socketio_example"))})`,
-    "import app",
-    `app.socketio.run(app.app, port=${port})`,
-  ].join("\n");
-  child = spawn(PYTHON, ["-c", launcher], {
+  const launcher = (port) =>
+    [
+      "import sys",
+      `sys.path.insert(0, ${JSON.stringify(join(HERE, "flask_socketio_example"))})`,
+      "import app",
+      `app.socketio.run(app.app, port=${port})`,
+    ].join("\n");
+  app = await startPython({
+    args: (port) => ["-c", launcher(port)],
     cwd: join(HERE, "flask_socketio_example"),
-    env: { ...process.env, PYTHONUNBUFFERED: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
+    ready: async (url) => (await fetch(url + "/")).ok,
   });
-  child.stdout.on("data", (d) => (output += d));
-  child.stderr.on("data", (d) => (output += d));
-  await until(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`the app exited:\n${output}`);
-      return (await fetch(base + "/")).ok;
-    },
-    { timeout: 30000, every: 200, what: "the app to answer" },
-  );
+  base = app.base;
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  if (child && child.exitCode === null) {
-    child.kill("SIGINT");
-    await Promise.race([new Promise((r) => child.on("exit", r)), sleep(5000)]);
-    if (child.exitCode === null) child.kill("SIGKILL");
-  }
+  await app?.stop("SIGINT");
 });
 
 async function openPage() {
@@ -123,7 +108,7 @@ test("Flask-SocketIO's example app, import changed only, works in chromium on on
   await submit(page, "disconnect", {});
   await expectLog(page, /Received #\d+: Disconnected!/, "the message acked before the disconnect");
   // The server side saw it go with a reason (the example's disconnect handler prints it).
-  await until(async () => /Client disconnected \S+ server namespace disconnect/.test(output), {
+  await until(async () => /Client disconnected \S+ server namespace disconnect/.test(app.output()), {
     what: "the server's disconnect handler",
     timeout: 10000,
   });

@@ -43,51 +43,76 @@ export async function until(check, { timeout = 10000, every = 50, what = "condit
   throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last})`);
 }
 
-/** Start examples/swarmbot/app.py; resolves once Dash answers. */
-export async function startDemo({ args = [], env = {} } = {}) {
-  const port = await freePort();
-  const realtimePort = await freePort();
-  const child = spawn(
-    PYTHON,
-    [join(ROOT, "examples/swarmbot/app.py"), "--port", String(port), "--realtime-port", String(realtimePort), "--test-control", "--seed", "7", ...args],
-    { cwd: ROOT, env: { ...process.env, PYTHONUNBUFFERED: "1", ...env }, stdio: ["ignore", "pipe", "pipe"] },
-  );
+/**
+ * Start a Python program of the test (`args`: script and arguments) with the project's
+ * Python, its output collected; resolves once `ready(base)` gives a truthy value (the
+ * app answers) with `{ child, base, port, ready, output(), stop(signal) }`. `stop` ends
+ * the process (SIGTERM, SIGKILL after 8 s) and resolves once it is gone.
+ */
+export async function startPython({ args, port, cwd = ROOT, env = {}, ready, what = "the app to answer", every = 200 }) {
+  port = port || (await freePort());
+  const child = spawn(PYTHON, args(port), {
+    cwd,
+    env: { ...process.env, PYTHONUNBUFFERED: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   child.stdout.on("data", (d) => (output += d));
   child.stderr.on("data", (d) => (output += d));
-  const exited = new Promise((r) => child.on("exit", (code) => r(code)));
+  const exited = new Promise((r) => child.on("exit", (code, signal) => r(code ?? signal)));
   const base = `http://127.0.0.1:${port}`;
+  let answer;
   try {
-    await until(
+    answer = await until(
       async () => {
-        if (child.exitCode !== null) throw new Error(`demo exited with ${child.exitCode}:\n${output}`);
-        const r = await fetch(base + "/_swarmbot/test/view");
-        return r.ok;
+        if (child.exitCode !== null) throw new Error(`the app exited with ${child.exitCode}:\n${output}`);
+        return ready(base);
       },
-      { timeout: 30000, every: 200, what: "the demo to answer" },
+      { timeout: 30000, every, what },
     );
   } catch (e) {
     child.kill("SIGKILL");
-    throw new Error(`${e.message}\n--- demo output ---\n${output}`);
+    throw new Error(`${e.message}\n--- app output ---\n${output}`);
   }
   return {
     base,
     port,
-    realtimePort,
     child,
+    ready: answer,
     output: () => output,
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        const code = await Promise.race([exited, sleep(8000).then(() => "timeout")]);
+        if (code === "timeout") {
+          child.kill("SIGKILL");
+          await exited;
+        }
+      }
+    },
+  };
+}
+
+/** Start examples/swarmbot/app.py; resolves once Dash answers. */
+export async function startDemo({ args = [], env = {} } = {}) {
+  const realtimePort = await freePort();
+  const app = await startPython({
+    args: (port) => [
+      join(ROOT, "examples/swarmbot/app.py"),
+      "--port", String(port), "--realtime-port", String(realtimePort), "--test-control", "--seed", "7", ...args,
+    ],
+    env,
+    ready: async (base) => (await fetch(base + "/_swarmbot/test/view")).ok,
+    what: "the demo to answer",
+  });
+  return {
+    ...app,
+    realtimePort,
     async control(path, params = {}) {
       const q = new URLSearchParams(params).toString();
-      const r = await fetch(`${base}/_swarmbot/test/${path}${q ? "?" + q : ""}`, { method: "POST" });
+      const r = await fetch(`${app.base}/_swarmbot/test/${path}${q ? "?" + q : ""}`, { method: "POST" });
       if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
       return r.json();
-    },
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        const code = await Promise.race([exited, sleep(8000).then(() => "timeout")]);
-        if (code === "timeout") child.kill("SIGKILL");
-      }
     },
   };
 }
@@ -143,56 +168,27 @@ export function percentile(sorted, p) {
 /** Start tests/e2e/dash_light_app.py (a light Dash page, swarmcast and its glue vs plain
  * set_props glue, one port) on `port` (a free one by default); resolves once it answers. */
 export async function startLightApp({ port, args = [] } = {}) {
-  port = port || (await freePort());
-  const child = spawn(PYTHON, [join(ROOT, "tests/e2e/dash_light_app.py"), "--port", String(port), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, PYTHONUNBUFFERED: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout.on("data", (d) => (output += d));
-  child.stderr.on("data", (d) => (output += d));
-  const exited = new Promise((r) => child.on("exit", (code, signal) => r(code ?? signal)));
-  const base = `http://127.0.0.1:${port}`;
-  let status;
-  try {
-    status = await until(
-      async () => {
-        if (child.exitCode !== null) throw new Error(`the app exited with ${child.exitCode}:\n${output}`);
-        const r = await fetch(base + "/_light/status");
-        return r.ok ? r.json() : false;
-      },
-      { timeout: 30000, every: 100, what: "the light app to answer" },
-    );
-  } catch (e) {
-    child.kill("SIGKILL");
-    throw new Error(`${e.message}\n--- app output ---\n${output}`);
-  }
-  return {
-    base,
+  const app = await startPython({
+    args: (p) => [join(ROOT, "tests/e2e/dash_light_app.py"), "--port", String(p), ...args],
     port,
-    child,
-    epoch: status.epoch,
-    output: () => output,
+    ready: async (base) => {
+      const r = await fetch(base + "/_light/status");
+      return r.ok ? r.json() : false;
+    },
+    what: "the light app to answer",
+    every: 100,
+  });
+  return {
+    ...app,
+    epoch: app.ready.epoch,
     async post(path, params = {}) {
       const q = new URLSearchParams(params).toString();
-      const r = await fetch(`${base}/_light/${path}${q ? "?" + q : ""}`, { method: "POST" });
+      const r = await fetch(`${app.base}/_light/${path}${q ? "?" + q : ""}`, { method: "POST" });
       if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
       return r.json();
     },
     async status() {
-      return (await fetch(base + "/_light/status")).json();
-    },
-    /** Ends the whole process (SIGTERM, SIGKILL after 8 s); resolves once it is gone. */
-    async stop(signal = "SIGTERM") {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill(signal);
-        const code = await Promise.race([exited, sleep(8000).then(() => "timeout")]);
-        if (code === "timeout") {
-          child.kill("SIGKILL");
-          await exited;
-        }
-      }
+      return (await fetch(app.base + "/_light/status")).json();
     },
   };
 }
