@@ -48,7 +48,14 @@ pub(crate) async fn get(engine: &Engine, session: Arc<Session>) -> HttpResponse 
             if closed && frames.len() < max {
                 // The client's own CLOSE ends its pending poll with NOOP (as the reference
                 // server does); a close the server decides ends it with CLOSE.
-                let last = if session.closed_by_client() { "6" } else { "1" };
+                let last = if session.closed_by_client() {
+                    // This GET was the one the CLOSE overtook (it found the session
+                    // before the CLOSE removed it): a later GET is "unknown session".
+                    engine.take_client_close(session.sid());
+                    "6"
+                } else {
+                    "1"
+                };
                 engineio::write_payload_frame(&mut body, engineio::Frame::Text(last));
             }
             engine.stats.record_write(frames.len(), body.len());
@@ -139,4 +146,51 @@ pub(crate) async fn post<B: RequestBody>(
         HeaderValue::from_static("text/html; charset=UTF-8"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{
+        ConnectionHandler, EngineConfig, EngineHandler, EngineSocket, Incoming, RequestInfo,
+        Transport,
+    };
+    use http_body_util::BodyExt;
+
+    struct Ignore;
+    impl EngineHandler for Ignore {
+        fn on_open(&self, _: EngineSocket, _: &RequestInfo) -> Arc<dyn ConnectionHandler> {
+            Arc::new(Ignore)
+        }
+    }
+    impl ConnectionHandler for Ignore {
+        fn on_message(&self, _: Incoming<'_>) {}
+        fn on_close(&self, _: CloseReason) {}
+    }
+
+    async fn body_text(resp: HttpResponse) -> String {
+        let bytes = resp.into_body().collect().await.map(|b| b.to_bytes());
+        String::from_utf8(bytes.unwrap_or_default().to_vec()).unwrap_or_default()
+    }
+
+    /// The interleaving behind a flaky "forcefully closes the session" conformance
+    /// run: the GET found the session, then the client's CLOSE (on another connection)
+    /// arrived before the GET began to wait. That GET ends with NOOP and uses up the
+    /// grace, so the client's next GET is refused as an unknown session.
+    #[tokio::test]
+    async fn a_get_that_found_the_session_before_the_close_uses_up_the_grace() {
+        let engine = Engine::new(
+            EngineConfig::default(),
+            Arc::new(Ignore),
+            tokio_util::task::TaskTracker::new(),
+            Default::default(),
+        );
+        let request = RequestInfo::new(None, String::new(), &hyper::HeaderMap::new());
+        let (session, _) = engine.open(Transport::Polling, &request);
+        let sid = session.sid().to_string();
+        assert!(session.receive(engineio::Packet::Close).is_ok());
+        assert_eq!(body_text(get(&engine, session).await).await, "6");
+        assert!(!engine.take_client_close(&sid));
+        assert!(engine.session(&sid).is_none());
+    }
 }
