@@ -8,14 +8,15 @@ import { after, before, test } from "node:test";
 import { ROOT, launchBrowser, machineLoad, percentile, sleep, startDemo, until, watchErrors } from "./lib.mjs";
 
 // The push delay's p99 on this page, against the 30 ms target: printed with the load
-// average (and recorded in docs/dash.md). The target is not reliably met on the
-// development machine (2 cores shared with other engineers' builds: 29, 34 and 41 ms at a
-// load average of 0.5, 40 ms at 1.4, 56 ms at 4, 111 ms at 8; it was ~100 ms at 2-3 before
-// the graphs were redrawn one at a time), so it is asserted only with SWARMCAST_E2E_STRICT=1. Otherwise p99 must stay under 80 ms on
-// a quiet machine (1-min load average below 0.75 per core), which the page with four graph
-// redraws at once did not, and under 1 s on a loaded one (a broken path): a build starting
-// next to the browser stalls its main thread for whole tenths of a second (seen: p99 481
-// ms, 17 tasks over 50 ms up to 413 ms, at a load average of 5).
+// average (and recorded in docs/dash.md). The target is met in most runs on the
+// development machine, not all (2 cores shared with other engineers' builds: 21.5-28.2 ms
+// in 5 of 8 runs at a load average of 0.4-1.5, 30.7-36.0 ms in the others; a probe
+// that arrives during a graph redraw waits for it), so it is asserted only with
+// SWARMCAST_E2E_STRICT=1. Otherwise p99 must stay under 80 ms on a quiet machine
+// (1-min load average below 0.75 per core), which the page with four graph redraws at
+// once did not, and under 1 s on a loaded one (a broken path): a build starting next to
+// the browser stalls its main thread for whole tenths of a second (seen: p99 481 ms, 17
+// tasks over 50 ms up to 413 ms, at a load average of 5).
 const DOM_DELAY_P99_TARGET_MS = 30;
 const DOM_DELAY_P99_QUIET_MS = 80;
 const DOM_DELAY_P99_LOADED_MS = 1000;
@@ -125,7 +126,9 @@ test("an agent state change made in Python reaches the DOM (delay from the emit 
     const observer = new MutationObserver(() => {
       const row = table.querySelector('[data-agent="researcher-1"]');
       const probe = row && row.getAttribute("data-probe");
-      if (probe === null || probe === undefined || samples.has(probe)) return;
+      // "" is the agent's own state coming back after the probe: its timestamp is from
+      // before the probe began, not an emit to measure.
+      if (probe === null || probe === undefined || probe === "" || samples.has(probe)) return;
       // Epoch ms in the page minus the server's emit timestamp (same machine clock).
       samples.set(probe, performance.timeOrigin + performance.now() - Number(row.getAttribute("data-ts")));
     });
@@ -160,6 +163,7 @@ test("an agent state change made in Python reaches the DOM (delay from the emit 
       ` (${quiet ? "quiet" : "loaded"}; target ${DOM_DELAY_P99_TARGET_MS} ms ${p99 < DOM_DELAY_P99_TARGET_MS ? "met" : "NOT met"}, bound ${bound} ms)`,
   );
   assert.ok(delays.length >= 200, `at least 200 of ${PROBES} updates observed (got ${delays.length})`);
+  assert.ok(delays.length <= PROBES, `only the probe's updates measured (got ${delays.length})`);
   assert.ok(p99 < bound, `p99 ${p99.toFixed(2)} ms under ${bound} ms`);
   await until(async () => (await agentRow(page, "researcher-1"))?.status === "idle", { what: "researcher-1 back to idle" });
 });
@@ -268,6 +272,19 @@ test("the switch puts the same page into 1-second polling and back", async () =>
   // The polling callback renders the coordinator's own view: its activity log.
   await demo.control("burst", { n: 5, tag: "p1" });
   await expectBurst(page, "p1", 5, 5000);
+  // ... and paints its agents table and task board (HTML through a store, painted as in
+  // push mode): coder-2 was set "blocked" by push only, the coordinator has its own.
+  await until(
+    async () => {
+      const view = await (await fetch(demo.base + "/_swarmbot/test/view")).json();
+      for (const [id, agent] of Object.entries(view.agents)) {
+        if ((await agentRow(page, id))?.status !== agent.status) return false;
+      }
+      const tasks = await page.locator("#task-board [data-task]").evaluateAll((els) => els.map((e) => e.dataset.task));
+      return tasks.length > 0 && tasks.every((id) => id in view.tasks);
+    },
+    { timeout: 5000, what: "the agents table and task board painted from the coordinator's view" },
+  );
   const since = Date.now();
   await sleep(3000);
   const recent = updates.filter((t) => t >= since).length;
