@@ -38,7 +38,7 @@ BOARD_COLUMNS = (("queued", "Queued"), ("research", "Research"), ("code", "Code"
 # escaped), painted by a clientside callback into a Div that Dash gives no children (so
 # React never reconciles them): as the children of a dcc.Markdown the same HTML went
 # through Dash's Markdown parser at every update, ~6 ms more per agent update on the
-# development machine (p50 push delay 11-12 ms; painted, 5-6 ms). The callbacks' output,
+# development machine (p50 push delay 11-12 ms; painted, 6-7.5 ms). The callbacks' output,
 # a `data-painted` attribute, is never updated: the paint is the effect.
 
 
