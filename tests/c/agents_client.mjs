@@ -2,23 +2,13 @@
 // keyed state map, and sends commands answered through the C ack. Prints "ok - ..." /
 // "not ok - ..." lines. Usage: node agents_client.mjs PORT AGENTS
 import { createRequire } from "node:module";
+import { tap, sleep } from "./tap.mjs";
 
 const require = createRequire(new URL("../js/package.json", import.meta.url));
 const { io } = require("socket.io-client");
 
 const [port, agents] = process.argv.slice(2).map(Number);
-let passed = 0;
-let failed = 0;
-const check = (ok, what) => {
-  if (ok) passed++;
-  else failed++;
-  console.log(`${ok ? "ok" : "not ok"} - agents client: ${what}`);
-};
-const watchdog = setTimeout(() => {
-  console.log("not ok - agents client: timed out");
-  process.exit(1);
-}, 30_000);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { check, finish } = tap("agents client", 30_000);
 
 try {
   const socket = io(`http://127.0.0.1:${port}`, { reconnection: false, forceNew: true });
@@ -57,6 +47,4 @@ try {
 } catch (e) {
   check(false, `${e?.message ?? e}`);
 }
-clearTimeout(watchdog);
-console.log(`# agents client: ${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish({ summary: true });

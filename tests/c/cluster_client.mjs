@@ -3,6 +3,7 @@
 // exactly its events, in order, from the other node and from a C Redis emitter.
 // Prints "ok - ..." / "not ok - ..." lines. Usage: node cluster_client.mjs PORT_A PORT_B
 import { createRequire } from "node:module";
+import { tap, within } from "./tap.mjs";
 
 const require = createRequire(new URL("../js/package.json", import.meta.url));
 const { io } = require("socket.io-client");
@@ -13,26 +14,7 @@ if (!portA || !portB) {
   process.exit(2);
 }
 
-let failed = 0;
-function check(ok, what) {
-  if (!ok) failed++;
-  console.log(`${ok ? "ok" : "not ok"} - cluster client: ${what}`);
-}
-
-const watchdog = setTimeout(() => {
-  console.log("not ok - cluster client: timed out");
-  process.exit(1);
-}, 40_000);
-
-function within(ms, promise, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timeout: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
+const { check, finish } = tap("cluster client", 40_000);
 
 // One client: records every event (name and arguments) until it has "done" and
 // "from-a". A server's emit returns once its own clients have the event; it reaches the
@@ -102,7 +84,4 @@ run()
   .catch((e) => {
     check(false, `error: ${e?.message ?? e}`);
   })
-  .finally(() => {
-    clearTimeout(watchdog);
-    process.exit(failed === 0 ? 0 : 1);
-  });
+  .finally(() => finish());

@@ -2,6 +2,7 @@
 // socket.io-client and checks what arrives. Prints "ok - ..." / "not ok - ..." lines;
 // exits non-zero on any failure. Usage: node receiver.mjs PORT THREADS PER_THREAD
 import { createRequire } from "node:module";
+import { tap, within } from "./tap.mjs";
 
 // socket.io-client is installed for the Node suites, in tests/js/node_modules.
 const require = createRequire(new URL("../js/package.json", import.meta.url));
@@ -15,29 +16,8 @@ if (!port || !threads || !perThread) {
 const url = `http://127.0.0.1:${port}`;
 const STEP_MS = 10_000;
 
-let passed = 0;
-let failed = 0;
-function check(ok, what) {
-  if (ok) passed++;
-  else failed++;
-  console.log(`${ok ? "ok" : "not ok"} - receiver: ${what}`);
-}
-
 // Everything is bounded: the whole run, and each wait.
-const watchdog = setTimeout(() => {
-  console.log("not ok - receiver: timed out");
-  process.exit(1);
-}, 90_000);
-
-function within(ms, promise, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timeout: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
+const { check, finish } = tap("receiver", 90_000);
 
 async function run() {
   // 1. A client with the wrong token is refused by the C connect callback.
@@ -201,6 +181,4 @@ try {
 } catch (e) {
   check(false, `${e?.message ?? e}`);
 }
-clearTimeout(watchdog);
-console.log(`# receiver: ${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish({ summary: true });

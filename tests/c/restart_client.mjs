@@ -5,22 +5,14 @@
 // Usage: node restart_client.mjs OUTPUT_FILE ROUNDS
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tap, sleep } from "./tap.mjs";
 
 const require = createRequire(new URL("../js/package.json", import.meta.url));
 const { io } = require("socket.io-client");
 
 const [file, roundsArg] = process.argv.slice(2);
 const rounds = Number(roundsArg);
-let failed = 0;
-function check(ok, what) {
-  if (!ok) failed++;
-  console.log(`${ok ? "ok" : "not ok"} - restart client: ${what}`);
-}
-const watchdog = setTimeout(() => {
-  console.log("not ok - restart client: timed out");
-  process.exit(1);
-}, 60_000);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { check, finish } = tap("restart client", 60_000);
 
 async function port(round) {
   for (let i = 0; i < 300; i++) {
@@ -55,5 +47,4 @@ for (let round = 0; round < rounds; round++) {
     socket.disconnect();
   }
 }
-clearTimeout(watchdog);
-process.exit(failed === 0 ? 0 : 1);
+finish();
