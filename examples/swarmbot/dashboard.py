@@ -29,7 +29,7 @@ METRICS_BUFFER = 120  # 60 s of samples at 2 per second
 BOARD_COLUMNS = (("queued", "Queued"), ("research", "Research"), ("code", "Code"), ("review", "Review"), ("test", "Test"), ("done", "Done"))
 
 # The page is laid out once; updates change fixed elements (the text of a <pre>, a
-# figure, the HTML of two painted Divs, below), addressed by plain string ids. Dash's
+# canvas, the HTML of two painted Divs, below), addressed by plain string ids. Dash's
 # renderer does work per Dash component at every change (Dash 4 more than Dash 2), so
 # tables of components, callbacks returning new child components, or pattern-matching
 # ids would cost far more than the push itself.
@@ -40,21 +40,15 @@ BOARD_COLUMNS = (("queued", "Queued"), ("research", "Research"), ("code", "Code"
 # through Dash's Markdown parser at every update, ~6 ms more per agent update on the
 # development machine (p50 push delay 11-12 ms; painted, 6-7.5 ms). The callbacks' output,
 # a `data-painted` attribute, is never updated: the paint is the effect.
+#
+# The four graphs are canvases drawn by the same clientside code (not dcc.Graph): one
+# Plotly redraw of such a chart holds the browser's main thread 13-16 ms here, and a push
+# update arriving meanwhile waits for it (swarmbot.js says more).
 
 
 def _graph(graph_id: str, title: str) -> html.Div:
-    return html.Div(
-        className="graph",
-        children=[
-            html.H3(title),
-            dcc.Graph(
-                id=graph_id,
-                config={"displayModeBar": False, "responsive": True, "staticPlot": True},
-                style={"height": "170px"},
-                figure={"data": [], "layout": {"height": 170}},
-            ),
-        ],
-    )
+    """A live graph: a canvas the clientside renderer draws (assets/swarmbot.js, `chart`)."""
+    return html.Div(className="graph", children=[html.H3(title), html.Canvas(id=graph_id, className="chart")])
 
 
 def _painted(element_id: str) -> html.Div:
@@ -128,6 +122,7 @@ def create_app(
                 children=[
                     html.H2("Performance"),
                     html.Div(
+                        id="graphs",
                         className="graphs",
                         children=[
                             _graph("g-eps", "Events / s"),
@@ -163,11 +158,8 @@ def create_app(
         Input(rt.event_store("activity"), "data"),
     )
     app.clientside_callback(
-        "function (m) { return window.dash_clientside.swarmbot.graphs(m); }",
-        Output("g-eps", "figure"),
-        Output("g-tpm", "figure"),
-        Output("g-queue", "figure"),
-        Output("g-lat", "figure"),
+        "function (m) { var sb = window.dash_clientside.swarmbot; return sb.graphs(sb.metrics(m)); }",
+        Output("graphs", "data-painted"),
         Input(rt.event_store("metrics"), "data"),
     )
     # ?mode=poll opens the page in polling mode.
@@ -191,14 +183,16 @@ def create_app(
 
     # The old way: a server callback every second renders everything the page shows
     # into the same elements (the push mode's clientside renderers, in Python); the HTML
-    # of the painted Divs goes through a store and is painted as in push mode.
+    # of the painted Divs and the metrics samples go through a store and are painted and
+    # drawn as in push mode.
     app.clientside_callback(
         """function (h) {
             var sb = window.dash_clientside.swarmbot;
-            return [sb.paint('agents-table', h.agents), sb.paint('task-board', h.tasks)];
+            return [sb.paint('agents-table', h.agents), sb.paint('task-board', h.tasks), sb.graphs(h.metrics)];
         }""",
         Output("agents-table", "data-painted", allow_duplicate=True),
         Output("task-board", "data-painted", allow_duplicate=True),
+        Output("graphs", "data-painted", allow_duplicate=True),
         Input("poll-html", "data"),
         prevent_initial_call=True,
     )
@@ -206,19 +200,14 @@ def create_app(
     @app.callback(
         Output("poll-html", "data"),
         Output("activity-lines", "children", allow_duplicate=True),
-        Output("g-eps", "figure", allow_duplicate=True),
-        Output("g-tpm", "figure", allow_duplicate=True),
-        Output("g-queue", "figure", allow_duplicate=True),
-        Output("g-lat", "figure", allow_duplicate=True),
         Input("poll-interval", "n_intervals"),
         prevent_initial_call=True,
     )
     def poll(_n: int) -> Any:
         view = coordinator.view()
         return (
-            {"agents": render.agents(view["agents"], agent_ids), "tasks": render.board(view["tasks"], columns)},
+            {"agents": render.agents(view["agents"], agent_ids), "tasks": render.board(view["tasks"], columns), "metrics": view["metrics"]},
             render.activity(view["activity"]),
-            *render.graphs(view["metrics"]),
         )
 
     return app

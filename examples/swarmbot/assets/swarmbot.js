@@ -98,88 +98,150 @@
     return lines.join("\n");
   }
 
-  // The graphs redraw one at a time, each in turn, at most one a second (so each graph
-  // every 4 s; all four at the first sample): a metrics update with one Plotly redraw
-  // holds the browser's main thread for 20-40 ms here (four at once 60-100 ms), and
-  // every push update that arrives meanwhile waits for it. One redraw per metrics
-  // sample (twice a second) put a probe behind one often enough to make the page's
-  // p99 push delay 28-34 ms; one a second, 24-25 ms.
-  var GRAPH_EVERY_MS = 950;
-  var lastGraphs = 0;
-  var nextGraph = 0;
+  // ---- the live graphs ----------------------------------------------------------------
+  // Drawn on <canvas> here, all four at every metrics sample (twice a second), about a
+  // millisecond in all. The demo drew them with Plotly (dcc.Graph) before: one
+  // Plotly.react of these small line charts costs 13-16 ms of main thread on the
+  // development machine even on an otherwise empty page (software rendering, SVG, text
+  // measurement), plus Dash's handling of the figure, and every push update arriving
+  // meanwhile waited for it. Redrawing one graph a second, each in turn, still put that
+  // wait into the page's p99 push delay in 3 runs of 10 (30.7-36.0 ms; docs/dash.md).
+  var WINDOW_MS = 60000; // the x axis: the last minute, ending at the newest sample
+  var GRAPHS = [
+    ["g-eps", [["eps", "events/s", "#6366f1"]]],
+    ["g-tpm", [["tpm", "tasks/min", "#16a34a"]]],
+    ["g-queue", [["queue", "queue", "#f59e0b"], ["busy", "busy agents", "#0ea5e9"]]],
+    ["g-lat", [["lat50", "p50", "#8b5cf6"], ["lat95", "p95", "#ef4444"]]],
+  ];
 
-  function fig(traces, yTitle) {
-    return {
-      data: traces,
-      layout: {
-        height: 170,
-        margin: { l: 40, r: 10, t: 6, b: 28 },
-        showlegend: traces.length > 1,
-        legend: { orientation: "h", x: 0, y: 1.15, font: { size: 10 } },
-        // No grid lines and no hover layer: ~40% less time per redraw here.
-        xaxis: { type: "date", tickformat: "%H:%M:%S", showgrid: false },
-        yaxis: { rangemode: "tozero", title: { text: yTitle || "" }, showgrid: false, zeroline: true, zerolinecolor: "#e5e7eb" },
-        hovermode: false,
-        paper_bgcolor: "rgba(0,0,0,0)",
-        plot_bgcolor: "rgba(0,0,0,0)",
-        font: { size: 11 },
-        uirevision: "keep",
-      },
-    };
+  // The smallest of 1, 2, 2.5, 5 x 10^k at or above v: the top of the y axis.
+  function niceCeil(v) {
+    if (!(v > 0)) return 1;
+    var p = Math.pow(10, Math.floor(Math.log10(v)));
+    var steps = [1, 2, 2.5, 5, 10];
+    for (var i = 0; i < steps.length; i++) if (v <= steps[i] * p) return steps[i] * p;
+    return 10 * p;
   }
 
-  function line(x, y, name, color) {
-    return { x: x, y: y, name: name, type: "scatter", mode: "lines", line: { color: color, width: 2 } };
+  function label(v) {
+    return Math.abs(v) >= 1000 ? (v / 1000).toFixed(v % 1000 ? 1 : 0) + "k" : String(Math.round(v * 100) / 100);
   }
 
-  function graphs(store) {
-    var events = (store && store.events) || [];
-    var nu = window.dash_clientside.no_update;
-    var t = performance.now();
-    var all = lastGraphs === 0 || events.length <= 1;
-    if (!all && t - lastGraphs < GRAPH_EVERY_MS) return [nu, nu, nu, nu];
-    lastGraphs = t;
-    var x = [],
-      eps = [],
-      tpm = [],
-      queue = [],
-      busy = [],
-      l50 = [],
-      l95 = [];
-    events.forEach(function (e) {
-      var m = e.data || {};
-      x.push(new Date(m.t));
-      eps.push(m.eps);
-      tpm.push(m.tpm);
-      queue.push(m.queue);
-      busy.push(m.busy);
-      l50.push(m.lat50);
-      l95.push(m.lat95);
+  function hms(ms) {
+    return clock(ms).slice(0, 8);
+  }
+
+  // One line chart: `samples` are the metrics dicts (t in epoch ms), `series` [key, name,
+  // colour]. The canvas is sized to its CSS box (times devicePixelRatio) at each draw.
+  function chart(id, samples, series) {
+    var canvas = document.getElementById(id);
+    if (!canvas || !canvas.getContext) return;
+    var w = canvas.clientWidth,
+      h = canvas.clientHeight;
+    if (!w || !h) return; // not laid out (hidden)
+    var dpr = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+      canvas.width = Math.round(w * dpr);
+      canvas.height = Math.round(h * dpr);
+    }
+    var ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    ctx.font = "11px system-ui, sans-serif";
+    var left = 38,
+      right = 8,
+      top = series.length > 1 ? 20 : 8,
+      bottom = 20;
+    var pw = w - left - right,
+      ph = h - top - bottom;
+    var t1 = samples.length ? samples[samples.length - 1].t : Date.now();
+    var t0 = t1 - WINDOW_MS;
+    var max = 0;
+    samples.forEach(function (m) {
+      series.forEach(function (s) {
+        var v = m[s[0]];
+        if (typeof v === "number" && v > max) max = v;
+      });
     });
-    var figures = [
-      function () {
-        return fig([line(x, eps, "events/s", "#6366f1")]);
-      },
-      function () {
-        return fig([line(x, tpm, "tasks/min", "#16a34a")]);
-      },
-      function () {
-        return fig([line(x, queue, "queue", "#f59e0b"), line(x, busy, "busy agents", "#0ea5e9")]);
-      },
-      function () {
-        return fig([line(x, l50, "p50", "#8b5cf6"), line(x, l95, "p95", "#ef4444")]);
-      },
-    ];
-    if (all) {
-      nextGraph = 0;
-      return figures.map(function (f) {
-        return f();
+    var ymax = niceCeil(max);
+    function x(t) {
+      return left + ((t - t0) / WINDOW_MS) * pw;
+    }
+    function y(v) {
+      return top + ph - (v / ymax) * ph;
+    }
+    // Axes: the zero line, three y labels, three time labels.
+    ctx.strokeStyle = "#e5e7eb";
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(left, Math.round(y(0)) + 0.5);
+    ctx.lineTo(left + pw, Math.round(y(0)) + 0.5);
+    ctx.stroke();
+    ctx.fillStyle = "#6b7280";
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    [0, ymax / 2, ymax].forEach(function (v) {
+      ctx.fillText(label(v), left - 5, y(v));
+    });
+    ctx.textBaseline = "top";
+    [
+      [t0, "left"],
+      [t0 + WINDOW_MS / 2, "center"],
+      [t1, "right"],
+    ].forEach(function (tick) {
+      ctx.textAlign = tick[1];
+      ctx.fillText(hms(tick[0]), x(tick[0]), top + ph + 5);
+    });
+    // The lines; a missing value (null) breaks its line.
+    ctx.lineWidth = 2;
+    ctx.lineJoin = "round";
+    series.forEach(function (s) {
+      ctx.strokeStyle = s[2];
+      ctx.beginPath();
+      var pen = false;
+      samples.forEach(function (m) {
+        var v = m[s[0]];
+        if (typeof v !== "number" || m.t < t0) {
+          pen = false;
+          return;
+        }
+        if (pen) ctx.lineTo(x(m.t), y(v));
+        else ctx.moveTo(x(m.t), y(v));
+        pen = true;
+      });
+      ctx.stroke();
+    });
+    // The legend, when there is more than one line.
+    if (series.length > 1) {
+      var lx = left;
+      ctx.textAlign = "left";
+      ctx.textBaseline = "middle";
+      series.forEach(function (s) {
+        ctx.fillStyle = s[2];
+        ctx.fillRect(lx, 6, 14, 3);
+        ctx.fillStyle = "#374151";
+        ctx.fillText(s[1], lx + 18, 8);
+        lx += 26 + ctx.measureText(s[1]).width;
       });
     }
-    var out = [nu, nu, nu, nu];
-    out[nextGraph] = figures[nextGraph]();
-    nextGraph = (nextGraph + 1) % 4;
-    return out;
+    canvas.setAttribute("data-samples", String(samples.length)); // what tests read
+  }
+
+  // Draws the four graphs from the metrics samples (oldest first); the callback's
+  // output is not updated (see paint).
+  function graphs(samples) {
+    samples = samples || [];
+    GRAPHS.forEach(function (g) {
+      chart(g[0], samples, g[1]);
+    });
+    return window.dash_clientside.no_update;
+  }
+
+  // The metrics event store's samples, oldest first.
+  function metrics(store) {
+    return ((store && store.events) || []).map(function (e) {
+      return e.data || {};
+    });
   }
 
   // ---- modes and the traffic panel -------------------------------------------------
@@ -276,13 +338,13 @@
     tasks: tasks,
     activity: activity,
     graphs: graphs,
+    metrics: metrics,
     modeFromUrl: function (search) {
       var m = /[?&]mode=(push|poll)/.exec(search || "");
       return m ? m[1] : window.dash_clientside.no_update;
     },
     setMode: function (mode, cfg) {
       settle();
-      lastGraphs = 0;
       traffic.mode = mode;
       var enabled = mode !== "poll";
       var next = cfg && cfg.enabled !== enabled ? Object.assign({}, cfg, { enabled: enabled }) : window.dash_clientside.no_update;
