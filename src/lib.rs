@@ -149,7 +149,7 @@ pub use adapter::{
 pub use engine::{CloseReason, EngineConfig, RequestInfo, Transport};
 pub use host::{
     is_reserved_event, on_dispatcher_thread, wait_for_teardown, Dispatcher, Host, HostError,
-    HostState, TeardownGuard, Ticket, WeakHost, WorkerPool,
+    HostState, Reply, ReplyDropped, ReplySender, TeardownGuard, Ticket, WeakHost, WorkerPool,
 };
 pub use metrics::{ClusterMetrics, Metrics};
 pub use server::{

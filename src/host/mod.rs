@@ -55,7 +55,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use dispatch::{on_dispatcher_thread, wait_for_teardown, Dispatcher, TeardownGuard};
 pub use log::event_text;
-pub use pool::{Ticket, WorkerPool};
+pub use pool::{Reply, ReplyDropped, ReplySender, Ticket, WorkerPool};
 
 use crate::{Emitter, Namespace, Server, ServerError, ServerHandle};
 

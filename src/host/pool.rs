@@ -11,11 +11,21 @@
 //! other on one thread; I/O-bound ones spread over up to `threads` threads. "Still
 //! waits" means no job of the pool finished meanwhile ([`Ticket::wake_if_stalled`]):
 //! a queue that moves, however long, needs no other thread.
+//!
+//! A job hands its result to async code through a [`Reply`]. Waking the waiting task at
+//! once would, on a loaded single core, switch to the runtime's thread after every job
+//! and back: two context switches per job. So while the worker has more jobs queued
+//! the wake is held back, and the held wakes go out together when the queue runs dry
+//! or when any waiting task's [`Ticket::tick`] comes round (every millisecond or so):
+//! one switch for a batch of jobs, at most about a tick of delay, none when idle.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex};
@@ -53,6 +63,18 @@ struct Shared {
     enter: Box<Enter>,
     /// Jobs finished so far: whether the pool makes progress.
     finished: AtomicU64,
+    /// Wakes of [`Reply`]s held back while a worker had more jobs queued.
+    held: Mutex<Vec<Waker>>,
+}
+
+impl Shared {
+    /// Send the held wakes.
+    fn release_held(&self) {
+        let held = std::mem::take(&mut *self.held.lock());
+        for waker in held {
+            waker.wake();
+        }
+    }
 }
 
 /// Threads that run submitted jobs, as few at once as keeps them moving.
@@ -95,6 +117,16 @@ impl Ticket {
         self.seen = finished;
     }
 
+    /// Call about every millisecond while the job's [`Reply`] is awaited: sends the
+    /// replies held back (of any job of the pool) and, while the job has not started,
+    /// does [`Ticket::wake_if_stalled`].
+    pub fn tick(&mut self) {
+        self.shared.release_held();
+        if !self.started() {
+            self.wake_if_stalled();
+        }
+    }
+
     /// Wake an idle worker (if there is one) to take queued jobs: the job still waits
     /// behind workers that are busy, or blocked.
     pub fn wake_another(&self) {
@@ -129,6 +161,7 @@ impl WorkerPool {
                 work: Condvar::new(),
                 enter: Box::new(enter),
                 finished: AtomicU64::new(0),
+                held: Mutex::new(Vec::new()),
             }),
             threads: Vec::new(),
         };
@@ -171,6 +204,107 @@ impl WorkerPool {
     pub fn threads(&self) -> usize {
         self.threads.len()
     }
+
+    /// A way for a job to hand a value to async code: send with [`ReplySender::send`]
+    /// on the worker, await the [`Reply`] (with [`Ticket::tick`] about every
+    /// millisecond meanwhile, or the value may wait for the worker's queue to run dry).
+    pub fn reply<T>(&self) -> (ReplySender<T>, Reply<T>) {
+        let slot = Arc::new(Mutex::new(Slot {
+            value: None,
+            closed: false,
+            waker: None,
+        }));
+        (
+            ReplySender {
+                slot: Some(slot.clone()),
+                shared: self.shared.clone(),
+            },
+            Reply { slot },
+        )
+    }
+}
+
+struct Slot<T> {
+    value: Option<T>,
+    /// The sender is gone.
+    closed: bool,
+    waker: Option<Waker>,
+}
+
+/// The sending half of a [`WorkerPool::reply`]. Dropped without sending, the [`Reply`]
+/// resolves to `Err(ReplyDropped)`.
+pub struct ReplySender<T> {
+    slot: Option<Arc<Mutex<Slot<T>>>>,
+    shared: Arc<Shared>,
+}
+
+impl<T> ReplySender<T> {
+    /// Hand `value` over. The waiting task is woken now when no job is queued,
+    /// otherwise with the pool's next batch of wakes (see the module's documentation).
+    pub fn send(mut self, value: T) {
+        if let Some(slot) = self.slot.take() {
+            let waker = {
+                let mut slot = slot.lock();
+                slot.value = Some(value);
+                slot.closed = true;
+                slot.waker.take()
+            };
+            self.wake(waker);
+        }
+    }
+
+    fn wake(&self, waker: Option<Waker>) {
+        let Some(waker) = waker else { return };
+        if self.shared.state.lock().queue.is_empty() {
+            waker.wake();
+        } else {
+            self.shared.held.lock().push(waker);
+        }
+    }
+}
+
+impl<T> Drop for ReplySender<T> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            let waker = {
+                let mut slot = slot.lock();
+                slot.closed = true;
+                slot.waker.take()
+            };
+            // Not a result that other jobs' results should wait behind: at once.
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// The sender of a [`Reply`] was dropped without sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyDropped;
+
+/// The receiving half of a [`WorkerPool::reply`]: a future of the value.
+pub struct Reply<T> {
+    slot: Arc<Mutex<Slot<T>>>,
+}
+
+impl<T> Future for Reply<T> {
+    type Output = Result<T, ReplyDropped>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slot = self.slot.lock();
+        if let Some(value) = slot.value.take() {
+            return Poll::Ready(Ok(value));
+        }
+        if slot.closed {
+            return Poll::Ready(Err(ReplyDropped));
+        }
+        match &slot.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => slot.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
 }
 
 fn worker(shared: &Shared) {
@@ -212,6 +346,9 @@ fn worker(shared: &Shared) {
                 next = state.queue.pop_front();
                 if next.is_none() {
                     state.active -= 1;
+                    drop(state);
+                    // Nothing more to run now: what was held back goes out.
+                    shared.release_held();
                 }
             }
         });
@@ -360,6 +497,111 @@ mod tests {
         });
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(()));
         assert!(entered.load(Ordering::SeqCst) >= 1);
+    }
+
+    /// A waker that counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting_waker() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    fn poll_reply<T>(reply: &mut Reply<T>, waker: &Waker) -> Poll<Result<T, ReplyDropped>> {
+        Pin::new(reply).poll(&mut Context::from_waker(waker))
+    }
+
+    #[test]
+    fn a_reply_wakes_at_once_when_nothing_is_queued_and_a_dropped_sender_is_an_error() {
+        let pool = WorkerPool::new(1, "t", plain()).expect("threads");
+        let (count, waker) = counting_waker();
+        let (tx, mut reply) = pool.reply::<u32>();
+        assert!(poll_reply(&mut reply, &waker).is_pending());
+        let (done, finished) = mpsc::channel();
+        pool.submit(move || {
+            tx.send(7);
+            let _ = done.send(());
+        });
+        finished.recv_timeout(Duration::from_secs(5)).expect("ran");
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken by the send");
+        assert_eq!(poll_reply(&mut reply, &waker), Poll::Ready(Ok(7)));
+
+        let (tx, mut reply) = pool.reply::<u32>();
+        assert!(poll_reply(&mut reply, &waker).is_pending());
+        pool.submit(move || drop(tx));
+        for _ in 0..500 {
+            if count.0.load(Ordering::SeqCst) == 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            poll_reply(&mut reply, &waker),
+            Poll::Ready(Err(ReplyDropped))
+        );
+    }
+
+    #[test]
+    fn replies_are_held_while_jobs_are_queued_until_a_tick_or_the_queue_runs_dry() {
+        let pool = WorkerPool::new(1, "t", plain()).expect("threads");
+        let (release, gate) = mpsc::channel::<()>();
+        let (release_last, last_gate) = mpsc::channel::<()>();
+        let (sent, was_sent) = mpsc::channel();
+        pool.submit(move || {
+            let _ = gate.recv();
+        });
+        let (count, waker) = counting_waker();
+        let (tx, mut reply) = pool.reply::<&str>();
+        assert!(poll_reply(&mut reply, &waker).is_pending());
+        let mut ticket = pool.submit(move || {
+            tx.send("first");
+            let _ = sent.send(());
+        });
+        pool.submit(move || {
+            let _ = last_gate.recv();
+        });
+        release.send(()).expect("release");
+        was_sent.recv_timeout(Duration::from_secs(5)).expect("sent");
+        // Another job was queued when it was sent: the wake is held back...
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        // ...the value is there for a poll all the same, and a tick sends the wake.
+        ticket.tick();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(poll_reply(&mut reply, &waker), Poll::Ready(Ok("first")));
+
+        // Held again, and sent when the worker runs out of jobs.
+        let (count, waker) = counting_waker();
+        let (tx, mut reply) = pool.reply::<&str>();
+        assert!(poll_reply(&mut reply, &waker).is_pending());
+        let (release2, gate2) = mpsc::channel::<()>();
+        let (sent, was_sent) = mpsc::channel();
+        pool.submit(move || {
+            tx.send("second");
+            let _ = sent.send(());
+            let _ = gate2.recv();
+        });
+        pool.submit(|| {});
+        release_last.send(()).expect("release");
+        was_sent.recv_timeout(Duration::from_secs(5)).expect("sent");
+        assert_eq!(count.0.load(Ordering::SeqCst), 0, "held: a job is queued");
+        release2.send(()).expect("release");
+        for _ in 0..500 {
+            if count.0.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "sent when the queue ran dry"
+        );
+        assert_eq!(poll_reply(&mut reply, &waker), Poll::Ready(Ok("second")));
     }
 
     #[test]

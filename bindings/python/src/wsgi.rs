@@ -24,8 +24,8 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
-use swarmcast::{AppBody, AppFuture, AppRequest, AppResponse, HttpApp, WorkerPool};
-use tokio::sync::{mpsc, oneshot};
+use swarmcast::{AppBody, AppFuture, AppRequest, AppResponse, HttpApp, ReplySender, WorkerPool};
+use tokio::sync::mpsc;
 
 use crate::environ::{latin1, set_headers};
 use crate::handlers::log_exception;
@@ -36,8 +36,9 @@ type Chunk = Result<Bytes, std::io::Error>;
 /// `Content-Length`): then it goes in one piece, without the chunk channel.
 type HeadOut = (StatusCode, HeaderMap, Option<Bytes>);
 
-/// How often a waiting request checks that the workers make progress: when no request
-/// finished in that time, another worker is woken.
+/// How often a waiting request checks that the workers make progress (when no request
+/// finished in that time, another worker is woken) and sends the replies the pool
+/// held back ([`swarmcast::Ticket::tick`]).
 const STALL_CHECK: Duration = Duration::from_millis(1);
 
 /// Serves one WSGI callable.
@@ -64,7 +65,7 @@ impl WsgiApp {
 
 impl HttpApp for WsgiApp {
     fn call(&self, request: AppRequest) -> AppFuture {
-        let (head_tx, head_rx) = oneshot::channel();
+        let (head_tx, mut head_rx) = self.workers.reply();
         let (body_tx, body_rx) = mpsc::channel::<Chunk>(16);
         let app = self.app.clone();
         let mut ticket = self.workers.submit(move || {
@@ -72,13 +73,10 @@ impl HttpApp for WsgiApp {
             Python::attach(|py| serve(py, &app, request, &response));
         });
         Box::pin(async move {
-            let mut head_rx = head_rx;
             let head = loop {
                 tokio::select! {
                     head = &mut head_rx => break head,
-                    _ = tokio::time::sleep(STALL_CHECK), if !ticket.started() => {
-                        ticket.wake_if_stalled();
-                    }
+                    _ = tokio::time::sleep(STALL_CHECK) => ticket.tick(),
                 }
             };
             match head {
@@ -121,11 +119,11 @@ struct Head {
     /// Set by `start_response`.
     pending: Option<(StatusCode, HeaderMap)>,
     /// Taken when the headers go out.
-    sender: Option<oneshot::Sender<HeadOut>>,
+    sender: Option<ReplySender<HeadOut>>,
 }
 
 impl Response {
-    fn new(head: oneshot::Sender<HeadOut>, body: mpsc::Sender<Chunk>) -> Arc<Self> {
+    fn new(head: ReplySender<HeadOut>, body: mpsc::Sender<Chunk>) -> Arc<Self> {
         Arc::new(Self {
             head: Mutex::new(Head {
                 pending: None,
@@ -176,7 +174,7 @@ impl Response {
             self.body.lock().take();
         }
         if let Some(sender) = head.sender.take() {
-            let _ = sender.send((status, headers, whole));
+            sender.send((status, headers, whole));
         }
         Ok(complete)
     }
@@ -297,7 +295,7 @@ fn serve(py: Python<'_>, app: &Py<PyAny>, request: AppRequest, response: &Arc<Re
                         hyper::header::CONTENT_TYPE,
                         HeaderValue::from_static("text/plain; charset=utf-8"),
                     );
-                    let _ = sender.send((StatusCode::INTERNAL_SERVER_ERROR, headers, None));
+                    sender.send((StatusCode::INTERNAL_SERVER_ERROR, headers, None));
                     Some(Ok(Bytes::from_static(b"Internal Server Error")))
                 }
                 // Too late for a status: abort the response.
