@@ -121,7 +121,8 @@ pub(crate) fn fan_out(
         }
     });
     if let Some(deadline) = deadline {
-        for socket in blocked {
+        // The last first, as below.
+        for socket in blocked.into_iter().rev() {
             match socket.push_frames_blocking(&encoded.frames, deadline) {
                 Ok(_) => report.delivered += 1,
                 Err(SendError::QueueFull) => {
@@ -132,9 +133,15 @@ pub(crate) fn fan_out(
             }
         }
         // These got the packet; the ones still behind at the deadline do not keep up.
+        // The last one first: the writers run roughly in the order they were woken, so
+        // once the last has caught up the others mostly have too, and this thread sleeps
+        // about once per emit. In push order it slept on one socket, was woken as soon
+        // as that writer drained, found the next still behind and slept again: a
+        // context switch pair per lagging socket on a shared core.
         slow.extend(
             lagging
                 .into_iter()
+                .rev()
                 .filter(|socket| !socket.wait_below_watermark(deadline)),
         );
     }
