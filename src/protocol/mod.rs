@@ -1,5 +1,5 @@
 //! The wire protocols, sans-IO: Engine.IO v4 and Socket.IO v5 packets in and
-//! out as strings and bytes.
+//! out as strings and bytes, and the server's WebSocket data frames out.
 //!
 //! Nothing here touches a socket, a timer or an async runtime. Every function
 //! takes what a transport received (a WebSocket frame, a long-polling body)
@@ -43,3 +43,4 @@
 
 pub mod engineio;
 pub mod socketio;
+pub mod websocket;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -23,6 +24,7 @@ use super::http::{EngineError, HttpResponse};
 use crate::batch::{Batcher, Decision};
 use crate::engine::{CloseReason, Engine, Frame, FrameData, RequestInfo, Session, Transport};
 use crate::protocol::engineio;
+use crate::protocol::websocket::{self, Opcode};
 
 type Ws = WebSocketStream<Detached>;
 
@@ -175,21 +177,14 @@ fn ws_config(max_payload: usize) -> WebSocketConfig {
     // A small read buffer (1 KiB, allocated for every connection): most connections
     // are idle dashboards that send little, and memory per connection is what limits
     // how many one box holds (8.0 KiB per idle WebSocket at 19,000, docs/performance.md).
-    // A larger message only takes more reads. The write buffer must not be 0
-    // (that writes every frame eagerly, one syscall each): frames fed in a batch gather
-    // in it and go out together at the flush. It grows only as far as a batch needs.
+    // A larger message only takes more reads. Data frames do not go through
+    // tungstenite's write buffer (write_batch frames a batch itself), only its control
+    // frames and the probe's answer.
     WebSocketConfig::default()
         .read_buffer_size(1024)
         .write_buffer_size(64 * 1024)
         .max_message_size(Some(max_payload))
         .max_frame_size(Some(max_payload))
-}
-
-fn to_message(frame: Frame) -> Message {
-    match frame.0 {
-        FrameData::Text(t) => Message::Text(t),
-        FrameData::Binary(b) => Message::Binary(b),
-    }
 }
 
 /// Read client packets and write queued frames on one task. `active` is false while a
@@ -343,8 +338,12 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Take up to `max` queued frames, feed them all, flush once. Ok(true) when the session
-/// is closed and the socket was closed after the last frames.
+/// Take up to `max` queued frames and write them in one buffer, one write call. Ok(true)
+/// when the session is closed and the socket was closed after the last frames.
+///
+/// The frames are framed here ([`websocket::write_frame`]) and written to the stream
+/// under tungstenite, after flushing what tungstenite itself may hold (a pong it
+/// queued while reading), so the two never interleave.
 async fn write_batch(
     ws: &mut Ws,
     session: &Session,
@@ -353,13 +352,21 @@ async fn write_batch(
     engine: &Engine,
 ) -> Result<bool, ()> {
     let closed = session.take_frames(batch, max);
-    let (frames, bytes) = (batch.len(), batch.iter().map(Frame::len).sum::<usize>());
-    for frame in batch.drain(..) {
-        ws.feed(to_message(frame)).await.map_err(|_| ())?;
-    }
-    ws.flush().await.map_err(|_| ())?;
+    let frames = batch.len();
     if frames > 0 {
-        engine.stats.record_write(frames, bytes);
+        let payload: usize = batch.iter().map(Frame::len).sum();
+        let mut out = Vec::with_capacity(payload + frames * websocket::MAX_HEADER_LEN);
+        for frame in batch.drain(..) {
+            match &frame.0 {
+                FrameData::Text(t) => websocket::write_frame(&mut out, Opcode::Text, t.as_bytes()),
+                FrameData::Binary(b) => websocket::write_frame(&mut out, Opcode::Binary, b),
+            }
+        }
+        ws.flush().await.map_err(|_| ())?;
+        let stream = ws.get_mut();
+        stream.write_all(&out).await.map_err(|_| ())?;
+        stream.flush().await.map_err(|_| ())?;
+        engine.stats.record_write(frames, payload);
     }
     if session.queued() > 0 {
         // More than one batch was waiting: come back for the rest.
