@@ -37,6 +37,10 @@ struct Args {
     /// library's).
     #[arg(long)]
     queue_packets: Option<usize>,
+    /// EngineConfig::backpressure_packets: the watermark a waiting emit lets a queue
+    /// drain to (default: the library's).
+    #[arg(long)]
+    backpressure_packets: Option<usize>,
     /// As fast as the server accepts: pause while more than this many packets per client
     /// are queued and not yet written (a hand-written throttle). 0: no throttle, the
     /// library's own backpressure paces the producer (emits wait for slow clients).
@@ -168,6 +172,9 @@ fn main() {
                 .queue_packets
                 .unwrap_or(EngineConfig::default().queue_packets)
                 .max(1),
+            backpressure_packets: args
+                .backpressure_packets
+                .unwrap_or(EngineConfig::default().backpressure_packets),
             ..EngineConfig::default()
         },
         ..ServerConfig::default()
