@@ -257,7 +257,10 @@ def write_floor() -> dict:
     exe = ROOT / "target" / "release" / "swarmcast-write-floor"
     if not exe.exists():
         return {"failed": f"{exe} missing (cargo build --release -p swarmcast-bench)"}
-    p = subprocess.run(["taskset", "-c", SERVER_CORE, str(exe)], capture_output=True, text=True, timeout=300)
+    # The writer on the server's core, the readers on the load tool's: what a server here
+    # pays per write includes waking a reader on the other core.
+    p = subprocess.run(["taskset", "-c", SERVER_CORE, str(exe), "--reader-core", LOAD_CORE],
+                       capture_output=True, text=True, timeout=300)
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
     if p.returncode != 0 or not lines:
         return {"failed": (p.stderr or p.stdout)[-300:]}

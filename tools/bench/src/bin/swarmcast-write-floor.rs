@@ -27,6 +27,11 @@ struct Args {
     /// Rounds of one write to every socket, per batching.
     #[arg(long, default_value_t = 200)]
     rounds: usize,
+    /// Run the reading threads on this CPU (the benchmarks' load tool runs on another
+    /// core than the server, so every write there also wakes a reader across cores).
+    /// Default: wherever the process may run.
+    #[arg(long)]
+    reader_core: Option<usize>,
 }
 
 /// CPU time this thread has run, in nanoseconds.
@@ -44,6 +49,16 @@ fn main() -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     let n = args.sockets;
     // Readers drain every connection on their own threads, so writes never block.
+    let reader_core = args.reader_core.map(|id| core_affinity::CoreId { id });
+    if let Some(core) = reader_core {
+        // Checked here, where it can still be reported.
+        let pinned = std::thread::spawn(move || core_affinity::set_for_current(core))
+            .join()
+            .unwrap_or(false);
+        if !pinned {
+            return Err(std::io::Error::other(format!("cannot run threads on CPU {}", core.id)));
+        }
+    }
     let acceptor = std::thread::spawn(move || {
         let mut readers = Vec::new();
         for _ in 0..n {
@@ -51,6 +66,9 @@ fn main() -> std::io::Result<()> {
                 break;
             };
             readers.push(std::thread::spawn(move || {
+                if let Some(core) = reader_core {
+                    core_affinity::set_for_current(core);
+                }
                 let mut buf = vec![0u8; 64 * 1024];
                 while matches!(conn.read(&mut buf), Ok(k) if k > 0) {}
             }));
@@ -64,8 +82,14 @@ fn main() -> std::io::Result<()> {
         writers.push(s);
     }
     println!(
-        "write() floor: {} loopback sockets, {}-byte frames, {} rounds per batching",
-        n, args.frame_bytes, args.rounds
+        "write() floor: {} loopback sockets, {}-byte frames, {} rounds per batching, readers {}",
+        n,
+        args.frame_bytes,
+        args.rounds,
+        match args.reader_core {
+            Some(id) => format!("on CPU {id}"),
+            None => "beside the writer".to_string(),
+        }
     );
     println!("frames/write  cpu µs/write  cpu µs/delivery  wall µs/write");
     let mut rows = Vec::new();
