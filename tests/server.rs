@@ -26,6 +26,43 @@ async fn event_from_a_plain_thread_reaches_the_client() {
     handle.shutdown().await;
 }
 
+/// The writer frames a batch itself, in buffers of at most 64 KiB and large frames from
+/// where they are: frames of every length class, back to back, arrive whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_of_every_size_arrive_whole_and_in_order() {
+    let handle = serve(Server::new(config())).await;
+    let (mut client, _) = WsClient::connect(handle.local_addr()).await;
+    // Payload lengths around the frame header's boundaries (126, 65,536) and the
+    // writer's 64 KiB buffer, several rounds so that they share batches.
+    let sizes = [
+        0usize, 1, 100, 125, 126, 60_000, 65_535, 65_536, 70_000, 300_000, 5,
+    ];
+    let emitter = handle.emitter().clone();
+    let sent = std::thread::spawn(move || {
+        let mut sent = Vec::new();
+        for round in 0..3 {
+            for (i, &n) in sizes.iter().enumerate() {
+                let text: String = (0..n)
+                    .map(|k| (b'a' + ((k + i + round) % 26) as u8) as char)
+                    .collect();
+                emitter
+                    .emit("sized", &json!([round, i, text]))
+                    .expect("emit");
+                sent.push(json!([round, i, text]));
+            }
+        }
+        sent
+    })
+    .join()
+    .expect("emitter thread");
+    for expected in sent {
+        let (name, args) = client.recv_event().await.expect("every event arrives");
+        assert_eq!(name, "sized");
+        assert_eq!(args, vec![expected]);
+    }
+    handle.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_emitters_keep_per_thread_order_and_completeness() {
     const THREADS: u64 = 8;

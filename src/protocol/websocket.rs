@@ -30,8 +30,14 @@ pub const MAX_HEADER_LEN: usize = 10;
 /// ```
 pub fn write_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
     out.reserve(MAX_HEADER_LEN + payload.len());
+    write_header(out, opcode, payload.len());
+    out.extend_from_slice(payload);
+}
+
+/// Append the header of a final, unmasked data frame whose payload is `len` bytes: the
+/// payload follows it as is (written separately when it is large, to avoid a copy).
+pub fn write_header(out: &mut Vec<u8>, opcode: Opcode, len: usize) {
     out.push(0x80 | opcode as u8); // FIN: one frame per message
-    let len = payload.len();
     if len < 126 {
         out.push(len as u8);
     } else if let Ok(len) = u16::try_from(len) {
@@ -41,7 +47,6 @@ pub fn write_frame(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
         out.push(127);
         out.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    out.extend_from_slice(payload);
 }
 
 #[cfg(test)]
@@ -81,6 +86,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_header_then_its_payload_is_the_frame() {
+        let payload = vec![7u8; 70_000];
+        let mut split = Vec::new();
+        write_header(&mut split, Opcode::Binary, payload.len());
+        assert_eq!(split.len(), MAX_HEADER_LEN);
+        split.extend_from_slice(&payload);
+        let mut whole = Vec::new();
+        write_frame(&mut whole, Opcode::Binary, &payload);
+        assert_eq!(split, whole);
     }
 
     #[test]

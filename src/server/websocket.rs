@@ -28,6 +28,10 @@ use crate::protocol::websocket::{self, Opcode};
 
 type Ws = WebSocketStream<Detached>;
 
+/// The most a writer copies into one buffer: a batch larger than this goes out in
+/// several writes, and a frame larger than this is written from where it is.
+const WRITE_CHUNK: usize = 64 * 1024;
+
 /// How long the socket of a session that closed may take to accept its last frames.
 const CLOSE_GRACE: Duration = Duration::from_millis(250);
 
@@ -355,16 +359,32 @@ async fn write_batch(
     let frames = batch.len();
     if frames > 0 {
         let payload: usize = batch.iter().map(Frame::len).sum();
-        let mut out = Vec::with_capacity(payload + frames * websocket::MAX_HEADER_LEN);
-        for frame in batch.drain(..) {
-            match &frame.0 {
-                FrameData::Text(t) => websocket::write_frame(&mut out, Opcode::Text, t.as_bytes()),
-                FrameData::Binary(b) => websocket::write_frame(&mut out, Opcode::Binary, b),
-            }
-        }
+        let mut out =
+            Vec::with_capacity((payload + frames * websocket::MAX_HEADER_LEN).min(WRITE_CHUNK));
         ws.flush().await.map_err(|_| ())?;
         let stream = ws.get_mut();
-        stream.write_all(&out).await.map_err(|_| ())?;
+        for frame in batch.drain(..) {
+            let (opcode, data) = match &frame.0 {
+                FrameData::Text(t) => (Opcode::Text, t.as_bytes()),
+                FrameData::Binary(b) => (Opcode::Binary, &b[..]),
+            };
+            if out.len() + websocket::MAX_HEADER_LEN + data.len() > WRITE_CHUNK && !out.is_empty() {
+                stream.write_all(&out).await.map_err(|_| ())?;
+                out.clear();
+            }
+            if data.len() > WRITE_CHUNK {
+                // A large frame goes out from where it is, after its header.
+                websocket::write_header(&mut out, opcode, data.len());
+                stream.write_all(&out).await.map_err(|_| ())?;
+                out.clear();
+                stream.write_all(data).await.map_err(|_| ())?;
+            } else {
+                websocket::write_frame(&mut out, opcode, data);
+            }
+        }
+        if !out.is_empty() {
+            stream.write_all(&out).await.map_err(|_| ())?;
+        }
         stream.flush().await.map_err(|_| ())?;
         engine.stats.record_write(frames, payload);
     }

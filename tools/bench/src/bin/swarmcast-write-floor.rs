@@ -56,7 +56,10 @@ fn main() -> std::io::Result<()> {
             .join()
             .unwrap_or(false);
         if !pinned {
-            return Err(std::io::Error::other(format!("cannot run threads on CPU {}", core.id)));
+            return Err(std::io::Error::other(format!(
+                "cannot run threads on CPU {}",
+                core.id
+            )));
         }
     }
     let acceptor = std::thread::spawn(move || {
