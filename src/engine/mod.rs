@@ -199,8 +199,9 @@ impl Transport {
     }
 }
 
-/// How long a GET in flight when its client closed the session is answered NOOP.
-const CLIENT_CLOSE_GRACE: Duration = Duration::from_millis(500);
+/// How long the next GET of an ended polling session gets the packet owed to it (NOOP
+/// after the client's CLOSE, CLOSE after the server's), rather than "unknown session".
+const FINAL_PACKET_GRACE: Duration = Duration::from_millis(500);
 
 /// Engine.IO settings of one endpoint.
 #[derive(Debug, Clone)]
@@ -265,8 +266,9 @@ pub(crate) struct Engine {
     pub config: EngineConfig,
     handler: Arc<dyn EngineHandler>,
     sessions: RwLock<HashMap<Arc<str>, Arc<Session>>>,
-    /// Sessions their polling client just closed (see `remember_client_close`).
-    client_closed: Mutex<HashMap<Arc<str>, Instant>>,
+    /// Polling sessions that ended with one packet still owed to their client's next
+    /// GET, and when (see `owe_final_packet`).
+    owed_final: Mutex<HashMap<Arc<str>, (Instant, &'static str)>>,
     /// Every task of this endpoint's sessions, joined on shutdown.
     pub tasks: TaskTracker,
     pub stats: Arc<Stats>,
@@ -283,7 +285,7 @@ impl Engine {
             config,
             handler,
             sessions: RwLock::new(HashMap::new()),
-            client_closed: Mutex::new(HashMap::new()),
+            owed_final: Mutex::new(HashMap::new()),
             tasks,
             stats,
         })
@@ -293,19 +295,34 @@ impl Engine {
     /// GET still in flight on another connection is answered NOOP (once) rather than
     /// "unknown session".
     pub(crate) fn remember_client_close(&self, sid: &Arc<str>) {
-        let now = Instant::now();
-        let mut closed = self.client_closed.lock();
-        closed.retain(|_, at| now.duration_since(*at) < CLIENT_CLOSE_GRACE);
-        closed.insert(sid.clone(), now);
+        self.owe_final_packet(sid, "6");
     }
 
-    /// Whether `sid` was closed by its client just now (see `remember_client_close`);
-    /// true once.
-    pub(crate) fn take_client_close(&self, sid: &str) -> bool {
-        let mut closed = self.client_closed.lock();
-        closed
+    /// The server closed a polling session whose last GET carried frames: that answer
+    /// went without CLOSE, and the client's next GET gets it (once, for a short while).
+    /// In one answer, socket.io-client would handle the CLOSE before the events in
+    /// front of it (it hands events to the socket a tick later), so the socket would
+    /// see them only after its disconnect and report an older recovery offset: the
+    /// server would replay them and the application see them twice. The reference
+    /// server, too, sends what is queued before it closes.
+    pub(crate) fn owe_close(&self, sid: &Arc<str>) {
+        self.owe_final_packet(sid, "1");
+    }
+
+    fn owe_final_packet(&self, sid: &Arc<str>, packet: &'static str) {
+        let now = Instant::now();
+        let mut owed = self.owed_final.lock();
+        owed.retain(|_, (at, _)| now.duration_since(*at) < FINAL_PACKET_GRACE);
+        owed.insert(sid.clone(), (now, packet));
+    }
+
+    /// The packet owed to the next GET of the ended session `sid`, if any; once.
+    pub(crate) fn take_owed_final_packet(&self, sid: &str) -> Option<&'static str> {
+        self.owed_final
+            .lock()
             .remove(sid)
-            .is_some_and(|at| at.elapsed() < CLIENT_CLOSE_GRACE)
+            .filter(|(at, _)| at.elapsed() < FINAL_PACKET_GRACE)
+            .map(|(_, packet)| packet)
     }
 
     /// (frames queued in all sessions, frames queued in the fullest one).

@@ -117,6 +117,11 @@ impl Session {
         &self.sid
     }
 
+    /// The session id, shared.
+    pub(crate) fn sid_arc(&self) -> &Arc<str> {
+        &self.sid
+    }
+
     pub(super) fn set_handler(&self, handler: Arc<dyn ConnectionHandler>) {
         *self.handler.lock() = Some(handler);
     }

@@ -404,9 +404,12 @@ async fn engine_request<B: RequestBody>(
         (_, None) => EngineError::BadHandshakeMethod.response(),
         (method, Some(sid)) => {
             let Some(session) = engine.session(&sid) else {
-                if *method == Method::GET && engine.take_client_close(&sid) {
-                    // The client's CLOSE overtook this GET: end it as if it had come first.
-                    return polling::payload_response("6".to_string());
+                if *method == Method::GET {
+                    // NOOP: the client's CLOSE overtook this GET (end it as if it had come
+                    // first); CLOSE: the server's, after the last frames went out.
+                    if let Some(last) = engine.take_owed_final_packet(&sid) {
+                        return polling::payload_response(last.to_string());
+                    }
                 }
                 return EngineError::UnknownSid.response();
             };

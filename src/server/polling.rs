@@ -47,16 +47,18 @@ pub(crate) async fn get(engine: &Engine, session: Arc<Session>) -> HttpResponse 
             }
             if closed && frames.len() < max {
                 // The client's own CLOSE ends its pending poll with NOOP (as the reference
-                // server does); a close the server decides ends it with CLOSE.
-                let last = if session.closed_by_client() {
+                // server does); a close the server decides ends it with CLOSE, in an
+                // answer of its own when this one carries frames (`Engine::owe_close`).
+                if session.closed_by_client() {
                     // This GET was the one the CLOSE overtook (it found the session
                     // before the CLOSE removed it): a later GET is "unknown session".
-                    engine.take_client_close(session.sid());
-                    "6"
+                    engine.take_owed_final_packet(session.sid());
+                    engineio::write_payload_frame(&mut body, engineio::Frame::Text("6"));
+                } else if frames.is_empty() {
+                    engineio::write_payload_frame(&mut body, engineio::Frame::Text("1"));
                 } else {
-                    "1"
-                };
-                engineio::write_payload_frame(&mut body, engineio::Frame::Text(last));
+                    engine.owe_close(session.sid_arc());
+                }
             }
             engine.stats.record_write(frames.len(), body.len());
             poll.answered();
@@ -190,7 +192,38 @@ mod tests {
         let sid = session.sid().to_string();
         assert!(session.receive(engineio::Packet::Close).is_ok());
         assert_eq!(body_text(get(&engine, session).await).await, "6");
-        assert!(!engine.take_client_close(&sid));
+        assert_eq!(engine.take_owed_final_packet(&sid), None);
         assert!(engine.session(&sid).is_none());
+    }
+
+    /// A server close finds frames to send: they go first, in an answer without CLOSE,
+    /// and the client's next GET gets the CLOSE (socket.io-client must see the events
+    /// before the close, or its recovery offset lags behind them).
+    #[tokio::test]
+    async fn a_server_close_sends_the_queued_frames_first_and_close_on_the_next_get() {
+        let engine = Engine::new(
+            EngineConfig::default(),
+            Arc::new(Ignore),
+            tokio_util::task::TaskTracker::new(),
+            Default::default(),
+        );
+        let request = RequestInfo::new(None, String::new(), &hyper::HeaderMap::new());
+        let (session, _) = engine.open(Transport::Polling, &request);
+        let sid = session.sid().to_string();
+        let socket = EngineSocket::new(session.clone());
+        socket
+            .send_frames(&[crate::engine::Frame::text("42[\"last\"]")])
+            .expect("queued");
+        socket.close();
+        assert_eq!(body_text(get(&engine, session).await).await, "42[\"last\"]");
+        assert_eq!(engine.take_owed_final_packet(&sid), Some("1"));
+        assert_eq!(engine.take_owed_final_packet(&sid), None, "once");
+
+        // With nothing queued, CLOSE goes in the pending GET's answer, as before.
+        let (session, _) = engine.open(Transport::Polling, &request);
+        let sid = session.sid().to_string();
+        EngineSocket::new(session.clone()).close();
+        assert_eq!(body_text(get(&engine, session).await).await, "1");
+        assert_eq!(engine.take_owed_final_packet(&sid), None);
     }
 }
