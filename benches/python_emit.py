@@ -7,7 +7,11 @@ Prints:
   * ns per emit() call with no client connected (conversion + GIL release + fan-out to 0),
   * ns per emit() call with 1 client connected (a python-socketio client over websocket,
     in another process so that it does not compete for this one's GIL),
-  * events per second one Python thread emits, and how fast that client receives them.
+  * events per second one Python thread emits, and how fast that client receives them,
+  * ns per emit() call with N clients connected (`--clients`, default 100: socket.io-client
+    connections in one Node process, from tests/js/node_modules), timed over bursts small
+    enough that no queue reaches its backpressure watermark: the emit's own cost with
+    its fan-out to N queues, not the clients' reading speed.
 """
 
 from __future__ import annotations
@@ -64,6 +68,70 @@ CLIENT = textwrap.dedent(
 )
 
 
+# N socket.io-client connections; prints READY once all are connected, then GOT k each
+# time every connection has received (k + 1) * burst events, and RECEIVED at the end.
+NODE_CLIENTS = textwrap.dedent(
+    """
+    const { io } = require("socket.io-client");
+    const [url, n, burst, bursts] = process.argv.slice(1).map((a, i) => (i ? Number(a) : a));
+    let connected = 0, received = 0, reported = -1;
+    const sockets = [];
+    for (let i = 0; i < n; i++) {
+        const s = io(url, { transports: ["websocket"], reconnection: false, forceNew: true });
+        s.on("connect", () => { if (++connected === n) console.log("READY"); });
+        s.on("bench", () => {
+            received += 1;
+            const k = Math.floor(received / (n * burst)) - 1;
+            if (k > reported) { reported = k; console.log("GOT " + k); }
+            if (received === n * burst * bursts) { console.log("RECEIVED " + received); sockets.forEach((x) => x.close()); }
+        });
+        sockets.push(s);
+    }
+    setTimeout(() => { console.log("TIMEOUT " + received); process.exit(1); }, 120000).unref();
+    """
+)
+
+
+def ns_per_call_with_clients(server: swarmcast.Server, clients: int, burst: int = 32, bursts: int = 200) -> float | None:
+    """ns per emit() with `clients` Node socket.io-client connections, timed over bursts."""
+    modules = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "js", "node_modules")
+    if not os.path.isdir(os.path.join(modules, "socket.io-client")):
+        print(f"emit, {clients} clients: skipped (no socket.io-client in {modules}; bash scripts/install-test-deps.sh)")
+        return None
+    node = subprocess.Popen(
+        ["node", "-e", NODE_CLIENTS, server.url, str(clients), str(burst), str(bursts)],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ, NODE_PATH=os.path.abspath(modules)),
+    )
+    assert node.stdout is not None
+    try:
+        if node.stdout.readline().strip() != "READY":
+            raise SystemExit("the Node clients did not connect")
+        deadline = time.monotonic() + 10
+        while len(server.sids()) < clients and time.monotonic() < deadline:
+            time.sleep(0.01)
+        data = dict(PAYLOAD)
+        emit = server.emit
+        total = 0
+        for k in range(bursts):
+            start = time.perf_counter_ns()
+            for i in range(burst):
+                data["seq"] = i
+                emit("bench", data)
+            total += time.perf_counter_ns() - start
+            # Every client has it all before the next burst: queues are empty again.
+            while True:
+                line = node.stdout.readline()
+                if not line or line.strip() == f"GOT {k}" or line.startswith("TIMEOUT"):
+                    break
+            if not line or line.startswith("TIMEOUT"):
+                raise SystemExit(f"the Node clients stopped receiving at burst {k}: {line!r}")
+        node.wait(timeout=30)
+        return total / (burst * bursts)
+    finally:
+        if node.poll() is None:
+            node.kill()
+
+
 def ns_per_call(server: swarmcast.Server, n: int) -> float:
     data = dict(PAYLOAD)
     emit = server.emit
@@ -77,6 +145,7 @@ def ns_per_call(server: swarmcast.Server, n: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--clients", type=int, default=100, help="the many-clients stage (0: skip it)")
     args = parser.parse_args()
     n = args.events
 
@@ -118,6 +187,10 @@ def main() -> None:
             f"the client received {int(received)} events at "
             f"{int(received) / float(elapsed):8.0f} events/s (python-socketio, one process)"
         )
+        if args.clients > 0:
+            many = ns_per_call_with_clients(server, args.clients)
+            if many is not None:
+                print(f"emit, {args.clients} clients connected: {many:8.0f} ns/call (bursts of 32, queues drained between)")
         metrics = server.metrics()
         print(f"server metrics: {metrics}")
     finally:
