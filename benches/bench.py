@@ -354,7 +354,8 @@ def emit_costs() -> dict:
             res["python_exit_code"] = p.returncode
             res["python_interpreter"] = py
             for key, pat in (("python_emit_ns_0_clients", r"no client connected:\s*([\d.]+) ns"),
-                             ("python_emit_ns_1_client", r"1 client connected:\s*([\d.]+) ns")):
+                             ("python_emit_ns_1_client", r"1 client connected:\s*([\d.]+) ns"),
+                             ("python_emit_ns_100_clients", r"100 clients connected:\s*[\d.]+ ns/call,\s*([\d.]+) ns of this")):
                 m = re.search(pat, p.stdout)
                 if m:
                     res[key] = float(m.group(1))
