@@ -170,6 +170,21 @@ mod tests {
         fn on_close(&self, _: CloseReason) {}
     }
 
+    fn engine() -> Arc<Engine> {
+        Engine::new(
+            EngineConfig::default(),
+            Arc::new(Ignore),
+            tokio_util::task::TaskTracker::new(),
+            Default::default(),
+        )
+    }
+
+    /// A new polling session of `engine`.
+    fn open(engine: &Arc<Engine>) -> Arc<Session> {
+        let request = RequestInfo::new(None, String::new(), &hyper::HeaderMap::new());
+        engine.open(Transport::Polling, &request).0
+    }
+
     async fn body_text(resp: HttpResponse) -> String {
         let bytes = resp.into_body().collect().await.map(|b| b.to_bytes());
         String::from_utf8(bytes.unwrap_or_default().to_vec()).unwrap_or_default()
@@ -181,14 +196,8 @@ mod tests {
     /// grace, so the client's next GET is refused as an unknown session.
     #[tokio::test]
     async fn a_get_that_found_the_session_before_the_close_uses_up_the_grace() {
-        let engine = Engine::new(
-            EngineConfig::default(),
-            Arc::new(Ignore),
-            tokio_util::task::TaskTracker::new(),
-            Default::default(),
-        );
-        let request = RequestInfo::new(None, String::new(), &hyper::HeaderMap::new());
-        let (session, _) = engine.open(Transport::Polling, &request);
+        let engine = engine();
+        let session = open(&engine);
         let sid = session.sid().to_string();
         assert!(session.receive(engineio::Packet::Close).is_ok());
         assert_eq!(body_text(get(&engine, session).await).await, "6");
@@ -201,14 +210,8 @@ mod tests {
     /// before the close, or its recovery offset lags behind them).
     #[tokio::test]
     async fn a_server_close_sends_the_queued_frames_first_and_close_on_the_next_get() {
-        let engine = Engine::new(
-            EngineConfig::default(),
-            Arc::new(Ignore),
-            tokio_util::task::TaskTracker::new(),
-            Default::default(),
-        );
-        let request = RequestInfo::new(None, String::new(), &hyper::HeaderMap::new());
-        let (session, _) = engine.open(Transport::Polling, &request);
+        let engine = engine();
+        let session = open(&engine);
         let sid = session.sid().to_string();
         let socket = EngineSocket::new(session.clone());
         socket
@@ -220,7 +223,7 @@ mod tests {
         assert_eq!(engine.take_owed_final_packet(&sid), None, "once");
 
         // With nothing queued, CLOSE goes in the pending GET's answer, as before.
-        let (session, _) = engine.open(Transport::Polling, &request);
+        let session = open(&engine);
         let sid = session.sid().to_string();
         EngineSocket::new(session.clone()).close();
         assert_eq!(body_text(get(&engine, session).await).await, "1");
