@@ -54,6 +54,9 @@ pub(crate) struct Session {
     post_lock: Mutex<()>,
     pong: Notify,
     closed: CancellationToken,
+    /// Mirrors `closed` (set just before it is cancelled): the writer asks at every write,
+    /// and the token's own question takes a lock.
+    is_closed: AtomicBool,
     close_once: AtomicBool,
     /// Taken out on close: the handler holds this session (to send), so keeping it
     /// past the close would be a reference cycle.
@@ -106,6 +109,7 @@ impl Session {
             post_lock: Mutex::new(()),
             pong: Notify::new(),
             closed: CancellationToken::new(),
+            is_closed: AtomicBool::new(false),
             close_once: AtomicBool::new(false),
             handler: Mutex::new(None),
             engine,
@@ -140,7 +144,7 @@ impl Session {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closed.is_cancelled()
+        self.is_closed.load(Ordering::Acquire)
     }
 
     /// Resolves when the session has ended.
@@ -333,6 +337,7 @@ impl Session {
         }
         tracing::debug!(sid = %self.sid, %reason, "engine.io session closed");
         self.queue.close();
+        self.is_closed.store(true, Ordering::Release);
         self.closed.cancel();
         if let Some(engine) = self.engine.upgrade() {
             engine.remove(&self.sid);

@@ -1,11 +1,19 @@
 //! WebSocket transport: handshake over hyper's upgrade, the polling -> WebSocket probe,
 //! and one task per connection that both reads and writes.
+//!
+//! A broadcast wakes every recipient's task, so what one wake costs above the kernel's
+//! `write()` is most of what a delivery costs at low load: the task polls its reader
+//! only when the socket woke it ([`ReadWake`]), arms a write timer only when a write
+//! waits, and flushes tungstenite only when a read may have left a reply in it.
 
 use std::collections::VecDeque;
-use std::future::Future;
+use std::future::{poll_fn, Future};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt, StreamExt};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -46,6 +54,10 @@ struct WriteGuard {
 impl WriteGuard {
     async fn run<F: Future>(&self, session: &Session, write: F) -> Result<F::Output, CloseReason> {
         tokio::pin!(write);
+        // Most writes complete at once: they need no timer.
+        if let Poll::Ready(out) = poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+            return Ok(out);
+        }
         loop {
             let limit = if session.is_closed() {
                 CLOSE_GRACE.min(self.timeout)
@@ -204,21 +216,37 @@ async fn run(
     let mut batch: VecDeque<Frame> = VecDeque::new();
     let mut batcher = Batcher::new(engine.config.batch_window, engine.config.max_batch);
     let mut hold_until: Option<tokio::time::Instant> = None;
+    let reader = ReadWake::new();
+    // Whether tungstenite may hold bytes of its own (a pong or close reply it queued
+    // while reading): only reads put them there, so a write after none skips the flush.
+    let mut read_since_write = true;
     let reason = loop {
-        tokio::select! {
-            incoming = ws.next() => {
+        let wants = Wants {
+            frames: active && hold_until.is_none(),
+            hold_until,
+            probe_end: !active,
+        };
+        match next_event(&mut ws, &session, &reader, wants).await {
+            Event::Incoming(incoming) => {
+                read_since_write = true;
                 let message = match incoming {
                     None => break CloseReason::TransportClose,
                     Some(Ok(m)) => m,
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. })))
                     | Some(Err(WsError::Capacity(_))) => {
-                        let close = ws.close(Some(CloseFrame { code: CloseCode::Size, reason: "message too big".into() }));
+                        let close = ws.close(Some(CloseFrame {
+                            code: CloseCode::Size,
+                            reason: "message too big".into(),
+                        }));
                         let _ = guard.run(&session, close).await;
                         break CloseReason::ParseError;
                     }
                     Some(Err(WsError::Utf8(_))) => {
                         // A text frame that is not UTF-8: 1007 (RFC 6455, 7.4.1).
-                        let close = ws.close(Some(CloseFrame { code: CloseCode::Invalid, reason: "invalid UTF-8".into() }));
+                        let close = ws.close(Some(CloseFrame {
+                            code: CloseCode::Invalid,
+                            reason: "invalid UTF-8".into(),
+                        }));
                         let _ = guard.run(&session, close).await;
                         break CloseReason::ParseError;
                     }
@@ -234,7 +262,8 @@ async fn run(
                     Message::Text(text) if !active => {
                         match engineio::decode_text(&text) {
                             Ok(engineio::Packet::Ping("probe")) => {
-                                let sent = guard.run(&session, ws.send(Message::text("3probe"))).await;
+                                let sent =
+                                    guard.run(&session, ws.send(Message::text("3probe"))).await;
                                 if !matches!(sent, Ok(Ok(()))) {
                                     return;
                                 }
@@ -279,12 +308,24 @@ async fn run(
                     }
                 }
             }
-            _ = session.frames_ready(), if active && hold_until.is_none() => {
-                if let Decision::WaitUntil(until) = batcher.on_ready(tokio::time::Instant::now()) {
-                    hold_until = Some(until);
-                    continue;
+            Event::FramesReady | Event::HoldOver => {
+                if hold_until.take().is_none() {
+                    if let Decision::WaitUntil(until) =
+                        batcher.on_ready(tokio::time::Instant::now())
+                    {
+                        hold_until = Some(until);
+                        continue;
+                    }
                 }
-                let write = write_batch(&mut ws, &session, &mut batch, batcher.max_batch(), &engine);
+                let flush_first = std::mem::take(&mut read_since_write);
+                let write = write_batch(
+                    &mut ws,
+                    &session,
+                    &mut batch,
+                    batcher.max_batch(),
+                    &engine,
+                    flush_first,
+                );
                 match guard.run(&session, write).await {
                     Ok(Ok(true)) => return,
                     Ok(Ok(false)) => batcher.on_write(tokio::time::Instant::now()),
@@ -292,17 +333,7 @@ async fn run(
                     Err(reason) => break reason,
                 }
             }
-            _ = sleep_until_opt(hold_until), if hold_until.is_some() => {
-                hold_until = None;
-                let write = write_batch(&mut ws, &session, &mut batch, batcher.max_batch(), &engine);
-                match guard.run(&session, write).await {
-                    Ok(Ok(true)) => return,
-                    Ok(Ok(false)) => batcher.on_write(tokio::time::Instant::now()),
-                    Ok(Err(())) => break CloseReason::TransportError,
-                    Err(reason) => break reason,
-                }
-            }
-            _ = session.closed(), if !active => return,
+            Event::ProbeEnded => return,
         }
     };
     if reason == CloseReason::WriteTimeout {
@@ -312,6 +343,105 @@ async fn run(
     // A probe socket that goes away leaves the polling session as it was.
     if active {
         session.close(reason);
+    }
+}
+
+/// What the connection's task waits for this time round.
+struct Wants {
+    /// Queued frames (the transport is active and no batch is held).
+    frames: bool,
+    /// The end of a held batch.
+    hold_until: Option<tokio::time::Instant>,
+    /// The end of the session a probing socket belongs to.
+    probe_end: bool,
+}
+
+/// Why the connection's task woke.
+enum Event {
+    Incoming(Option<Result<Message, WsError>>),
+    FramesReady,
+    HoldOver,
+    ProbeEnded,
+}
+
+/// Wait for the next thing the connection's task has to do. The reader goes first (a
+/// writer that always finds frames ready cannot starve pings or a close), but it only
+/// reads when its socket woke the task since its last read ([`ReadWake`]): otherwise
+/// its turn is two atomic operations.
+async fn next_event(ws: &mut Ws, session: &Session, reader: &ReadWake, wants: Wants) -> Event {
+    let frames = session.frames_ready();
+    let hold = sleep_until_opt(wants.hold_until);
+    let probe_end = session.closed();
+    tokio::pin!(frames, hold, probe_end);
+    poll_fn(|cx| {
+        if let Poll::Ready(incoming) = reader.poll_next(ws, cx) {
+            return Poll::Ready(Event::Incoming(incoming));
+        }
+        if wants.frames && frames.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Event::FramesReady);
+        }
+        if wants.hold_until.is_some() && hold.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Event::HoldOver);
+        }
+        if wants.probe_end && probe_end.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Event::ProbeEnded);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// The waker the reader is polled with: it notes that the socket (or tungstenite) woke
+/// the task, then wakes it. A wake for queued frames then costs no read attempt, which
+/// through tungstenite and the runtime's readiness is about a tenth of a delivery.
+struct ReadWake {
+    state: Arc<ReadWakeState>,
+    waker: Waker,
+}
+
+struct ReadWakeState {
+    /// Set when the reader may have something: at first, when woken, after a message.
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ReadWakeState {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl ReadWake {
+    fn new() -> Self {
+        let state = Arc::new(ReadWakeState {
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        let waker = Waker::from(state.clone());
+        Self { state, waker }
+    }
+
+    fn poll_next(
+        &self,
+        ws: &mut Ws,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, WsError>>> {
+        self.state.task.register(cx.waker());
+        if !self.state.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let polled = ws.poll_next_unpin(&mut Context::from_waker(&self.waker));
+        if polled.is_ready() {
+            // tungstenite may hold more messages read in the same chunk: no wake will
+            // say so.
+            self.state.woken.store(true, Ordering::Release);
+        }
+        polled
     }
 }
 
@@ -347,13 +477,15 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 ///
 /// The frames are framed here ([`websocket::write_frame`]) and written to the stream
 /// under tungstenite, after flushing what tungstenite itself may hold (a pong it
-/// queued while reading), so the two never interleave.
+/// queued while reading; `flush_first`, when a read happened since the last write), so
+/// the two never interleave.
 async fn write_batch(
     ws: &mut Ws,
     session: &Session,
     batch: &mut VecDeque<Frame>,
     max: usize,
     engine: &Engine,
+    flush_first: bool,
 ) -> Result<bool, ()> {
     let closed = session.take_frames(batch, max);
     let frames = batch.len();
@@ -361,7 +493,9 @@ async fn write_batch(
         let payload: usize = batch.iter().map(Frame::len).sum();
         let mut out =
             Vec::with_capacity((payload + frames * websocket::MAX_HEADER_LEN).min(WRITE_CHUNK));
-        ws.flush().await.map_err(|_| ())?;
+        if flush_first {
+            ws.flush().await.map_err(|_| ())?;
+        }
         let stream = ws.get_mut();
         for frame in batch.drain(..) {
             let (opcode, data) = match &frame.0 {
