@@ -32,6 +32,7 @@ pub(crate) struct Stats {
     bytes_out: AtomicU64,
     frames_out: AtomicU64,
     flushes: AtomicU64,
+    writes_through: AtomicU64,
     /// Cluster link (adapter): see `ClusterMetrics`.
     cluster_publish_failures: AtomicU64,
     cluster_reconnects: AtomicU64,
@@ -70,6 +71,7 @@ impl Default for Stats {
             bytes_out: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
+            writes_through: AtomicU64::new(0),
             cluster_publish_failures: AtomicU64::new(0),
             cluster_reconnects: AtomicU64::new(0),
             cluster_remote: AtomicU64::new(0),
@@ -173,6 +175,12 @@ impl Stats {
         add(&self.bytes_out, bytes as u64);
         add(&self.flushes, 1);
         self.batch_sizes.observe(frames as f64);
+    }
+
+    /// A write an emitting thread made itself (write-through); also a write above.
+    pub fn record_write_through(&self, frames: usize, bytes: usize) {
+        self.record_write(frames, bytes);
+        add(&self.writes_through, 1);
     }
 
     pub fn record_ping_rtt(&self, seconds: f64) {
@@ -318,6 +326,7 @@ impl Stats {
             bytes_out: get(&self.bytes_out),
             frames_out: get(&self.frames_out),
             flushes: get(&self.flushes),
+            writes_through: get(&self.writes_through),
         }
     }
 }
@@ -358,6 +367,9 @@ pub struct Metrics {
     /// Writes to transports: WebSocket flushes plus polling responses. Frames per flush
     /// is the write coalescing at work.
     pub flushes: u64,
+    /// Of `flushes`, the WebSocket writes an emitting thread made itself, to a client
+    /// whose writer was idle, instead of waking the writer (`EngineConfig::write_through`).
+    pub writes_through: u64,
 }
 
 /// Counters and gauges of the cluster link (all zero with the local adapter). Also in
@@ -465,6 +477,12 @@ pub(crate) fn render(stats: &Stats, gauges: &Gauges) -> String {
         "flushes",
         "Transport writes (WebSocket flushes, polling responses)",
         m.flushes,
+    );
+    counter(
+        &mut registry,
+        "writes_through",
+        "WebSocket writes made by the emitting thread to an idle client (write-through)",
+        m.writes_through,
     );
     counter(
         &mut registry,

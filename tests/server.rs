@@ -63,6 +63,86 @@ async fn frames_of_every_size_arrive_whole_and_in_order() {
     handle.shutdown().await;
 }
 
+/// Write-through: an emit after a quiet millisecond writes to the socket of a client
+/// whose writer is idle itself. A client that stops reading fills its socket: writes
+/// through then go out partly, the rest is sent by the connection's task before
+/// anything queued behind it, and write-through stops until the writer is idle again.
+/// Every frame arrives whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spaced_emits_write_through_and_a_full_socket_loses_nothing() {
+    const EMITS: usize = 400;
+    let mut cfg = config();
+    cfg.engine.queue_bytes = 64 << 20;
+    let handle = serve(Server::new(cfg)).await;
+    let (mut client, _) =
+        WsClient::connect_with_receive_buffer(handle.local_addr(), 16 * 1024).await;
+    let emitter = handle.emitter().clone();
+    // 12 KB a frame (under the 16 KiB a write-through takes), 4.8 MB in all: far more
+    // than the sockets' buffers hold for a client that does not read.
+    let text = |i: usize| -> String {
+        (0..12_000)
+            .map(|k| (b'a' + ((k + i) % 26) as u8) as char)
+            .collect()
+    };
+    let before = emitter.metrics().writes_through;
+    let written_through = std::thread::spawn(move || {
+        for i in 0..EMITS {
+            emitter
+                .of("/")
+                .no_wait()
+                .emit("spaced", &json!([i, text(i)]))
+                .expect("emit");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        emitter.metrics().writes_through - before
+    })
+    .join()
+    .expect("emitter thread");
+    assert!(
+        written_through > 0,
+        "spaced emits to an idle writer write through"
+    );
+    assert!(
+        written_through < EMITS as u64,
+        "a socket that stopped taking bytes is not written through ({written_through} of {EMITS})"
+    );
+    for i in 0..EMITS {
+        let (name, args) = client.recv_event().await.expect("every event arrives");
+        assert_eq!(name, "spaced");
+        assert_eq!(
+            args,
+            vec![json!([i, text(i)])],
+            "event {i} whole and in order"
+        );
+    }
+    handle.shutdown().await;
+}
+
+/// `EngineConfig::write_through` off: the same spaced emits all go through the
+/// connection's writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_through_can_be_turned_off() {
+    let mut cfg = config();
+    cfg.engine.write_through = false;
+    let handle = serve(Server::new(cfg)).await;
+    let (mut client, _) = WsClient::connect(handle.local_addr()).await;
+    let emitter = handle.emitter().clone();
+    std::thread::spawn(move || {
+        for i in 0..20 {
+            emitter.emit("spaced", &json!(i)).expect("emit");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    })
+    .join()
+    .expect("emitter thread");
+    for i in 0..20 {
+        let (_, args) = client.recv_event().await.expect("every event arrives");
+        assert_eq!(args, vec![json!(i)]);
+    }
+    assert_eq!(handle.emitter().metrics().writes_through, 0);
+    handle.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_emitters_keep_per_thread_order_and_completeness() {
     const THREADS: u64 = 8;

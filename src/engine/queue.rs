@@ -15,6 +15,14 @@
 //! push left the queue above its backpressure watermark may wait for the writer to
 //! catch up ([`OutboundQueue::wait_below_watermark`]): the writer wakes them as it takes
 //! frames.
+//!
+//! Write-through: a writer that waits idle may arm its queue with a [`WriteThrough`]
+//! (the WebSocket transport's socket). A push that may write through and finds the
+//! queue armed and empty then writes the frames to the socket itself, under the queue's
+//! lock, instead of queuing them and waking the writer: at low load that wake-up, not
+//! the socket, is what a delivery costs above the kernel. Anything the socket does not
+//! take at once goes back to the writer (in order), and the queue disarms until the
+//! writer is idle again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -116,6 +124,26 @@ pub(crate) struct QueueLimits {
     pub soft_bytes: usize,
 }
 
+/// What a [`WriteThrough`] did with the frames it was offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// Every byte went out.
+    All,
+    /// Some bytes went out; the sink kept the rest for the writer to send first.
+    Partly,
+    /// Nothing went out (the socket is full or failing, or the frames are too large
+    /// to offer): queue them.
+    Nothing,
+}
+
+/// A socket a push may write to directly while its writer waits idle. Only called
+/// under the queue's lock, so never concurrently with the writer (which writes only
+/// while the queue is disarmed) nor with another push.
+pub(crate) trait WriteThrough: Send + Sync {
+    /// Write `frames` without blocking.
+    fn write(&self, frames: &[Frame]) -> Written;
+}
+
 /// What a keyed push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KeyedPush {
@@ -139,6 +167,16 @@ struct QueueState {
     /// Unwritten keyed frames: key -> sequence number. Created on first use, so idle
     /// connections pay nothing for it.
     keyed: Option<HashMap<Arc<str>, u64>>,
+    /// The writer's socket, once it has one that a push may write to.
+    through: Option<Arc<dyn WriteThrough>>,
+    /// The writer waits idle: a push may write through.
+    armed: bool,
+}
+
+impl std::fmt::Debug for dyn WriteThrough {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteThrough")
+    }
 }
 
 impl QueueState {
@@ -219,6 +257,66 @@ impl OutboundQueue {
         };
         self.wake_if(was_empty);
         Ok(above)
+    }
+
+    /// [`OutboundQueue::push`], writing the frames through to the writer's socket when
+    /// the queue is armed and empty (see the module's doc). `Ok(false)` when written.
+    pub fn push_through(&self, frames: &[Frame]) -> Result<bool, PushError> {
+        let size = charge(frames);
+        let (was_empty, above) = {
+            let mut state = self.state.lock();
+            if state.closed {
+                return Err(PushError::Closed);
+            }
+            if state.armed && state.frames.is_empty() {
+                if let Some(through) = &state.through {
+                    match through.write(frames) {
+                        Written::All => return Ok(false),
+                        Written::Partly => {
+                            // The writer sends the rest; until then nothing writes through.
+                            state.armed = false;
+                            drop(state);
+                            self.ready.notify_one();
+                            return Ok(false);
+                        }
+                        Written::Nothing => state.armed = false,
+                    }
+                }
+            }
+            if !self.fits(&state, frames.len(), size) {
+                return Err(PushError::Full);
+            }
+            let was_empty = Self::append(&mut state, frames, size);
+            (was_empty, self.above_watermark(&state))
+        };
+        self.wake_if(was_empty);
+        Ok(above)
+    }
+
+    /// Give the queue the writer's socket, for [`OutboundQueue::arm`].
+    pub fn set_write_through(&self, through: Arc<dyn WriteThrough>) {
+        self.state.lock().through = Some(through);
+    }
+
+    /// Take the writer's socket back (it is going away): nothing writes through after.
+    pub fn clear_write_through(&self) {
+        let mut state = self.state.lock();
+        state.armed = false;
+        state.through = None;
+    }
+
+    /// The writer waits idle, with nothing of its own unwritten: pushes may write
+    /// through. False (not armed) when frames are queued or the queue is closed.
+    pub fn arm(&self) -> bool {
+        let mut state = self.state.lock();
+        state.armed = state.through.is_some() && !state.closed && state.frames.is_empty();
+        state.armed
+    }
+
+    /// The writer is about to write or read: no push writes through from now on (one
+    /// that is writing finishes first: it holds the lock).
+    pub fn disarm(&self) {
+        self.state.lock().armed = false;
     }
 
     /// Whether the queue is above its backpressure watermark now, and not closed (an
@@ -468,7 +566,11 @@ impl OutboundQueue {
     /// Refuse further pushes, wake the consumer so it can flush what is left and close,
     /// and wake every emitter waiting for room (they fail with `Closed`).
     pub fn close(&self) {
-        self.state.lock().closed = true;
+        {
+            let mut state = self.state.lock();
+            state.closed = true;
+            state.armed = false;
+        }
         self.ready.notify_one();
         self.room.notify_all();
         self.room_async.notify_waiters();
@@ -501,6 +603,117 @@ mod tests {
     /// Room for `payload` bytes in `frames` frames.
     fn room(frames: usize, payload: usize) -> usize {
         frames * FRAME_OVERHEAD + payload
+    }
+
+    /// A socket that takes what it is told to: everything, a few bytes, or nothing;
+    /// it records what it took.
+    struct TestSocket {
+        takes: Written,
+        taken: Mutex<Vec<Frame>>,
+    }
+
+    impl WriteThrough for TestSocket {
+        fn write(&self, frames: &[Frame]) -> Written {
+            if self.takes != Written::Nothing {
+                self.taken.lock().extend_from_slice(frames);
+            }
+            self.takes
+        }
+    }
+
+    fn through(takes: Written) -> (OutboundQueue, Arc<TestSocket>) {
+        let q = queue(100, room(100, 1000));
+        let socket = Arc::new(TestSocket {
+            takes,
+            taken: Mutex::new(Vec::new()),
+        });
+        q.set_write_through(socket.clone());
+        (q, socket)
+    }
+
+    /// Whether the writer has a wake-up pending.
+    fn woken(q: &OutboundQueue) -> bool {
+        let ready = q.ready();
+        tokio::pin!(ready);
+        std::future::Future::poll(
+            ready.as_mut(),
+            &mut std::task::Context::from_waker(std::task::Waker::noop()),
+        )
+        .is_ready()
+    }
+
+    #[test]
+    fn an_armed_empty_queue_writes_through_without_waking_the_writer() {
+        let (q, socket) = through(Written::All);
+        assert_eq!(
+            q.push_through(&[Frame::text("4a")]),
+            Ok(false),
+            "not queued before arming"
+        );
+        assert_eq!(q.len(), 1);
+        assert!(woken(&q));
+        assert!(!q.arm(), "nothing is armed while frames are queued");
+        q.drain_into(&mut VecDeque::new(), 10);
+        assert!(q.arm());
+        assert_eq!(
+            q.push_through(&[Frame::text("4b"), Frame::binary(Bytes::from_static(b"x"))]),
+            Ok(false)
+        );
+        assert_eq!(q.push_through(&[Frame::text("4c")]), Ok(false));
+        assert_eq!(q.len(), 0, "written, not queued");
+        assert!(!woken(&q), "the writer sleeps on");
+        assert_eq!(socket.taken.lock().len(), 3);
+        // A plain push never writes through, and a queued frame keeps later ones behind it.
+        assert_eq!(q.push(&[Frame::text("4d")]), Ok(false));
+        assert_eq!(q.push_through(&[Frame::text("4e")]), Ok(false));
+        assert_eq!(q.len(), 2);
+        assert_eq!(socket.taken.lock().len(), 3);
+    }
+
+    #[test]
+    fn a_partial_write_through_disarms_and_wakes_the_writer() {
+        let (q, socket) = through(Written::Partly);
+        assert!(q.arm());
+        assert_eq!(q.push_through(&[Frame::text("4a")]), Ok(false));
+        assert_eq!(q.len(), 0, "the socket keeps the rest for the writer");
+        assert!(woken(&q), "the writer must send the rest");
+        assert_eq!(q.push_through(&[Frame::text("4b")]), Ok(false));
+        assert_eq!(q.len(), 1, "queued behind the rest, not written through");
+        assert_eq!(socket.taken.lock().len(), 1);
+    }
+
+    #[test]
+    fn a_socket_that_takes_nothing_gets_the_frames_queued() {
+        let (q, _socket) = through(Written::Nothing);
+        assert!(q.arm());
+        assert_eq!(q.push_through(&[Frame::text("4a")]), Ok(false));
+        assert_eq!(q.len(), 1);
+        assert!(woken(&q));
+        let mut out = VecDeque::new();
+        q.drain_into(&mut out, 10);
+        assert_eq!(out[0].as_text(), Some("4a"));
+    }
+
+    #[test]
+    fn close_and_clear_end_write_through() {
+        let (q, socket) = through(Written::All);
+        assert!(q.arm());
+        q.disarm();
+        assert_eq!(q.push_through(&[Frame::text("4a")]), Ok(false));
+        assert_eq!(q.len(), 1, "disarmed: queued");
+        q.drain_into(&mut VecDeque::new(), 10);
+        assert!(q.arm());
+        q.clear_write_through();
+        assert!(!q.arm(), "no socket to arm");
+        assert_eq!(q.push_through(&[Frame::text("4b")]), Ok(false));
+        assert_eq!(q.len(), 1);
+        q.drain_into(&mut VecDeque::new(), 10);
+        q.set_write_through(socket.clone());
+        assert!(q.arm());
+        q.close();
+        assert_eq!(q.push_through(&[Frame::text("4c")]), Err(PushError::Closed));
+        assert!(!q.arm());
+        assert!(socket.taken.lock().is_empty());
     }
 
     #[test]

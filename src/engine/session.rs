@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use super::queue::{Frame, OutboundQueue, QueueLimits};
+use super::queue::{Frame, OutboundQueue, QueueLimits, WriteThrough};
 use super::{CloseReason, ConnectionHandler, Engine, Incoming, Transport};
 use crate::metrics::Stats;
 use crate::protocol::engineio;
@@ -192,6 +192,27 @@ impl Session {
     /// Wake the writer without queuing anything.
     pub fn wake_writer(&self) {
         self.queue.wake();
+    }
+
+    /// The transport's socket, which pushes may write to while the writer is armed.
+    pub fn set_write_through(&self, through: Arc<dyn WriteThrough>) {
+        self.queue.set_write_through(through);
+    }
+
+    /// The writer waits idle with nothing of its own unwritten; see
+    /// [`OutboundQueue::arm`].
+    pub fn arm_write_through(&self) -> bool {
+        self.queue.arm()
+    }
+
+    /// The writer is about to use its socket.
+    pub fn disarm_write_through(&self) {
+        self.queue.disarm();
+    }
+
+    /// The transport's socket is going away: no push writes to it from now on.
+    pub fn clear_write_through(&self) {
+        self.queue.clear_write_through();
     }
 
     // --- long-polling -------------------------------------------------------------

@@ -64,6 +64,12 @@ impl EngineSocket {
         Ok(self.0.queue().push(frames)?)
     }
 
+    /// [`EngineSocket::push`], writing the frames to the socket at once when its writer
+    /// waits idle (write-through: what a low-rate broadcast does).
+    pub(crate) fn push_through(&self, frames: &[Frame]) -> Result<bool, SendError> {
+        Ok(self.0.queue().push_through(frames)?)
+    }
+
     /// Like [`EngineSocket::send_frames`], but when the queue is full, block the
     /// calling thread until the writer makes room or `deadline` passes. Do not call it
     /// on a runtime thread. A queue whose last wait timed out is not waited on again

@@ -17,6 +17,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 
+use crate::metrics::Stats;
+
 /// Bind `addr` (a host name resolves to its first address that binds) with a listen
 /// backlog of `backlog`.
 pub(crate) async fn bind(addr: &str, backlog: u32) -> io::Result<TcpListener> {
@@ -180,6 +182,107 @@ impl Resettable for TcpStream {
     }
 }
 
+/// The server's own TCP stream, shared: the connection reads and writes it through
+/// here, and an emitting thread may write to it directly when the connection's writer
+/// waits idle (write-through, `server::write_through`). Sharing the stream, rather than
+/// its descriptor, keeps the socket open for as long as anyone may write to it.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedTcp(Arc<TcpShared>);
+
+/// What [`SharedTcp`] shares: the stream, and what write-through needs beside it (in
+/// the same allocation: every WebSocket has one, and idle memory per connection counts).
+#[derive(Debug)]
+pub(crate) struct TcpShared {
+    pub(super) stream: TcpStream,
+    /// The unsent end of a write-through the socket took only partly.
+    pub(super) rest: parking_lot::Mutex<Vec<u8>>,
+    pub(super) stats: Arc<Stats>,
+}
+
+impl SharedTcp {
+    pub fn new(stream: TcpStream, stats: Arc<Stats>) -> Self {
+        Self(Arc::new(TcpShared {
+            stream,
+            rest: parking_lot::Mutex::new(Vec::new()),
+            stats,
+        }))
+    }
+
+    /// The stream as write-through sees it.
+    pub fn shared(&self) -> Arc<TcpShared> {
+        self.0.clone()
+    }
+}
+
+impl AsyncRead for SharedTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            std::task::ready!(self.0.stream.poll_read_ready(cx))?;
+            match self.0.stream.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // Readiness was stale: try_read cleared it, so the next poll registers.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.stream.poll_write_ready(cx))?;
+            match self.0.stream.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.stream.poll_write_ready(cx))?;
+            match self.0.stream.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(socket2::SockRef::from(&self.0.stream).shutdown(std::net::Shutdown::Write))
+    }
+}
+
+impl Resettable for SharedTcp {
+    fn reset(&self) {
+        self.0.stream.reset();
+    }
+}
+
 /// A WebSocket on a connection of the host application's HTTP server (a tower stack):
 /// its socket is not ours to reset; dropping it closes it.
 impl Resettable for TokioIo<hyper::upgrade::Upgraded> {
@@ -188,7 +291,7 @@ impl Resettable for TokioIo<hyper::upgrade::Upgraded> {
 
 /// A stream that reports write progress to its [`WriteWatch`] and, for the server's own
 /// connections, holds its [`Slot`] against `max_connections`.
-pub(crate) struct Tracked<S: Resettable = TcpStream> {
+pub(crate) struct Tracked<S: Resettable = SharedTcp> {
     stream: S,
     watch: Arc<WriteWatch>,
     _slot: Option<Slot>,
@@ -284,6 +387,15 @@ impl Detached {
                 early: Bytes::new(),
                 stream: Upgraded::Host(Tracked::new(TokioIo::new(upgraded), watch, None)),
             },
+        }
+    }
+
+    /// The stream, when it is the server's own (a host application's connection is
+    /// only reachable through hyper).
+    pub fn shared_tcp(&self) -> Option<Arc<TcpShared>> {
+        match &self.stream {
+            Upgraded::Own(s) => Some(s.stream.shared()),
+            Upgraded::Host(_) => None,
         }
     }
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::app::{AppRequest, HttpApp, ResponseBody};
-use super::conn::{self, Connections, Hosts, Tracked, WriteWatch};
+use super::conn::{self, Connections, Hosts, SharedTcp, Tracked, WriteWatch};
 use super::{polling, websocket, ServerConfig};
 use crate::engine::{Engine, RequestInfo, Transport};
 use crate::socketio::context::IoCore;
@@ -153,7 +153,11 @@ pub(crate) async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let watch = WriteWatch::new();
-        let stream = Tracked::new(stream, watch.clone(), Some(slot));
+        let stream = Tracked::new(
+            SharedTcp::new(stream, app.core.ctx.stats.clone()),
+            watch.clone(),
+            Some(slot),
+        );
         let app = app.clone();
         let shutdown = shutdown.clone();
         let conn_tasks = tasks.clone();

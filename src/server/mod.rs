@@ -8,6 +8,7 @@ mod polling;
 #[cfg(feature = "tower")]
 mod service;
 mod websocket;
+mod write_through;
 
 pub use self::app::ResponseBody;
 #[cfg(feature = "tower")]

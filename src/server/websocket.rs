@@ -4,10 +4,18 @@
 //! A broadcast wakes every recipient's task, so what one wake costs above the kernel's
 //! `write()` is most of what a delivery costs at low load: the task polls its reader
 //! only when the socket woke it ([`ReadWake`]), arms a write timer only when a write
-//! waits, and flushes tungstenite only when a read may have left a reply in it.
+//! waits ([`Guarded`]), and flushes tungstenite only when a read may have left a reply
+//! in it. Better still, an emit after a quiet moment writes to an idle connection's
+//! socket itself and wakes nothing ([`WriteThroughSocket`], `engine::queue`).
+//!
+//! Every idle connection holds its task's state, so its size is watched: the task is
+//! spawned on its own once the handshake is done, and the write timer lives on the
+//! heap only while a write waits (7.5 KiB per idle WebSocket, docs/performance.md).
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -24,9 +32,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::WaitForCancellationFuture;
 use tokio_util::task::TaskTracker;
 
 use super::app::ResponseBody;
+use super::conn::TcpShared;
 use super::conn::{Detached, WriteWatch};
 use super::http::{EngineError, HttpResponse};
 use crate::batch::{Batcher, Decision};
@@ -52,34 +62,78 @@ struct WriteGuard {
 }
 
 impl WriteGuard {
-    async fn run<F: Future>(&self, session: &Session, write: F) -> Result<F::Output, CloseReason> {
-        tokio::pin!(write);
-        // Most writes complete at once: they need no timer.
-        if let Poll::Ready(out) = poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
-            return Ok(out);
+    fn run<'a, F: Future>(&'a self, session: &'a Session, write: F) -> Guarded<'a, F> {
+        Guarded {
+            write,
+            guard: self,
+            session,
+            timer: None,
+            closed: None,
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A write under its [`WriteGuard`]. A hand-written future rather than an async fn:
+    /// every connection's task holds one of these inline for its largest write, and
+    /// here the write is stored once and the timer and the close watch, which only a
+    /// write that waits needs, are on the heap (an async fn kept the write twice and
+    /// both always: 1,176 bytes of each idle connection's 8 KiB).
+    struct Guarded<'a, F> {
+        #[pin]
+        write: F,
+        guard: &'a WriteGuard,
+        session: &'a Session,
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        closed: Option<Pin<Box<WaitForCancellationFuture<'a>>>>,
+    }
+}
+
+impl<F: Future> Future for Guarded<'_, F> {
+    type Output = Result<F::Output, CloseReason>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let (guard, session) = (*this.guard, *this.session);
         loop {
-            let limit = if session.is_closed() {
-                CLOSE_GRACE.min(self.timeout)
-            } else {
-                self.timeout
-            };
-            tokio::select! {
-                out = &mut write => return Ok(out),
-                _ = tokio::time::sleep_until(self.watch.deadline(limit)) => {
-                    if self.watch.stalled(limit) {
-                        self.watch.abort();
-                        // A closed session's reason is given already.
-                        return Err(if session.is_closed() {
-                            CloseReason::TransportError
-                        } else {
-                            CloseReason::WriteTimeout
-                        });
-                    }
-                }
-                // The session closed: from now on the shorter limit holds.
-                _ = session.closed(), if !session.is_closed() => {}
+            if let Poll::Ready(out) = this.write.as_mut().poll(cx) {
+                return Poll::Ready(Ok(out));
             }
+            let limit = if session.is_closed() {
+                CLOSE_GRACE.min(guard.timeout)
+            } else {
+                guard.timeout
+            };
+            let deadline = guard.watch.deadline(limit);
+            let timer = this
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                if guard.watch.stalled(limit) {
+                    guard.watch.abort();
+                    // A closed session's reason is given already.
+                    return Poll::Ready(Err(if session.is_closed() {
+                        CloseReason::TransportError
+                    } else {
+                        CloseReason::WriteTimeout
+                    }));
+                }
+                // It progressed meanwhile: the deadline moves on.
+                continue;
+            }
+            if !session.is_closed() {
+                let closed = this
+                    .closed
+                    .get_or_insert_with(|| Box::pin(session.closed()));
+                if closed.as_mut().poll(cx).is_ready() {
+                    // The session closed: from now on the shorter limit holds.
+                    continue;
+                }
+            }
+            return Poll::Pending;
         }
     }
 }
@@ -133,10 +187,11 @@ pub(crate) fn upgrade<B>(
     let accept = derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     let config = ws_config(engine.config.max_payload);
+    let run_tasks = tasks.clone();
     tasks.spawn(async move {
         // However the upgrade ends, a probe that never completed gives the session back
         // to long-polling (a no-op once upgraded).
-        let _probe = match &purpose {
+        let probe = match &purpose {
             Purpose::Upgrade(session) => Some(AbandonProbeOnDrop(session.clone())),
             _ => None,
         };
@@ -149,16 +204,10 @@ pub(crate) fn upgrade<B>(
         };
         let socket = Detached::take(upgraded, guard.watch.clone());
         let mut ws = WebSocketStream::from_raw_socket(socket, Role::Server, Some(config)).await;
-        match purpose {
-            Purpose::Upgrade(session) => {
-                drop(info);
-                run(ws, session, engine, false, guard).await
-            }
+        let (session, active) = match purpose {
+            Purpose::Upgrade(session) => (session, false),
             Purpose::Open => {
                 let (session, open) = engine.open(Transport::WebSocket, &info);
-                // Nothing of the request is needed any more: an idle connection keeps
-                // only its session and the WebSocket's own buffers.
-                drop(info);
                 match guard.run(&session, ws.send(Message::text(open))).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => {
@@ -170,13 +219,17 @@ pub(crate) fn upgrade<B>(
                         return;
                     }
                 }
-                run(ws, session, engine, true, guard).await
+                (session, true)
             }
             Purpose::Refuse => {
-                drop(info);
-                close_gracefully(&mut ws).await
+                close_gracefully(&mut ws).await;
+                return;
             }
-        }
+        };
+        // The connection lives on in a task of its own, which holds only what it uses:
+        // this one's state keeps its captures (the request's details among them) for
+        // as long as it runs, more than half a kilobyte on each idle connection.
+        run_tasks.spawn(run(ws, session, engine, active, guard, probe));
     });
     let mut resp = Response::new(ResponseBody::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -205,18 +258,21 @@ fn ws_config(max_payload: usize) -> WebSocketConfig {
 
 /// Read client packets and write queued frames on one task. `active` is false while a
 /// polling session probes this WebSocket: then only the probe and UPGRADE are expected,
-/// and the queue still belongs to the polling transport.
+/// and the queue still belongs to the polling transport (`probe` gives the session back
+/// to it if this task ends before the upgrade).
 async fn run(
     mut ws: Ws,
     session: Arc<Session>,
     engine: Arc<Engine>,
     mut active: bool,
     guard: WriteGuard,
+    _probe: Option<AbandonProbeOnDrop>,
 ) {
     let mut batch: VecDeque<Frame> = VecDeque::new();
     let mut batcher = Batcher::new(engine.config.batch_window, engine.config.max_batch);
     let mut hold_until: Option<tokio::time::Instant> = None;
     let reader = ReadWake::new();
+    let through = WriteThroughSocket::new(&ws, &session, &engine, active);
     // Whether tungstenite may hold bytes of its own (a pong or close reply it queued
     // while reading): only reads put them there, so a write after none skips the flush.
     let mut read_since_write = true;
@@ -226,7 +282,19 @@ async fn run(
             hold_until,
             probe_end: !active,
         };
-        match next_event(&mut ws, &session, &reader, wants).await {
+        // What a partial write-through left goes out before anything else, here and
+        // wherever the task writes (a write-through can only start while it is armed).
+        match guard.run(&session, write_rest(&mut ws, &through)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break CloseReason::TransportError,
+            Err(reason) => break reason,
+        }
+        let armed = active && hold_until.is_none() && through.arm();
+        let event = next_event(&mut ws, &session, &reader, wants).await;
+        if armed {
+            session.disarm_write_through();
+        }
+        match event {
             Event::Incoming(incoming) => {
                 read_since_write = true;
                 let message = match incoming {
@@ -234,19 +302,29 @@ async fn run(
                     Some(Ok(m)) => m,
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. })))
                     | Some(Err(WsError::Capacity(_))) => {
-                        let close = ws.close(Some(CloseFrame {
-                            code: CloseCode::Size,
-                            reason: "message too big".into(),
-                        }));
+                        let close = async {
+                            write_rest(&mut ws, &through).await?;
+                            ws.close(Some(CloseFrame {
+                                code: CloseCode::Size,
+                                reason: "message too big".into(),
+                            }))
+                            .await
+                            .map_err(io::Error::other)
+                        };
                         let _ = guard.run(&session, close).await;
                         break CloseReason::ParseError;
                     }
                     Some(Err(WsError::Utf8(_))) => {
                         // A text frame that is not UTF-8: 1007 (RFC 6455, 7.4.1).
-                        let close = ws.close(Some(CloseFrame {
-                            code: CloseCode::Invalid,
-                            reason: "invalid UTF-8".into(),
-                        }));
+                        let close = async {
+                            write_rest(&mut ws, &through).await?;
+                            ws.close(Some(CloseFrame {
+                                code: CloseCode::Invalid,
+                                reason: "invalid UTF-8".into(),
+                            }))
+                            .await
+                            .map_err(io::Error::other)
+                        };
                         let _ = guard.run(&session, close).await;
                         break CloseReason::ParseError;
                     }
@@ -273,6 +351,7 @@ async fn run(
                                 // From here on this socket writes, starting with what
                                 // the polling transport left queued.
                                 active = true;
+                                through.activate();
                             }
                             // Anything else on a probing socket: close this socket, keep
                             // the session.
@@ -300,7 +379,11 @@ async fn run(
                     Message::Close(_) => break CloseReason::TransportClose,
                     // tungstenite answers pings itself; the reply goes out with the next flush.
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
-                        match guard.run(&session, ws.flush()).await {
+                        let flush = async {
+                            write_rest(&mut ws, &through).await?;
+                            ws.flush().await.map_err(io::Error::other)
+                        };
+                        match guard.run(&session, flush).await {
                             Ok(Ok(())) => {}
                             Ok(Err(_)) => break CloseReason::TransportError,
                             Err(reason) => break reason,
@@ -318,14 +401,18 @@ async fn run(
                     }
                 }
                 let flush_first = std::mem::take(&mut read_since_write);
-                let write = write_batch(
-                    &mut ws,
-                    &session,
-                    &mut batch,
-                    batcher.max_batch(),
-                    &engine,
-                    flush_first,
-                );
+                let write = async {
+                    write_rest(&mut ws, &through).await.map_err(|_| ())?;
+                    write_batch(
+                        &mut ws,
+                        &session,
+                        &mut batch,
+                        batcher.max_batch(),
+                        &engine,
+                        flush_first,
+                    )
+                    .await
+                };
                 match guard.run(&session, write).await {
                     Ok(Ok(true)) => return,
                     Ok(Ok(false)) => batcher.on_write(tokio::time::Instant::now()),
@@ -344,6 +431,16 @@ async fn run(
     if active {
         session.close(reason);
     }
+}
+
+/// Send what a partial write-through left for the task (see [`WriteThroughSocket`]).
+async fn write_rest(ws: &mut Ws, through: &WriteThroughSocket<'_>) -> io::Result<()> {
+    if let Some(rest) = through.take_rest() {
+        let stream = ws.get_mut();
+        stream.write_all(&rest).await?;
+        stream.flush().await?;
+    }
+    Ok(())
 }
 
 /// What the connection's task waits for this time round.
@@ -389,6 +486,56 @@ async fn next_event(ws: &mut Ws, session: &Session, reader: &ReadWake, wants: Wa
         Poll::Pending
     })
     .await
+}
+
+/// The connection's side of write-through (see `engine::queue`): its socket given to
+/// the session's queue once this transport is the active one, and armed while the task
+/// waits idle. Dropping it (before the socket: it is made after it) takes the socket
+/// back from the queue, however the task ends, so nothing writes to the connection
+/// after it and the socket closes with it.
+struct WriteThroughSocket<'a> {
+    session: &'a Session,
+    socket: Option<Arc<TcpShared>>,
+}
+
+impl<'a> WriteThroughSocket<'a> {
+    /// Write-through for `ws`, when its socket is the server's own and writes are not
+    /// held for batching (`EngineConfig::batch_window` zero: a write-through is a write
+    /// now); `active`: the transport writes already.
+    fn new(ws: &Ws, session: &'a Session, engine: &Engine, active: bool) -> Self {
+        let enabled = engine.config.write_through && engine.config.batch_window.is_zero();
+        let socket = ws.get_ref().shared_tcp().filter(|_| enabled);
+        let this = Self { session, socket };
+        if active {
+            this.activate();
+        }
+        this
+    }
+
+    /// This transport writes from now on.
+    fn activate(&self) {
+        if let Some(socket) = &self.socket {
+            self.session.set_write_through(socket.clone());
+        }
+    }
+
+    /// Let pushes write through while the task waits; false when they may not.
+    fn arm(&self) -> bool {
+        self.socket.is_some() && self.session.arm_write_through()
+    }
+
+    /// What a partial write-through left to send before anything else.
+    fn take_rest(&self) -> Option<Vec<u8>> {
+        self.socket.as_ref().and_then(|s| s.take_rest())
+    }
+}
+
+impl Drop for WriteThroughSocket<'_> {
+    fn drop(&mut self) {
+        if self.socket.is_some() {
+            self.session.clear_write_through();
+        }
+    }
 }
 
 /// The waker the reader is polled with: it notes that the socket (or tungstenite) woke
@@ -472,6 +619,14 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// A frame's WebSocket opcode and payload.
+pub(super) fn frame_parts(frame: &Frame) -> (Opcode, &[u8]) {
+    match &frame.0 {
+        FrameData::Text(t) => (Opcode::Text, t.as_bytes()),
+        FrameData::Binary(b) => (Opcode::Binary, &b[..]),
+    }
+}
+
 /// Take up to `max` queued frames and write them in one buffer, one write call. Ok(true)
 /// when the session is closed and the socket was closed after the last frames.
 ///
@@ -498,10 +653,7 @@ async fn write_batch(
         }
         let stream = ws.get_mut();
         for frame in batch.drain(..) {
-            let (opcode, data) = match &frame.0 {
-                FrameData::Text(t) => (Opcode::Text, t.as_bytes()),
-                FrameData::Binary(b) => (Opcode::Binary, &b[..]),
-            };
+            let (opcode, data) = frame_parts(&frame);
             if out.len() + websocket::MAX_HEADER_LEN + data.len() > WRITE_CHUNK && !out.is_empty() {
                 stream.write_all(&out).await.map_err(|_| ())?;
                 out.clear();

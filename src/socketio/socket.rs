@@ -221,6 +221,11 @@ impl Socket {
         self.push_with(frames, |engine| engine.push(frames))
     }
 
+    /// [`Socket::push_frames`], written to the socket at once when its writer waits idle.
+    pub(crate) fn push_frames_through(&self, frames: &[Frame]) -> Result<bool, SendError> {
+        self.push_with(frames, |engine| engine.push_through(frames))
+    }
+
     /// Like [`Socket::push_frames`], waiting (blocking the thread) until `deadline` for
     /// room in a full queue.
     pub(crate) fn push_frames_blocking(

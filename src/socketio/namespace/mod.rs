@@ -43,6 +43,7 @@ pub struct Namespace {
     /// Made on demand from the catch-all namespace `*`.
     dynamic: bool,
     members: Members,
+    write_through: publisher::WriteThroughGate,
     states: StateMaps,
     /// Replaced only when the server's adapter is set (before it starts).
     adapter: RwLock<Arc<dyn NamespaceAdapter>>,
@@ -69,6 +70,7 @@ impl Namespace {
             handlers,
             dynamic: false,
             members: Members::default(),
+            write_through: publisher::WriteThroughGate::new(),
             states: StateMaps::default(),
             adapter: RwLock::new(adapter),
             ctx,
@@ -481,7 +483,14 @@ impl LocalNamespace for Namespace {
 
     fn fan_out(&self, encoded: &Encoded, out: &Outgoing<'_>) -> (EmitReport, Vec<Socket>) {
         let deadline = wait_budget(out.wait, self.ctx.emit_max_wait);
-        publisher::fan_out(&self.members, encoded, out, &self.ctx.stats, deadline)
+        publisher::fan_out(
+            &self.members,
+            encoded,
+            out,
+            &self.ctx.stats,
+            deadline,
+            &self.write_through,
+        )
     }
 
     fn admit(&self, frames: usize, bytes: usize) -> Result<(), EmitError> {

@@ -1,6 +1,7 @@
 //! Outgoing packets of a namespace: what an emit carries ([`Outgoing`]), its single
 //! encoding, and the fan-out of the encoded bytes to the local sockets it targets.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,28 +78,72 @@ pub(crate) fn wait_budget(out_waits: bool, max_wait: Duration) -> Option<Instant
     Instant::now().checked_add(max_wait)
 }
 
+/// How long the fan-outs of a namespace must have been quiet for the next one to write
+/// through to idle WebSockets (see [`WriteThroughGate`]).
+const QUIET_BEFORE_WRITE_THROUGH: Duration = Duration::from_millis(1);
+
+/// Decides, once per emit, whether its fan-out writes to the sockets of idle
+/// WebSockets itself (write-through) instead of waking their writers. An emit after a
+/// quiet millisecond does: it is the low-rate case, where a wake-up per recipient is
+/// most of a delivery's cost, and writing one frame per `write()` loses nothing. Emits
+/// that follow each other closely do not: their writers take many frames per write
+/// (and a producer thread writing to a thousand sockets itself would never batch).
+#[derive(Debug)]
+pub(crate) struct WriteThroughGate {
+    epoch: Instant,
+    /// Microseconds since `epoch` at which the last fan-out ended.
+    last_end_us: AtomicU64,
+}
+
+impl WriteThroughGate {
+    pub fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            last_end_us: AtomicU64::new(0),
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64 + 1
+    }
+
+    /// Whether a fan-out starting now may write through.
+    fn open(&self) -> bool {
+        let last = self.last_end_us.load(Ordering::Relaxed);
+        last == 0 || self.now_us() - last >= QUIET_BEFORE_WRITE_THROUGH.as_micros() as u64
+    }
+
+    fn fan_out_ended(&self) {
+        self.last_end_us.store(self.now_us(), Ordering::Relaxed);
+    }
+}
+
 /// Push one encoded packet to every local socket the target reaches, under the
 /// registry's read lock, then (outside it) wait as the backpressure policy says: for
 /// room where a queue was full, and for the writer to catch up where a queue went over
 /// its watermark. The bytes are shared, never copied per recipient. Returns the report
 /// and the sockets to which the slow-consumer policy applies: those that could not take
-/// the packet, and those that stayed over the watermark past `deadline`.
+/// the packet, and those that stayed over the watermark past `deadline`. When `gate`
+/// says so, idle WebSockets are written to at once ([`WriteThroughGate`]).
 pub(crate) fn fan_out(
     members: &Members,
     encoded: &Encoded,
     out: &Outgoing<'_>,
     stats: &Stats,
     deadline: Option<Instant>,
+    gate: &WriteThroughGate,
 ) -> (EmitReport, Vec<Socket>) {
     let mut report = EmitReport::default();
     let mut slow = Vec::new();
     let mut blocked = Vec::new();
     let mut lagging = Vec::new();
+    let through = gate.open();
     members.for_each_target(out.target, Some(out.filter_key), |socket| {
         let pushed = match (out.keyed, encoded.frames.first()) {
             (Some(key), Some(frame)) if encoded.frames.len() == 1 => {
                 socket.send_keyed(key, frame).map(|()| false)
             }
+            _ if through => socket.push_frames_through(&encoded.frames),
             _ => socket.push_frames(&encoded.frames),
         };
         match pushed {
@@ -145,6 +190,7 @@ pub(crate) fn fan_out(
                 .filter(|socket| !socket.wait_below_watermark(deadline)),
         );
     }
+    gate.fan_out_ended();
     stats.record_emit(
         report.delivered,
         report.full.len(),

@@ -41,6 +41,10 @@ struct Args {
     /// drain to (default: the library's).
     #[arg(long)]
     backpressure_packets: Option<usize>,
+    /// EngineConfig::write_through off: every delivery wakes its connection's writer
+    /// (the A/B of write-through).
+    #[arg(long)]
+    no_write_through: bool,
     /// As fast as the server accepts: pause while more than this many packets per client
     /// are queued and not yet written (a hand-written throttle). 0: no throttle, the
     /// library's own backpressure paces the producer (emits wait for slow clients).
@@ -175,6 +179,7 @@ fn main() {
             backpressure_packets: args
                 .backpressure_packets
                 .unwrap_or(EngineConfig::default().backpressure_packets),
+            write_through: !args.no_write_through,
             ..EngineConfig::default()
         },
         ..ServerConfig::default()
