@@ -243,34 +243,25 @@ impl OutboundQueue {
     /// backpressure watermark: an emitter that may wait should
     /// ([`OutboundQueue::wait_below_watermark`]).
     pub fn push(&self, frames: &[Frame]) -> Result<bool, PushError> {
-        let size = charge(frames);
-        let (was_empty, above) = {
-            let mut state = self.state.lock();
-            if state.closed {
-                return Err(PushError::Closed);
-            }
-            if !self.fits(&state, frames.len(), size) {
-                return Err(PushError::Full);
-            }
-            let was_empty = Self::append(&mut state, frames, size);
-            (was_empty, self.above_watermark(&state))
-        };
-        self.wake_if(was_empty);
-        Ok(above)
+        self.push_or_write(frames, false)
     }
 
     /// [`OutboundQueue::push`], writing the frames through to the writer's socket when
     /// the queue is armed and empty (see the module's doc). `Ok(false)` when written.
     pub fn push_through(&self, frames: &[Frame]) -> Result<bool, PushError> {
+        self.push_or_write(frames, true)
+    }
+
+    fn push_or_write(&self, frames: &[Frame], through: bool) -> Result<bool, PushError> {
         let size = charge(frames);
         let (was_empty, above) = {
             let mut state = self.state.lock();
             if state.closed {
                 return Err(PushError::Closed);
             }
-            if state.armed && state.frames.is_empty() {
-                if let Some(through) = &state.through {
-                    match through.write(frames) {
+            if through && state.armed && state.frames.is_empty() {
+                if let Some(socket) = &state.through {
+                    match socket.write(frames) {
                         Written::All => return Ok(false),
                         Written::Partly => {
                             // The writer sends the rest; until then nothing writes through.

@@ -26,7 +26,6 @@ use futures_util::{SinkExt, StreamExt};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use tokio::io::AsyncWriteExt;
-use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -300,30 +299,19 @@ async fn run(
                 let message = match incoming {
                     None => break CloseReason::TransportClose,
                     Some(Ok(m)) => m,
-                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. })))
-                    | Some(Err(WsError::Capacity(_))) => {
-                        let close = async {
-                            write_rest(&mut ws, &through).await?;
-                            ws.close(Some(CloseFrame {
-                                code: CloseCode::Size,
-                                reason: "message too big".into(),
-                            }))
-                            .await
-                            .map_err(io::Error::other)
+                    Some(Err(e @ (WsError::Capacity(_) | WsError::Utf8(_)))) => {
+                        // Too big: 1009; a text frame that is not UTF-8: 1007 (RFC 6455, 7.4.1).
+                        let (code, reason) = match e {
+                            WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8"),
+                            _ => (CloseCode::Size, "message too big"),
                         };
-                        let _ = guard.run(&session, close).await;
-                        break CloseReason::ParseError;
-                    }
-                    Some(Err(WsError::Utf8(_))) => {
-                        // A text frame that is not UTF-8: 1007 (RFC 6455, 7.4.1).
                         let close = async {
                             write_rest(&mut ws, &through).await?;
-                            ws.close(Some(CloseFrame {
-                                code: CloseCode::Invalid,
-                                reason: "invalid UTF-8".into(),
-                            }))
-                            .await
-                            .map_err(io::Error::other)
+                            let frame = CloseFrame {
+                                code,
+                                reason: reason.into(),
+                            };
+                            ws.close(Some(frame)).await.map_err(io::Error::other)
                         };
                         let _ = guard.run(&session, close).await;
                         break CloseReason::ParseError;
