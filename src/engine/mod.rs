@@ -244,7 +244,7 @@ pub struct EngineConfig {
     /// WebSocket clients itself (one non-blocking `send` each, on the emitting thread)
     /// rather than waking each connection's task to do it: at low rates that wake-up is
     /// about a third of what a delivery costs. Emits in quick succession are queued and
-    /// written in batches either way. Linux; only with a zero `batch_window`.
+    /// written in batches either way. Only with a zero `batch_window`.
     pub write_through: bool,
 }
 
