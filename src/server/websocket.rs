@@ -288,6 +288,9 @@ async fn run(
             Ok(Err(_)) => break CloseReason::TransportError,
             Err(reason) => break reason,
         }
+        // Armed, pushes may write to the socket while this task waits. The task itself
+        // writes nothing meanwhile: reading does not write either, as tungstenite holds
+        // nothing unsent here (a read that leaves a reply in it is flushed at once).
         let armed = active && hold_until.is_none() && through.arm();
         let event = next_event(&mut ws, &session, &reader, wants).await;
         if armed {
