@@ -154,6 +154,10 @@ def scenarios(quick: bool) -> dict:
         "latency": [
             ("latency-100", dict(lat, clients=20 if q else 100, polling=1 if q else 5)),
             ("latency-1000", dict(lat, clients=100 if q else 1000, polling=5 if q else 50)),
+            # The same with WebSocket clients only: the polling clients' HTTP round trips
+            # make the tail of the rows above (docs/performance.md, write-through).
+            ("latency-100-ws", dict(lat, clients=20 if q else 100, polling=0)),
+            ("latency-1000-ws", dict(lat, clients=100 if q else 1000, polling=0)),
         ],
         "fanout": [
             ("fanout-1000", dict(rate=0, clients=100 if q else 1000, duration_ms=2000 if q else 10000,
