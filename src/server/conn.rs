@@ -182,6 +182,9 @@ impl Resettable for TcpStream {
     }
 }
 
+/// The most one read of a [`SharedTcp`] takes.
+const MAX_READ: usize = 16 * 1024;
+
 /// The server's own TCP stream, shared: the connection reads and writes it through
 /// here, and an emitting thread may write to it directly when the connection's writer
 /// waits idle (write-through, `server::write_through`). Sharing the stream, rather than
@@ -212,9 +215,7 @@ impl SharedTcp {
     pub fn shared(&self) -> Arc<TcpShared> {
         self.0.clone()
     }
-}
 
-impl SharedTcp {
     /// Write with `write` once the socket is writable (tokio's own poll_write, on a
     /// shared stream).
     fn poll_write_with(
@@ -241,7 +242,11 @@ impl AsyncRead for SharedTcp {
     ) -> Poll<io::Result<()>> {
         loop {
             std::task::ready!(self.0.stream.poll_read_ready(cx))?;
-            match self.0.stream.try_read(buf.initialize_unfilled()) {
+            // A shared stream reads through a safe slice, which must be initialized
+            // first: at most this much per read, so that a large buffer (hyper's grows
+            // for a large body) is not zeroed whole at every read.
+            let n = buf.remaining().min(MAX_READ);
+            match self.0.stream.try_read(buf.initialize_unfilled_to(n)) {
                 Ok(n) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
