@@ -228,6 +228,10 @@ def table(results: list[dict]) -> str:
         drops = (r.get("server_stats") or {}).get("dropped")
         if drops:
             notes.append(f"server dropped {drops}")
+        polling = r.get("latency_polling_us")
+        if polling:
+            # The long-polling clients apart: their HTTP round trips make a mixed tail.
+            notes.append(f"polling clients p50/p99 {polling['p50']}/{polling['p99']} µs")
         if r.get("load_tool_cpu_pct", 0) > 90:
             # The load tool, not the server, was the limit: the server's CPU per
             # delivered event is the number to compare.

@@ -128,7 +128,7 @@ fn main() {
 }
 
 async fn run_bounded(args: &Args) -> (Value, i32) {
-    let run = Rc::new(Run::new(args.clients));
+    let run = Rc::new(Run::new(args.clients, args.polling));
     let limit = Duration::from_secs_f64(args.max_seconds);
     let mut out = match tokio::time::timeout(limit, scenario(args, run.clone())).await {
         Ok(Ok(out)) => out,
@@ -344,6 +344,16 @@ async fn scenario(args: &Args, run: Rc<Run>) -> Result<Value, String> {
         "mean": hist.mean(),
         "count": hist.count(),
     });
+    let polling = run.hist_polling.borrow();
+    if polling.count() > 0 {
+        out["latency_polling_us"] = json!({
+            "p50": polling.quantile(0.50),
+            "p90": polling.quantile(0.90),
+            "p99": polling.quantile(0.99),
+            "max": polling.max(),
+            "count": polling.count(),
+        });
+    }
     out["window_s"] = json!(window_s);
     if let (Some(a), Some(b)) = (cpu1, cpu0) {
         out["server_cpu_s"] = json!(a - b);

@@ -53,6 +53,10 @@ pub enum Fault {
 
 pub struct Run {
     pub hist: RefCell<Histogram>,
+    /// The long-polling clients' share of `hist` (clients `0..polling`): their HTTP
+    /// round trips make the tail of a mixed run, so the report shows them apart.
+    pub hist_polling: RefCell<Histogram>,
+    pub polling: usize,
     pub received: Cell<u64>,
     pub first_recv: Cell<u64>,
     pub last_recv: Cell<u64>,
@@ -71,9 +75,11 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn new(clients: usize) -> Self {
+    pub fn new(clients: usize, polling: usize) -> Self {
         Self {
             hist: RefCell::new(Histogram::default()),
+            hist_polling: RefCell::new(Histogram::default()),
+            polling,
             received: Cell::new(0),
             first_recv: Cell::new(0),
             last_recv: Cell::new(0),
@@ -148,6 +154,11 @@ impl Run {
     fn on_tick(&self, id: usize, seq: u64, ts: u64) {
         let now = now_us();
         self.hist.borrow_mut().record(now.saturating_sub(ts));
+        if id < self.polling {
+            self.hist_polling
+                .borrow_mut()
+                .record(now.saturating_sub(ts));
+        }
         self.received.set(self.received.get() + 1);
         if self.first_recv.get() == 0 {
             self.first_recv.set(now);
@@ -196,7 +207,7 @@ mod tests {
 
     #[test]
     fn tracks_gaps_and_duplicates() {
-        let run = Run::new(1);
+        let run = Run::new(1, 0);
         for seq in [0, 1, 3, 3, 4] {
             let p = format!("42[\"tick\",{{\"seq\":{seq},\"ts\":1}}]");
             assert_eq!(run.on_packet(0, p.as_bytes()), Packet::Handled);
