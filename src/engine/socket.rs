@@ -29,6 +29,14 @@ impl EngineSocket {
         Self(session)
     }
 
+    /// Writes pushes to `through` while its writer waits idle, as a WebSocket's does;
+    /// true when armed. For tests of the fan-out above the engine.
+    #[cfg(test)]
+    pub(crate) fn write_through_to(&self, through: Arc<dyn super::WriteThrough>) -> bool {
+        self.0.set_write_through(through);
+        self.0.arm_write_through()
+    }
+
     /// The session id.
     pub fn sid(&self) -> &str {
         self.0.sid()

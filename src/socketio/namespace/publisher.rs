@@ -118,8 +118,9 @@ impl WriteThroughGate {
     }
 }
 
-/// Push one encoded packet to every local socket the target reaches, under the
-/// registry's read lock, then (outside it) wait as the backpressure policy says: for
+/// Push one encoded packet to every local socket the target reaches (under the
+/// registry's read lock, or outside it when writing through), then wait as the
+/// backpressure policy says: for
 /// room where a queue was full, and for the writer to catch up where a queue went over
 /// its watermark. The bytes are shared, never copied per recipient. Returns the report
 /// and the sockets to which the slow-consumer policy applies: those that could not take
@@ -138,7 +139,7 @@ pub(crate) fn fan_out(
     let mut blocked = Vec::new();
     let mut lagging = Vec::new();
     let through = gate.open();
-    members.for_each_target(out.target, Some(out.filter_key), |socket| {
+    let push = |socket: &Socket| {
         let pushed = match (out.keyed, encoded.frames.first()) {
             (Some(key), Some(frame)) if encoded.frames.len() == 1 => {
                 socket.send_keyed(key, frame).map(|()| false)
@@ -164,7 +165,19 @@ pub(crate) fn fan_out(
             // Disconnecting right now: its disconnect is being handled.
             Err(SendError::Closed) => {}
         }
-    });
+    };
+    if through {
+        // A write-through is a write() per idle recipient: a thousand take milliseconds,
+        // too long to hold the registry's read lock (a connect, join or disconnect on
+        // the runtime would wait for all of it). The recipients are taken first.
+        let mut targets = Vec::new();
+        members.for_each_target(out.target, Some(out.filter_key), |socket| {
+            targets.push(socket.clone())
+        });
+        targets.iter().for_each(push);
+    } else {
+        members.for_each_target(out.target, Some(out.filter_key), push);
+    }
     if let Some(deadline) = deadline {
         // The last first, as below.
         for socket in blocked.into_iter().rev() {
@@ -220,5 +233,64 @@ pub(crate) fn drop_slow(policy: SlowConsumerPolicy, stats: &Stats, slow: Vec<Soc
                 "slow consumer disconnected: its outbound queue stayed full"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Weak};
+    use std::time::Duration;
+
+    use crate::engine::{Frame, WriteThrough, Written};
+    use crate::socketio::namespace::Namespace;
+    use crate::{Server, ServerConfig};
+
+    /// Joins a room from inside the write, as a connect or a join on the runtime does
+    /// while a fan-out writes: it needs the registry's write lock.
+    struct JoinsWhileWriting {
+        ns: Weak<Namespace>,
+        sid: String,
+        joined: AtomicUsize,
+    }
+
+    impl WriteThrough for JoinsWhileWriting {
+        fn write(&self, _frames: &[Frame]) -> Written {
+            if let Some(ns) = self.ns.upgrade() {
+                if ns.join_room(&self.sid, "joined-meanwhile") {
+                    self.joined.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            Written::All
+        }
+    }
+
+    #[test]
+    fn writes_through_without_holding_the_registry_lock() {
+        let server = Server::new(ServerConfig::default());
+        let ns = server.emitter().namespace("/").expect("the main namespace");
+        let socket = ns.attach_detached_socket(64);
+        let probe = Arc::new(JoinsWhileWriting {
+            ns: Arc::downgrade(&ns),
+            sid: socket.id().to_string(),
+            joined: AtomicUsize::new(0),
+        });
+        socket.drain_detached(); // the CONNECT reply: an idle writer has nothing queued
+        assert!(socket.0.engine.write_through_to(probe.clone()));
+
+        // Under the lock the join deadlocks: the emit's thread never reports back.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let emitter = server.emitter();
+        std::thread::spawn(move || {
+            let _ = tx.send(emitter.emit("tick", &1));
+        });
+        let report = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the write-through waited for the registry's lock it held")
+            .expect("the emit");
+        assert_eq!(report.delivered, 1);
+        assert_eq!(probe.joined.load(Ordering::SeqCst), 1);
+        assert_eq!(socket.0.engine.queued(), 0, "written through, not queued");
+        assert_eq!(ns.rooms(socket.id()).len(), 2);
     }
 }
