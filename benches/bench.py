@@ -228,6 +228,15 @@ def table(results: list[dict]) -> str:
         drops = (r.get("server_stats") or {}).get("dropped")
         if drops:
             notes.append(f"server dropped {drops}")
+        stats = r.get("server_stats") or {}
+        wall, cpu = stats.get("emit_wall_us"), stats.get("emit_cpu_us")
+        if wall and cpu and wall.get("p99") is not None:
+            # swarmcast's producer times its own emits: wall well above CPU on an idle
+            # core is the hypervisor's steal (below), which every latency here includes.
+            notes.append(f"emit wall p50/p99 {wall['p50'] / 1000:.1f}/{wall['p99'] / 1000:.1f} ms, "
+                         f"its CPU {cpu['p50'] / 1000:.1f}/{cpu['p99'] / 1000:.1f} ms")
+        if r.get("server_steal_s"):
+            notes.append(f"steal {r['server_steal_s']:.2f} s on the server's core")
         polling = r.get("latency_polling_us")
         if polling:
             # The long-polling clients apart: their HTTP round trips make a mixed tail.

@@ -156,6 +156,12 @@ fn server_cpu(args: &Args) -> Option<f64> {
     procfs::cpu_seconds(&args.server_pid?.to_string())
 }
 
+/// Steal time of the CPUs the server may run on, and how many there are.
+fn server_steal(args: &Args) -> Option<(f64, usize)> {
+    let cpus = procfs::allowed_cpus(&args.server_pid?.to_string())?;
+    Some((procfs::steal_seconds(&cpus)?, cpus.len()))
+}
+
 fn server_rss(args: &Args) -> Option<u64> {
     procfs::rss_kib(&args.server_pid?.to_string())
 }
@@ -259,6 +265,7 @@ async fn scenario(args: &Args, run: Rc<Run>) -> Result<Value, String> {
     let pad = args.payload_bytes.saturating_sub(48);
     out["server_stats_before"] = control.call("stats", &json!({})).await?;
     let cpu0 = server_cpu(args);
+    let steal0 = server_steal(args);
     let self0 = procfs::cpu_seconds("self");
     let t0 = now_us();
     let started = control
@@ -298,6 +305,7 @@ async fn scenario(args: &Args, run: Rc<Run>) -> Result<Value, String> {
         }
     }
     let cpu1 = server_cpu(args);
+    let steal1 = server_steal(args);
     let self1 = procfs::cpu_seconds("self");
     let window_s = (now_us() - t0) as f64 / 1e6;
     let final_stats = control
@@ -361,6 +369,12 @@ async fn scenario(args: &Args, run: Rc<Run>) -> Result<Value, String> {
     }
     if let (Some(a), Some(b)) = (self1, self0) {
         out["load_tool_cpu_pct"] = json!(100.0 * (a - b) / window_s);
+    }
+    if let (Some((a, cpus)), Some((b, _))) = (steal1, steal0) {
+        // On a virtual machine: the share of the server's CPUs the hypervisor gave to
+        // others while the server wanted them. Its emits wait that long.
+        out["server_steal_s"] = json!(a - b);
+        out["server_steal_pct"] = json!(100.0 * (a - b) / (window_s * cpus as f64));
     }
     out["server_stats"] = final_stats;
     Ok(out)

@@ -1,5 +1,5 @@
-//! What `/proc` says about a process: CPU seconds (utime + stime) and memory (VmRSS,
-//! VmHWM).
+//! What `/proc` says about a process: CPU seconds (utime + stime), memory (VmRSS,
+//! VmHWM), the CPUs it may run on; and what the hypervisor took from each CPU (steal).
 
 use std::sync::OnceLock;
 
@@ -50,6 +50,45 @@ pub fn hwm_kib(pid: &str) -> Option<u64> {
     status_kib(pid, "VmHWM")
 }
 
+/// The CPUs `pid` may run on (`Cpus_allowed_list`: "0", "0-3", "0,2-3").
+pub fn allowed_cpus(pid: &str) -> Option<Vec<usize>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    cpu_list(
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?,
+    )
+}
+
+/// A kernel CPU list ("0", "0-3", "0,2-3") as the CPUs it names.
+fn cpu_list(list: &str) -> Option<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => cpus.extend(a.parse::<usize>().ok()?..=b.parse::<usize>().ok()?),
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    Some(cpus)
+}
+
+/// Steal time of `cpus` so far, in seconds: time their virtual CPUs wanted to run
+/// and the hypervisor ran something else (the 8th value of `/proc/stat`'s `cpuN`).
+pub fn steal_seconds(cpus: &[usize]) -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let mut ticks = 0u64;
+    for line in stat.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(cpu) = fields.next().and_then(|name| name.strip_prefix("cpu")) else {
+            continue;
+        };
+        if cpu.parse::<usize>().is_ok_and(|c| cpus.contains(&c)) {
+            ticks += fields.nth(7)?.parse::<u64>().ok()?;
+        }
+    }
+    Some(ticks as f64 / clock_ticks())
+}
+
 #[cfg(all(test, feature = "selftest"))]
 mod tests {
     #[test]
@@ -57,5 +96,15 @@ mod tests {
         assert!(super::cpu_seconds("self").is_some());
         assert!(super::rss_kib("self").unwrap_or(0) > 0);
         assert!(super::hwm_kib("self").unwrap_or(0) > 0);
+        let cpus = super::allowed_cpus("self").unwrap_or_default();
+        assert!(!cpus.is_empty());
+        assert!(super::steal_seconds(&cpus).is_some());
+    }
+
+    #[test]
+    fn reads_cpu_lists() {
+        assert_eq!(super::cpu_list("0\n"), Some(vec![0]));
+        assert_eq!(super::cpu_list("0,2-4"), Some(vec![0, 2, 3, 4]));
+        assert_eq!(super::cpu_list("1-x"), None);
     }
 }

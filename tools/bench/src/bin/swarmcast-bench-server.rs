@@ -57,6 +57,21 @@ struct Producer {
     running: AtomicBool,
     done: AtomicBool,
     sent: AtomicU64,
+    /// Paced producers only: each emit's wall time and the producer thread's CPU time
+    /// in it, in µs. Wall well above CPU on an otherwise idle core is time the
+    /// hypervisor took the CPU away (steal), which the latency rows then include.
+    emit_times: std::sync::Mutex<Vec<(u64, u64)>>,
+}
+
+/// p50, p99 and max of one column of the emit times.
+fn emit_times_json(times: &[(u64, u64)], column: impl Fn(&(u64, u64)) -> u64) -> Value {
+    let mut v: Vec<u64> = times.iter().map(column).collect();
+    v.sort_unstable();
+    let at = |q: f64| {
+        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+    };
+    json!({"p50": at(0.5), "p99": at(0.99), "max": v.last()})
 }
 
 #[derive(Serialize)]
@@ -90,8 +105,19 @@ fn produce(
             ts: now_us(),
             pad,
         };
+        // Timed only when paced: a back-to-back producer is measured by throughput.
+        let timed = (rate > 0.0).then(|| (Instant::now(), cpu_time::ThreadTime::try_now()));
         if let Err(e) = emitter.emit("tick", &tick) {
             eprintln!("emit failed: {e}");
+        }
+        if let Some((wall, Ok(cpu))) = timed {
+            let cpu_us = cpu.try_elapsed().map_or(0, |d| d.as_micros() as u64);
+            let wall_us = wall.elapsed().as_micros() as u64;
+            state
+                .emit_times
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((wall_us, cpu_us));
         }
         state.sent.store(seq + 1, Ordering::Release);
     };
@@ -154,6 +180,7 @@ fn metrics_json(emitter: &swarmcast::Emitter) -> Value {
         "bytes_out": m.bytes_out,
         "frames_out": m.frames_out,
         "flushes": m.flushes,
+        "writes_through": m.writes_through,
     })
 }
 
@@ -220,11 +247,19 @@ fn main() {
         let emitter = server.emitter();
         let producer = producer.clone();
         bench.on("stats", move |_socket, _event, ack| {
-            let reply = json!({
+            let mut reply = json!({
                 "sent": producer.sent.load(Ordering::Acquire),
                 "done": producer.done.load(Ordering::Acquire),
                 "metrics": metrics_json(&emitter),
             });
+            let times = producer
+                .emit_times
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if !times.is_empty() {
+                reply["emit_wall_us"] = emit_times_json(&times, |t| t.0);
+                reply["emit_cpu_us"] = emit_times_json(&times, |t| t.1);
+            }
             if let Some(ack) = ack {
                 let _ = ack.send(&reply);
             }
