@@ -144,6 +144,15 @@ pub(crate) trait WriteThrough: Send + Sync {
     fn write(&self, frames: &[Frame]) -> Written;
 }
 
+/// Asked under the queue's lock whether a push may still go in (see
+/// [`OutboundQueue::push_if`]).
+pub(crate) type Admit<'a> = &'a dyn Fn() -> bool;
+
+/// An [`Admit`] that always lets the push in.
+pub(crate) fn always() -> bool {
+    true
+}
+
 /// What a keyed push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KeyedPush {
@@ -243,20 +252,34 @@ impl OutboundQueue {
     /// backpressure watermark: an emitter that may wait should
     /// ([`OutboundQueue::wait_below_watermark`]).
     pub fn push(&self, frames: &[Frame]) -> Result<bool, PushError> {
-        self.push_or_write(frames, false)
+        self.push_if(frames, false, &always)
     }
 
     /// [`OutboundQueue::push`], writing the frames through to the writer's socket when
     /// the queue is armed and empty (see the module's doc). `Ok(false)` when written.
+    /// (Pushers outside the tests say whether they still admit: `push_if`.)
+    #[cfg(test)]
     pub fn push_through(&self, frames: &[Frame]) -> Result<bool, PushError> {
-        self.push_or_write(frames, true)
+        self.push_if(frames, true, &always)
     }
 
-    fn push_or_write(&self, frames: &[Frame], through: bool) -> Result<bool, PushError> {
+    /// [`OutboundQueue::push`], writing the frames through to the writer's socket when
+    /// `through` and the queue is armed and empty (see the module's doc; `Ok(false)`
+    /// when written), if `admit` still holds once the queue's lock is taken; `Closed`
+    /// when it does not.
+    /// The pusher's own state is asked in the same critical section as its frames go
+    /// in, so what it queues after changing that state (a Socket.IO socket's DISCONNECT,
+    /// after the socket is marked gone) comes after every frame this lets in.
+    pub fn push_if(
+        &self,
+        frames: &[Frame],
+        through: bool,
+        admit: Admit<'_>,
+    ) -> Result<bool, PushError> {
         let size = charge(frames);
         let (was_empty, above) = {
             let mut state = self.state.lock();
-            if state.closed {
+            if state.closed || !admit() {
                 return Err(PushError::Closed);
             }
             if through && state.armed && state.frames.is_empty() {
@@ -329,13 +352,19 @@ impl OutboundQueue {
 
     /// Block the calling thread until `frames` fit under the bounds, then queue them;
     /// `Full` once `deadline` passes (the queue is then stalled: not waited on again
-    /// until the writer empties it). `Ok(true)` as for [`OutboundQueue::push`].
-    pub fn push_blocking(&self, frames: &[Frame], deadline: Instant) -> Result<bool, PushError> {
+    /// until the writer empties it). `Ok(true)` as for [`OutboundQueue::push`]; `admit`
+    /// as for [`OutboundQueue::push_if`], asked again after every wait.
+    pub fn push_blocking(
+        &self,
+        frames: &[Frame],
+        deadline: Instant,
+        admit: Admit<'_>,
+    ) -> Result<bool, PushError> {
         let size = charge(frames);
         let (was_empty, above) = {
             let mut state = self.state.lock();
             loop {
-                if state.closed {
+                if state.closed || !admit() {
                     return Err(PushError::Closed);
                 }
                 if self.fits(&state, frames.len(), size) {
@@ -427,12 +456,18 @@ impl OutboundQueue {
     /// frame of the same key is still unwritten it is replaced where it stands, so a
     /// client that falls behind gets the latest value once instead of every value, and
     /// per-key order never reverses. A new key is exempt from the packet bound (keys are
-    /// bounded by the state map itself) but not from twice the byte bound.
-    pub fn push_keyed(&self, key: &Arc<str>, frame: Frame) -> Result<KeyedPush, PushError> {
+    /// bounded by the state map itself) but not from twice the byte bound. `admit` as
+    /// for [`OutboundQueue::push_if`].
+    pub fn push_keyed(
+        &self,
+        key: &Arc<str>,
+        frame: Frame,
+        admit: Admit<'_>,
+    ) -> Result<KeyedPush, PushError> {
         let size = frame.len() + FRAME_OVERHEAD;
         let was_empty = {
             let mut state = self.state.lock();
-            if state.closed {
+            if state.closed || !admit() {
                 return Err(PushError::Closed);
             }
             let head = state.head;
@@ -662,6 +697,37 @@ mod tests {
     }
 
     #[test]
+    fn a_push_the_pusher_no_longer_admits_goes_nowhere() {
+        let gone = || false;
+        let (q, socket) = through(Written::All);
+        assert!(q.arm());
+        assert_eq!(
+            q.push_if(&[Frame::text("4a")], true, &gone),
+            Err(PushError::Closed)
+        );
+        assert_eq!(
+            q.push_if(&[Frame::text("4b")], false, &gone),
+            Err(PushError::Closed)
+        );
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        assert_eq!(
+            q.push_blocking(&[Frame::text("4c")], deadline, &gone),
+            Err(PushError::Closed)
+        );
+        let key: Arc<str> = Arc::from("k");
+        assert_eq!(
+            q.push_keyed(&key, Frame::text("4d"), &gone),
+            Err(PushError::Closed)
+        );
+        assert!(socket.taken.lock().is_empty(), "nothing written through");
+        assert_eq!(q.len(), 0, "nothing queued");
+        assert!(!woken(&q));
+        // What the pusher sends itself after it stopped admitting still goes in.
+        assert_eq!(q.push_through(&[Frame::text("41")]), Ok(false));
+        assert_eq!(socket.taken.lock().len(), 1);
+    }
+
+    #[test]
     fn a_partial_write_through_disarms_and_wakes_the_writer() {
         let (q, socket) = through(Written::Partly);
         assert!(q.arm());
@@ -759,7 +825,10 @@ mod tests {
             })
         };
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
-        assert_eq!(q.push_blocking(&[Frame::text("4b")], deadline), Ok(false));
+        assert_eq!(
+            q.push_blocking(&[Frame::text("4b")], deadline, &always),
+            Ok(false)
+        );
         writer.join().unwrap();
         assert_eq!(q.len(), 1);
     }
@@ -770,14 +839,14 @@ mod tests {
         q.push(&[Frame::text("4a")]).unwrap();
         let now = Instant::now();
         assert_eq!(
-            q.push_blocking(&[Frame::text("4b")], now),
+            q.push_blocking(&[Frame::text("4b")], now, &always),
             Err(PushError::Full)
         );
         assert!(q.is_stalled());
         // A stalled queue is not waited on again.
         let later = Instant::now() + std::time::Duration::from_secs(3600);
         assert_eq!(
-            q.push_blocking(&[Frame::text("4b")], later),
+            q.push_blocking(&[Frame::text("4b")], later, &always),
             Err(PushError::Full)
         );
         let mut out = VecDeque::new();
@@ -798,7 +867,7 @@ mod tests {
         };
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         assert_eq!(
-            q.push_blocking(&[Frame::text("4b")], deadline),
+            q.push_blocking(&[Frame::text("4b")], deadline, &always),
             Err(PushError::Closed)
         );
         closer.join().unwrap();
@@ -912,13 +981,19 @@ mod tests {
     fn a_keyed_barrier_keeps_later_frames_behind_what_is_queued() {
         let q = queue(100, room(100, 1 << 20));
         let a: Arc<str> = "a".into();
-        assert_eq!(q.push_keyed(&a, Frame::text("a1")), Ok(KeyedPush::Queued));
+        assert_eq!(
+            q.push_keyed(&a, Frame::text("a1"), &always),
+            Ok(KeyedPush::Queued)
+        );
         q.keyed_barrier();
         q.push(&[Frame::text("snapshot")]).expect("room");
         // Not in front of the snapshot: after it.
-        assert_eq!(q.push_keyed(&a, Frame::text("a2")), Ok(KeyedPush::Queued));
         assert_eq!(
-            q.push_keyed(&a, Frame::text("a3")),
+            q.push_keyed(&a, Frame::text("a2"), &always),
+            Ok(KeyedPush::Queued)
+        );
+        assert_eq!(
+            q.push_keyed(&a, Frame::text("a3"), &always),
             Ok(KeyedPush::Coalesced)
         );
         let mut out = VecDeque::new();
@@ -938,11 +1013,17 @@ mod tests {
         let q = queue(2, room(2, 1000));
         let a: Arc<str> = "m\0a".into();
         let b: Arc<str> = "m\0b".into();
-        assert_eq!(q.push_keyed(&a, Frame::text("a1")), Ok(KeyedPush::Queued));
-        assert_eq!(q.push_keyed(&b, Frame::text("b1")), Ok(KeyedPush::Queued));
+        assert_eq!(
+            q.push_keyed(&a, Frame::text("a1"), &always),
+            Ok(KeyedPush::Queued)
+        );
+        assert_eq!(
+            q.push_keyed(&b, Frame::text("b1"), &always),
+            Ok(KeyedPush::Queued)
+        );
         // Past the packet bound, keyed frames still coalesce or queue.
         assert_eq!(
-            q.push_keyed(&a, Frame::text("a2")),
+            q.push_keyed(&a, Frame::text("a2"), &always),
             Ok(KeyedPush::Coalesced)
         );
         assert_eq!(q.push(&[Frame::text("4x")]), Err(PushError::Full));
@@ -954,9 +1035,12 @@ mod tests {
             "a2 took a1's place"
         );
         // a is written: a new value queues behind b instead of jumping ahead.
-        assert_eq!(q.push_keyed(&a, Frame::text("a3")), Ok(KeyedPush::Queued));
         assert_eq!(
-            q.push_keyed(&b, Frame::text("b2")),
+            q.push_keyed(&a, Frame::text("a3"), &always),
+            Ok(KeyedPush::Queued)
+        );
+        assert_eq!(
+            q.push_keyed(&b, Frame::text("b2"), &always),
             Ok(KeyedPush::Coalesced)
         );
         q.drain_into(&mut out, 10);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio_util::sync::WaitForCancellationFuture;
 
-use super::queue::Frame;
+use super::queue::{always, Admit, Frame};
 use super::session::Session;
 use super::{CloseReason, SendError, Transport};
 
@@ -63,19 +63,21 @@ impl EngineSocket {
     /// Queue already encoded frames as one group (all or none). Never waits: a full
     /// queue is [`SendError::QueueFull`].
     pub fn send_frames(&self, frames: &[Frame]) -> Result<(), SendError> {
-        self.push(frames).map(|_| ())
+        Ok(self.0.queue().push(frames).map(|_| ())?)
     }
 
-    /// [`EngineSocket::send_frames`], telling whether the queue is now above its
-    /// backpressure watermark (an emitter that may wait should).
-    pub(crate) fn push(&self, frames: &[Frame]) -> Result<bool, SendError> {
-        Ok(self.0.queue().push(frames)?)
-    }
-
-    /// [`EngineSocket::push`], writing the frames to the socket at once when its writer
-    /// waits idle (write-through: what a low-rate broadcast does).
-    pub(crate) fn push_through(&self, frames: &[Frame]) -> Result<bool, SendError> {
-        Ok(self.0.queue().push_through(frames)?)
+    /// [`EngineSocket::send_frames`] while `admit` holds under the queue's lock (see
+    /// `OutboundQueue::push_if`), telling whether the queue is now above its
+    /// backpressure watermark (an emitter that may wait should). With `through`, the
+    /// frames are written to the socket at once when its writer waits idle
+    /// (write-through: what a low-rate broadcast does).
+    pub(crate) fn push(
+        &self,
+        frames: &[Frame],
+        through: bool,
+        admit: Admit<'_>,
+    ) -> Result<bool, SendError> {
+        Ok(self.0.queue().push_if(frames, through, admit)?)
     }
 
     /// Like [`EngineSocket::send_frames`], but when the queue is full, block the
@@ -88,7 +90,18 @@ impl EngineSocket {
         frames: &[Frame],
         deadline: std::time::Instant,
     ) -> Result<bool, SendError> {
-        Ok(self.0.queue().push_blocking(frames, deadline)?)
+        self.push_blocking(frames, deadline, &always)
+    }
+
+    /// [`EngineSocket::send_frames_blocking`] while `admit` holds under the queue's
+    /// lock (asked again after every wait).
+    pub(crate) fn push_blocking(
+        &self,
+        frames: &[Frame],
+        deadline: std::time::Instant,
+        admit: Admit<'_>,
+    ) -> Result<bool, SendError> {
+        Ok(self.0.queue().push_blocking(frames, deadline, admit)?)
     }
 
     /// Block the calling thread until the writer has brought the queue back under its
@@ -127,11 +140,16 @@ impl EngineSocket {
     }
 
     /// Queue the latest value of `key`: an unwritten frame of the same key is replaced
-    /// where it stands (keyed live state).
-    pub(crate) fn send_keyed(&self, key: &Arc<str>, frame: &Frame) -> Result<(), SendError> {
+    /// where it stands (keyed live state); `admit` as for [`EngineSocket::push`].
+    pub(crate) fn send_keyed(
+        &self,
+        key: &Arc<str>,
+        frame: &Frame,
+        admit: Admit<'_>,
+    ) -> Result<(), SendError> {
         self.0
             .queue()
-            .push_keyed(key, frame.clone())
+            .push_keyed(key, frame.clone(), admit)
             .map(|_| ())
             .map_err(SendError::from)
     }

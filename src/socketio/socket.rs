@@ -12,7 +12,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::engine::{new_id, CloseReason, EngineSocket, Frame, RequestInfo, SendError, Transport};
+use crate::engine::{
+    new_id, Admit, CloseReason, EngineSocket, Frame, RequestInfo, SendError, Transport,
+};
 use crate::protocol::socketio::PacketKind;
 use crate::socketio::adapter::acks::{first_arg, AckEvent, AckSink};
 use crate::socketio::adapter::SessionRecord;
@@ -218,12 +220,12 @@ impl Socket {
     /// [`Socket::send_frames`], telling whether the queue is now above its
     /// backpressure watermark.
     pub(crate) fn push_frames(&self, frames: &[Frame]) -> Result<bool, SendError> {
-        self.push_with(frames, |engine| engine.push(frames))
+        self.push_with(frames, |engine, admit| engine.push(frames, false, admit))
     }
 
     /// [`Socket::push_frames`], written to the socket at once when its writer waits idle.
     pub(crate) fn push_frames_through(&self, frames: &[Frame]) -> Result<bool, SendError> {
-        self.push_with(frames, |engine| engine.push_through(frames))
+        self.push_with(frames, |engine, admit| engine.push(frames, true, admit))
     }
 
     /// Like [`Socket::push_frames`], waiting (blocking the thread) until `deadline` for
@@ -233,9 +235,17 @@ impl Socket {
         frames: &[Frame],
         deadline: std::time::Instant,
     ) -> Result<bool, SendError> {
-        self.push_with(frames, |engine| {
-            engine.send_frames_blocking(frames, deadline)
+        self.push_with(frames, |engine, admit| {
+            engine.push_blocking(frames, deadline, admit)
         })
+    }
+
+    /// Whether the socket is connected now: asked again under the engine queue's lock
+    /// as frames go in, so none lands behind the DISCONNECT that [`Socket::disconnect`]
+    /// queues once the socket is marked gone (the connection, shared by the client's
+    /// namespaces, stays open).
+    fn still_connected(&self) -> bool {
+        self.0.state.load(Ordering::Acquire) == CONNECTED
     }
 
     /// Push with `push` once connected; while the connect handler runs, frames wait
@@ -243,16 +253,17 @@ impl Socket {
     fn push_with(
         &self,
         frames: &[Frame],
-        push: impl FnOnce(&EngineSocket) -> Result<bool, SendError>,
+        push: impl FnOnce(&EngineSocket, Admit<'_>) -> Result<bool, SendError>,
     ) -> Result<bool, SendError> {
+        let admit = || self.still_connected();
         match self.0.state.load(Ordering::Acquire) {
-            CONNECTED => push(&self.0.engine),
+            CONNECTED => push(&self.0.engine, &admit),
             DISCONNECTED => Err(SendError::Closed),
             _ => {
                 let mut pending = self.0.pending.lock();
                 // Re-check under the lock: `mark_connected` flips the state while holding it.
                 match self.0.state.load(Ordering::Acquire) {
-                    CONNECTED => push(&self.0.engine),
+                    CONNECTED => push(&self.0.engine, &admit),
                     DISCONNECTED => Err(SendError::Closed),
                     _ => {
                         pending.extend_from_slice(frames);
@@ -295,7 +306,9 @@ impl Socket {
         if self.0.state.load(Ordering::Acquire) != CONNECTED {
             return self.send_frames(std::slice::from_ref(frame));
         }
-        self.0.engine.send_keyed(key, frame)
+        self.0
+            .engine
+            .send_keyed(key, frame, &|| self.still_connected())
     }
 
     /// Queue a replayed packet: exempt from the queue bound, since the replay buffer
