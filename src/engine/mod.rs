@@ -47,7 +47,7 @@ use crate::metrics::Stats;
 use crate::protocol::engineio::Handshake;
 
 pub use queue::Frame;
-pub(crate) use queue::{Admit, FrameData, WriteThrough, Written, FRAME_OVERHEAD};
+pub(crate) use queue::{FrameData, WriteThrough, Written, FRAME_OVERHEAD};
 use queue::{PushError, QueueLimits};
 pub(crate) use session::Session;
 pub use socket::EngineSocket;

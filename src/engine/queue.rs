@@ -144,11 +144,7 @@ pub(crate) trait WriteThrough: Send + Sync {
     fn write(&self, frames: &[Frame]) -> Written;
 }
 
-/// Asked under the queue's lock whether a push may still go in (see
-/// [`OutboundQueue::push_if`]).
-pub(crate) type Admit<'a> = &'a dyn Fn() -> bool;
-
-/// An [`Admit`] that always lets the push in.
+/// An `admit` (see [`OutboundQueue::push_if`]) that always lets the push in.
 pub(crate) fn always() -> bool {
     true
 }
@@ -252,7 +248,7 @@ impl OutboundQueue {
     /// backpressure watermark: an emitter that may wait should
     /// ([`OutboundQueue::wait_below_watermark`]).
     pub fn push(&self, frames: &[Frame]) -> Result<bool, PushError> {
-        self.push_if(frames, false, &always)
+        self.push_if(frames, false, always)
     }
 
     /// [`OutboundQueue::push`], writing the frames through to the writer's socket when
@@ -260,7 +256,7 @@ impl OutboundQueue {
     /// (Pushers outside the tests say whether they still admit: `push_if`.)
     #[cfg(test)]
     pub fn push_through(&self, frames: &[Frame]) -> Result<bool, PushError> {
-        self.push_if(frames, true, &always)
+        self.push_if(frames, true, always)
     }
 
     /// [`OutboundQueue::push`], writing the frames through to the writer's socket when
@@ -274,7 +270,7 @@ impl OutboundQueue {
         &self,
         frames: &[Frame],
         through: bool,
-        admit: Admit<'_>,
+        admit: impl Fn() -> bool,
     ) -> Result<bool, PushError> {
         let size = charge(frames);
         let (was_empty, above) = {
@@ -358,7 +354,7 @@ impl OutboundQueue {
         &self,
         frames: &[Frame],
         deadline: Instant,
-        admit: Admit<'_>,
+        admit: impl Fn() -> bool,
     ) -> Result<bool, PushError> {
         let size = charge(frames);
         let (was_empty, above) = {
@@ -462,7 +458,7 @@ impl OutboundQueue {
         &self,
         key: &Arc<str>,
         frame: Frame,
-        admit: Admit<'_>,
+        admit: impl Fn() -> bool,
     ) -> Result<KeyedPush, PushError> {
         let size = frame.len() + FRAME_OVERHEAD;
         let was_empty = {
@@ -702,21 +698,21 @@ mod tests {
         let (q, socket) = through(Written::All);
         assert!(q.arm());
         assert_eq!(
-            q.push_if(&[Frame::text("4a")], true, &gone),
+            q.push_if(&[Frame::text("4a")], true, gone),
             Err(PushError::Closed)
         );
         assert_eq!(
-            q.push_if(&[Frame::text("4b")], false, &gone),
+            q.push_if(&[Frame::text("4b")], false, gone),
             Err(PushError::Closed)
         );
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         assert_eq!(
-            q.push_blocking(&[Frame::text("4c")], deadline, &gone),
+            q.push_blocking(&[Frame::text("4c")], deadline, gone),
             Err(PushError::Closed)
         );
         let key: Arc<str> = Arc::from("k");
         assert_eq!(
-            q.push_keyed(&key, Frame::text("4d"), &gone),
+            q.push_keyed(&key, Frame::text("4d"), gone),
             Err(PushError::Closed)
         );
         assert!(socket.taken.lock().is_empty(), "nothing written through");
@@ -826,7 +822,7 @@ mod tests {
         };
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         assert_eq!(
-            q.push_blocking(&[Frame::text("4b")], deadline, &always),
+            q.push_blocking(&[Frame::text("4b")], deadline, always),
             Ok(false)
         );
         writer.join().unwrap();
@@ -839,14 +835,14 @@ mod tests {
         q.push(&[Frame::text("4a")]).unwrap();
         let now = Instant::now();
         assert_eq!(
-            q.push_blocking(&[Frame::text("4b")], now, &always),
+            q.push_blocking(&[Frame::text("4b")], now, always),
             Err(PushError::Full)
         );
         assert!(q.is_stalled());
         // A stalled queue is not waited on again.
         let later = Instant::now() + std::time::Duration::from_secs(3600);
         assert_eq!(
-            q.push_blocking(&[Frame::text("4b")], later, &always),
+            q.push_blocking(&[Frame::text("4b")], later, always),
             Err(PushError::Full)
         );
         let mut out = VecDeque::new();
@@ -867,7 +863,7 @@ mod tests {
         };
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
         assert_eq!(
-            q.push_blocking(&[Frame::text("4b")], deadline, &always),
+            q.push_blocking(&[Frame::text("4b")], deadline, always),
             Err(PushError::Closed)
         );
         closer.join().unwrap();
@@ -982,18 +978,18 @@ mod tests {
         let q = queue(100, room(100, 1 << 20));
         let a: Arc<str> = "a".into();
         assert_eq!(
-            q.push_keyed(&a, Frame::text("a1"), &always),
+            q.push_keyed(&a, Frame::text("a1"), always),
             Ok(KeyedPush::Queued)
         );
         q.keyed_barrier();
         q.push(&[Frame::text("snapshot")]).expect("room");
         // Not in front of the snapshot: after it.
         assert_eq!(
-            q.push_keyed(&a, Frame::text("a2"), &always),
+            q.push_keyed(&a, Frame::text("a2"), always),
             Ok(KeyedPush::Queued)
         );
         assert_eq!(
-            q.push_keyed(&a, Frame::text("a3"), &always),
+            q.push_keyed(&a, Frame::text("a3"), always),
             Ok(KeyedPush::Coalesced)
         );
         let mut out = VecDeque::new();
@@ -1014,16 +1010,16 @@ mod tests {
         let a: Arc<str> = "m\0a".into();
         let b: Arc<str> = "m\0b".into();
         assert_eq!(
-            q.push_keyed(&a, Frame::text("a1"), &always),
+            q.push_keyed(&a, Frame::text("a1"), always),
             Ok(KeyedPush::Queued)
         );
         assert_eq!(
-            q.push_keyed(&b, Frame::text("b1"), &always),
+            q.push_keyed(&b, Frame::text("b1"), always),
             Ok(KeyedPush::Queued)
         );
         // Past the packet bound, keyed frames still coalesce or queue.
         assert_eq!(
-            q.push_keyed(&a, Frame::text("a2"), &always),
+            q.push_keyed(&a, Frame::text("a2"), always),
             Ok(KeyedPush::Coalesced)
         );
         assert_eq!(q.push(&[Frame::text("4x")]), Err(PushError::Full));
@@ -1036,11 +1032,11 @@ mod tests {
         );
         // a is written: a new value queues behind b instead of jumping ahead.
         assert_eq!(
-            q.push_keyed(&a, Frame::text("a3"), &always),
+            q.push_keyed(&a, Frame::text("a3"), always),
             Ok(KeyedPush::Queued)
         );
         assert_eq!(
-            q.push_keyed(&b, Frame::text("b2"), &always),
+            q.push_keyed(&b, Frame::text("b2"), always),
             Ok(KeyedPush::Coalesced)
         );
         q.drain_into(&mut out, 10);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio_util::sync::WaitForCancellationFuture;
 
-use super::queue::{always, Admit, Frame};
+use super::queue::{always, Frame};
 use super::session::Session;
 use super::{CloseReason, SendError, Transport};
 
@@ -75,7 +75,7 @@ impl EngineSocket {
         &self,
         frames: &[Frame],
         through: bool,
-        admit: Admit<'_>,
+        admit: impl Fn() -> bool,
     ) -> Result<bool, SendError> {
         Ok(self.0.queue().push_if(frames, through, admit)?)
     }
@@ -90,7 +90,7 @@ impl EngineSocket {
         frames: &[Frame],
         deadline: std::time::Instant,
     ) -> Result<bool, SendError> {
-        self.push_blocking(frames, deadline, &always)
+        self.push_blocking(frames, deadline, always)
     }
 
     /// [`EngineSocket::send_frames_blocking`] while `admit` holds under the queue's
@@ -99,7 +99,7 @@ impl EngineSocket {
         &self,
         frames: &[Frame],
         deadline: std::time::Instant,
-        admit: Admit<'_>,
+        admit: impl Fn() -> bool,
     ) -> Result<bool, SendError> {
         Ok(self.0.queue().push_blocking(frames, deadline, admit)?)
     }
@@ -145,7 +145,7 @@ impl EngineSocket {
         &self,
         key: &Arc<str>,
         frame: &Frame,
-        admit: Admit<'_>,
+        admit: impl Fn() -> bool,
     ) -> Result<(), SendError> {
         self.0
             .queue()

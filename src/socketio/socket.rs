@@ -12,9 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::engine::{
-    new_id, Admit, CloseReason, EngineSocket, Frame, RequestInfo, SendError, Transport,
-};
+use crate::engine::{new_id, CloseReason, EngineSocket, Frame, RequestInfo, SendError, Transport};
 use crate::protocol::socketio::PacketKind;
 use crate::socketio::adapter::acks::{first_arg, AckEvent, AckSink};
 use crate::socketio::adapter::SessionRecord;
@@ -220,12 +218,16 @@ impl Socket {
     /// [`Socket::send_frames`], telling whether the queue is now above its
     /// backpressure watermark.
     pub(crate) fn push_frames(&self, frames: &[Frame]) -> Result<bool, SendError> {
-        self.push_with(frames, |engine, admit| engine.push(frames, false, admit))
+        self.push_with(frames, |engine| {
+            engine.push(frames, false, || self.still_connected())
+        })
     }
 
     /// [`Socket::push_frames`], written to the socket at once when its writer waits idle.
     pub(crate) fn push_frames_through(&self, frames: &[Frame]) -> Result<bool, SendError> {
-        self.push_with(frames, |engine, admit| engine.push(frames, true, admit))
+        self.push_with(frames, |engine| {
+            engine.push(frames, true, || self.still_connected())
+        })
     }
 
     /// Like [`Socket::push_frames`], waiting (blocking the thread) until `deadline` for
@@ -235,8 +237,8 @@ impl Socket {
         frames: &[Frame],
         deadline: std::time::Instant,
     ) -> Result<bool, SendError> {
-        self.push_with(frames, |engine, admit| {
-            engine.push_blocking(frames, deadline, admit)
+        self.push_with(frames, |engine| {
+            engine.push_blocking(frames, deadline, || self.still_connected())
         })
     }
 
@@ -253,17 +255,16 @@ impl Socket {
     fn push_with(
         &self,
         frames: &[Frame],
-        push: impl FnOnce(&EngineSocket, Admit<'_>) -> Result<bool, SendError>,
+        push: impl FnOnce(&EngineSocket) -> Result<bool, SendError>,
     ) -> Result<bool, SendError> {
-        let admit = || self.still_connected();
         match self.0.state.load(Ordering::Acquire) {
-            CONNECTED => push(&self.0.engine, &admit),
+            CONNECTED => push(&self.0.engine),
             DISCONNECTED => Err(SendError::Closed),
             _ => {
                 let mut pending = self.0.pending.lock();
                 // Re-check under the lock: `mark_connected` flips the state while holding it.
                 match self.0.state.load(Ordering::Acquire) {
-                    CONNECTED => push(&self.0.engine, &admit),
+                    CONNECTED => push(&self.0.engine),
                     DISCONNECTED => Err(SendError::Closed),
                     _ => {
                         pending.extend_from_slice(frames);
@@ -308,7 +309,7 @@ impl Socket {
         }
         self.0
             .engine
-            .send_keyed(key, frame, &|| self.still_connected())
+            .send_keyed(key, frame, || self.still_connected())
     }
 
     /// Queue a replayed packet: exempt from the queue bound, since the replay buffer
