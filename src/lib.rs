@@ -163,6 +163,7 @@ pub use socketio::adapter::{Adapter, LocalAdapter, Readiness, SocketInfo};
 pub use socketio::emitter::{
     Backlog, Broadcast, EmitError, EmitReport, Emitter, SlowConsumerPolicy,
 };
+pub use socketio::handoff::{Fence, Handoff, PreparedEmit, HANDOFF_BYTES, HANDOFF_CAPACITY};
 pub use socketio::limits::{RateLimit, RateLimitPolicy};
 pub use socketio::namespace::{ConnectError, ConnectFuture, Event, EventHandler, Namespace};
 pub use socketio::packet::{EncodeError, Payload};

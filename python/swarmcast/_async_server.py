@@ -115,7 +115,10 @@ class AsyncServer:
         self._connect_timeout = float(options.get("connect_timeout", 45.0))
         self._shutdown_timeout = float(options.get("shutdown_timeout", 5.0))
         # With emit_max_wait=0 no native call waits: they run on the loop directly.
-        self._may_block = float(options.get("emit_max_wait", 2.0)) > 0
+        # With emit_in_background a disconnect waits for the emits handed off before it.
+        self._may_block = float(options.get("emit_max_wait", 2.0)) > 0 or bool(
+            options.get("emit_in_background", False)
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -495,7 +498,7 @@ class AsyncServer:
             sent = self.server._try_emit(
                 event, data, to=to, room=room, skip_sid=skip_sid, namespace=namespace, volatile=volatile
             )
-            if sent is not None:
+            if sent is not False:
                 return sent
         emit = functools.partial(
             self.server.emit,

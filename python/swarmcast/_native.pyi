@@ -149,12 +149,14 @@ class Server:
         engineio_logger: bool = False,
         message_queue: str | None = None,
         channel: str = "socket.io",
+        emit_in_background: bool = False,
     ) -> Server: ...
     def mount_wsgi(
         self, app: Callable[..., Any], max_body: int = 16777216, threads: int = 8
     ) -> None: ...
     def start(self) -> None: ...
     def stop(self) -> None: ...
+    def flush(self, timeout: float | None = None) -> bool: ...
     def __enter__(self) -> Server: ...
     def __exit__(
         self,
@@ -198,7 +200,7 @@ class Server:
         volatile: bool = False,
         callback: Callable[..., Any] | None = None,
         timeout: float = 60.0,
-    ) -> int: ...
+    ) -> int | None: ...
     def _try_emit(
         self,
         event: str,
@@ -208,7 +210,7 @@ class Server:
         skip_sid: str | Iterable[str] | None = None,
         namespace: str | None = None,
         volatile: bool = False,
-    ) -> int | None: ...
+    ) -> int | bool | None: ...
     def send(
         self,
         data: Any = None,
@@ -219,7 +221,7 @@ class Server:
         volatile: bool = False,
         callback: Callable[..., Any] | None = None,
         timeout: float = 60.0,
-    ) -> int: ...
+    ) -> int | None: ...
     def call(
         self,
         event: str,

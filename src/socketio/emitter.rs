@@ -270,6 +270,12 @@ impl<'a> Broadcast<'a> {
         )
     }
 
+    /// The largest packet a client's queue of this namespace can hold (see
+    /// [`EmitError::TooLarge`]); fails on an undeclared namespace.
+    pub(crate) fn packet_limit(&self) -> Result<usize, EmitError> {
+        Ok(self.namespace()?.packet_limit())
+    }
+
     /// Never wait for slow clients: a full queue is handled by the slow-consumer policy
     /// at once (the emit of versions before backpressure). For emits from code that
     /// must not block at all.

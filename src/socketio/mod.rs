@@ -9,6 +9,7 @@ pub(crate) mod adapter;
 pub(crate) mod connection;
 pub(crate) mod context;
 pub(crate) mod emitter;
+pub(crate) mod handoff;
 pub(crate) mod limits;
 pub(crate) mod namespace;
 pub(crate) mod packet;

@@ -154,3 +154,38 @@ pub(crate) fn join_cluster(_: &mut swarmcast::Server, _: &str, _: &str) -> PyRes
         "message_queue: this build of swarmcast has no Redis support (feature `redis`)",
     ))
 }
+
+/// The connection and rate limits of `Server(...)`, as given.
+pub(crate) struct Limits<'a> {
+    pub max_connections: usize,
+    pub listen_backlog: u32,
+    pub request_timeout: f64,
+    pub write_timeout: f64,
+    pub max_attachment_bytes: usize,
+    pub max_attachment_bytes_total: usize,
+    pub rate_limit_events: u32,
+    pub rate_limit_bytes: u64,
+    pub rate_limit_policy: &'a str,
+}
+
+impl Limits<'_> {
+    /// The core's limits, each argument checked.
+    pub(crate) fn check(self) -> PyResult<swarmcast::Limits> {
+        Ok(swarmcast::Limits {
+            max_connections: positive("max_connections", self.max_connections)?,
+            listen_backlog: positive("listen_backlog", self.listen_backlog as usize)? as u32,
+            request_timeout: seconds("request_timeout", self.request_timeout)?,
+            write_timeout: seconds("write_timeout", self.write_timeout)?,
+            max_attachment_bytes: positive("max_attachment_bytes", self.max_attachment_bytes)?,
+            max_attachment_bytes_total: positive(
+                "max_attachment_bytes_total",
+                self.max_attachment_bytes_total,
+            )?,
+            rate_limit: swarmcast::RateLimit {
+                events_per_second: self.rate_limit_events,
+                bytes_per_second: self.rate_limit_bytes,
+                policy: rate_limit_policy(self.rate_limit_policy)?,
+            },
+        })
+    }
+}

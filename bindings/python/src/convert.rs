@@ -442,3 +442,28 @@ pub(crate) fn ack_result<'py>(py: Python<'py>, payload: &Payload) -> PyResult<Bo
         _ => PyTuple::new(py, args)?.into_any(),
     })
 }
+
+/// `Server.metrics()`: the core's counters, and with `emit_in_background` the
+/// handoff's (`handoff_pending`, `handoff_failed`).
+pub(crate) fn metrics<'py>(
+    py: Python<'py>,
+    m: &swarmcast::Metrics,
+    handoff: Option<&swarmcast::Handoff>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("emits", m.emits)?;
+    d.set_item("deliveries", m.deliveries)?;
+    d.set_item("bytes_queued", m.bytes_queued)?;
+    d.set_item("dropped_queue_full", m.dropped_queue_full)?;
+    d.set_item("dropped_volatile", m.dropped_volatile)?;
+    d.set_item("connects", m.connects)?;
+    d.set_item("disconnects", m.disconnects)?;
+    d.set_item("connects_refused", m.connects_refused)?;
+    d.set_item("slow_consumers", m.slow_consumers)?;
+    d.set_item("recoveries", m.recoveries)?;
+    if let Some(handoff) = handoff {
+        d.set_item("handoff_pending", handoff.pending())?;
+        d.set_item("handoff_failed", handoff.failed())?;
+    }
+    Ok(d)
+}

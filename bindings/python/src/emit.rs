@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use swarmcast::{AckError, Host, Payload, Room, Socket};
+use swarmcast::{AckError, Broadcast, Handoff, Host, Payload, PreparedEmit, Room, Socket};
 
 use crate::convert;
 use crate::errors;
@@ -35,6 +35,71 @@ impl Encoded {
     }
 }
 
+/// The broadcast an emit makes: namespace, rooms, exceptions, volatility.
+fn broadcast(
+    host: &Host,
+    namespace: &str,
+    to: Vec<String>,
+    except: Vec<String>,
+    volatile: bool,
+) -> Broadcast<'static> {
+    let mut b = host.emitter().of(namespace);
+    for room in to {
+        b = b.to(Room::from(room));
+    }
+    for room in except {
+        b = b.except(Room::from(room));
+    }
+    if volatile {
+        b = b.volatile();
+    }
+    b
+}
+
+/// The handoff thread of a server made with `emit_in_background=True`.
+pub(crate) fn handoff(enabled: bool) -> PyResult<Option<Handoff>> {
+    if !enabled {
+        return Ok(None);
+    }
+    Handoff::new()
+        .map(Some)
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("no emit thread: {e}")))
+}
+
+/// Hand the emit to the server's handoff thread (`emit_in_background=True`). The GIL
+/// is released only when the handoff is full and `wait` says to wait for room.
+/// Returns whether it was handed off (false: full, and not waiting).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn hand_off(
+    py: Python<'_>,
+    host: &Host,
+    handoff: &Handoff,
+    event: &str,
+    data: Encoded,
+    to: Vec<String>,
+    except: Vec<String>,
+    namespace: &str,
+    volatile: bool,
+    wait: bool,
+) -> PyResult<bool> {
+    let b = broadcast(host, namespace, to, except, volatile);
+    let prepared = match data.direct {
+        Some(raw) => PreparedEmit::json(b, event, raw),
+        None => PreparedEmit::payload(b, event, data.payload),
+    }
+    .map_err(errors::emit_error)?;
+    // The common case: room now, no GIL release.
+    let Err(prepared) = handoff.try_send(prepared) else {
+        return Ok(true);
+    };
+    if !wait {
+        return Ok(false);
+    }
+    py.detach(|| handoff.send(prepared))
+        .map(|()| true)
+        .map_err(errors::emit_error)
+}
+
 /// Emit to `to` minus `except` with the GIL released. `wait`: as `emit` (may wait
 /// under backpressure, at most `emit_max_wait`). Otherwise `None` when a target is
 /// above its watermark (nothing sent), else an emit that never waits.
@@ -51,19 +116,9 @@ pub(crate) fn publish(
     volatile: bool,
     wait: bool,
 ) -> PyResult<Option<usize>> {
-    let emitter = host.emitter();
     let report = py
         .detach(|| {
-            let mut b = emitter.of(namespace);
-            for room in to {
-                b = b.to(Room::from(room));
-            }
-            for room in except {
-                b = b.except(Room::from(room));
-            }
-            if volatile {
-                b = b.volatile();
-            }
+            let mut b = broadcast(host, namespace, to, except, volatile);
             if !wait {
                 if !b.behind()?.is_empty() {
                     return Ok(None);
@@ -147,4 +202,23 @@ pub(crate) fn wait_for_ack(
         }
     };
     Ok(result)
+}
+
+/// Wait until the emits handed off so far are fanned out, at most `timeout` seconds
+/// (None: no limit), in slices so that Ctrl-C interrupts it; whether they all were.
+pub(crate) fn flush(py: Python<'_>, handoff: &Handoff, timeout: Option<f64>) -> PyResult<bool> {
+    let deadline = match timeout {
+        Some(t) => Some(std::time::Instant::now() + crate::args::seconds_or_zero("timeout", t)?),
+        None => None,
+    };
+    let fence = handoff.fence();
+    loop {
+        if py.detach(|| fence.wait_timeout(Duration::from_millis(100))) {
+            return Ok(true);
+        }
+        py.check_signals()?;
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Ok(false);
+        }
+    }
 }

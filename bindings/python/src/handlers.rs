@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 use swarmcast::{AckSender, ConnectError, Event, Host, HostError, Payload, Socket};
 
 use crate::convert;
-use crate::errors::ConnectionRefusedError;
+use crate::errors::{self, ConnectionRefusedError};
 
 /// The message python-socketio sends when a connect handler returns `False`.
 pub(crate) const REFUSED: &str = "Connection rejected by server";
@@ -398,4 +399,50 @@ pub(crate) fn install_disconnect(
             }
         });
     })
+}
+
+/// Register `handler` for `event` of `namespace` on `host` (what `on()` and the
+/// decorators do). `deferred`: see [`PyHandler::deferred`] (event and catch-all
+/// handlers only).
+pub(crate) fn register(
+    py: Python<'_>,
+    host: &Host,
+    event: &str,
+    handler: &Bound<'_, PyAny>,
+    namespace: &str,
+    deferred: bool,
+) -> PyResult<()> {
+    if !handler.is_callable() {
+        return Err(PyTypeError::new_err("the handler must be callable"));
+    }
+    if deferred && matches!(event, "connect" | "disconnect") {
+        return Err(PyValueError::new_err(format!(
+            "a {event} handler cannot answer an ack: register it with on()"
+        )));
+    }
+    let with_namespace = namespace == "*";
+    let make = |extra: bool| {
+        Arc::new(PyHandler {
+            func: handler.clone().unbind(),
+            takes_extra: extra,
+            with_namespace,
+            deferred,
+        })
+    };
+    // connect: (sid, auth) or (sid); disconnect: (sid, reason) or (sid); one more
+    // leading argument (the namespace) on the catch-all namespace.
+    let lead = 1 + usize::from(with_namespace);
+    let installed = match event {
+        "connect" => {
+            let extra = accepts(py, handler, lead + 1);
+            install_connect(host, namespace, make(extra))
+        }
+        "disconnect" => {
+            let extra = accepts(py, handler, lead + 1);
+            install_disconnect(host, namespace, make(extra))
+        }
+        "*" => install_any(host, namespace, make(true)),
+        _ => install_event(host, namespace, event, make(true)),
+    };
+    installed.map_err(errors::host_error)
 }

@@ -6,19 +6,19 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use swarmcast::{
-    EngineConfig, Host, HostState, Limits, Namespace, RateLimit, RecoveryConfig, Server,
-    ServerConfig, SlowConsumerPolicy, Socket, WeakHost,
+    EngineConfig, Handoff, Host, HostState, Namespace, RecoveryConfig, Server, ServerConfig,
+    SlowConsumerPolicy, Socket, WeakHost,
 };
 
 use crate::args::{self, names, positive, seconds, seconds_or_zero, Targets};
 use crate::convert;
 use crate::emit::{self, Encoded};
 use crate::errors::{self, DisconnectedError};
-use crate::handlers::{self, PyHandler};
+use crate::handlers;
 use crate::state::PyStateMap;
 
 /// Every server, so that `_stop_all` (registered with `atexit`) can stop the running
@@ -66,6 +66,8 @@ pub struct PyServer {
     /// Whether emits raise `QueueFullError` for full queues (`slow_consumer="report"`);
     /// under "disconnect" the core has already disconnected those clients.
     report_full: bool,
+    /// The thread emits are handed to (`emit_in_background=True`), if any.
+    handoff: Option<Handoff>,
 }
 
 impl Drop for PyServer {
@@ -111,40 +113,7 @@ impl PyServer {
         namespace: &str,
         deferred: bool,
     ) -> PyResult<()> {
-        if !handler.is_callable() {
-            return Err(PyTypeError::new_err("the handler must be callable"));
-        }
-        if deferred && matches!(event, "connect" | "disconnect") {
-            return Err(PyValueError::new_err(format!(
-                "a {event} handler cannot answer an ack: register it with on()"
-            )));
-        }
-        let host = &self.host;
-        let with_namespace = namespace == "*";
-        let make = |extra: bool| {
-            Arc::new(PyHandler {
-                func: handler.clone().unbind(),
-                takes_extra: extra,
-                with_namespace,
-                deferred,
-            })
-        };
-        // connect: (sid, auth) or (sid); disconnect: (sid, reason) or (sid); one more
-        // leading argument (the namespace) on the catch-all namespace.
-        let lead = 1 + usize::from(with_namespace);
-        let installed = match event {
-            "connect" => {
-                let extra = handlers::accepts(py, handler, lead + 1);
-                handlers::install_connect(host, namespace, make(extra))
-            }
-            "disconnect" => {
-                let extra = handlers::accepts(py, handler, lead + 1);
-                handlers::install_disconnect(host, namespace, make(extra))
-            }
-            "*" => handlers::install_any(host, namespace, make(true)),
-            _ => handlers::install_event(host, namespace, event, make(true)),
-        };
-        installed.map_err(errors::host_error)
+        handlers::register(py, &self.host, event, handler, namespace, deferred)
     }
 }
 
@@ -215,6 +184,7 @@ impl PyServer {
         engineio_logger = false,
         message_queue = None,
         channel = "socket.io",
+        emit_in_background = false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -258,27 +228,23 @@ impl PyServer {
         engineio_logger: bool,
         message_queue: Option<String>,
         channel: &str,
+        emit_in_background: bool,
     ) -> PyResult<Self> {
         if logger || engineio_logger {
             crate::pylog::enable(py, logger, engineio_logger)?;
         }
-        let policy = args::rate_limit_policy(rate_limit_policy)?;
-        let limits = Limits {
-            max_connections: positive("max_connections", max_connections)?,
-            listen_backlog: positive("listen_backlog", listen_backlog as usize)? as u32,
-            request_timeout: seconds("request_timeout", request_timeout)?,
-            write_timeout: seconds("write_timeout", write_timeout)?,
-            max_attachment_bytes: positive("max_attachment_bytes", max_attachment_bytes)?,
-            max_attachment_bytes_total: positive(
-                "max_attachment_bytes_total",
-                max_attachment_bytes_total,
-            )?,
-            rate_limit: RateLimit {
-                events_per_second: rate_limit_events,
-                bytes_per_second: rate_limit_bytes,
-                policy,
-            },
-        };
+        let limits = args::Limits {
+            max_connections,
+            listen_backlog,
+            request_timeout,
+            write_timeout,
+            max_attachment_bytes,
+            max_attachment_bytes_total,
+            rate_limit_events,
+            rate_limit_bytes,
+            rate_limit_policy,
+        }
+        .check()?;
         let (allow_polling, allow_websocket) = args::transports(transports.as_ref())?;
         let slow_consumer = args::slow_consumer(slow_consumer)?;
         let engine = EngineConfig {
@@ -322,6 +288,7 @@ impl PyServer {
         if let Some(url) = message_queue {
             args::join_cluster(&mut server, &url, channel)?;
         }
+        let handoff = emit::handoff(emit_in_background)?;
         let host_ = Host::new(server, positive("handler_threads", handler_threads)?);
         let mut servers = SERVERS.lock();
         servers.retain(|w| w.upgrade().is_some());
@@ -332,6 +299,7 @@ impl PyServer {
             port,
             path: path.to_string(),
             report_full: slow_consumer == SlowConsumerPolicy::Report,
+            handoff,
         })
     }
 
@@ -366,7 +334,20 @@ impl PyServer {
     /// Stop: close every connection (disconnect handlers run), wait for the handler
     /// threads to finish what is queued. Idempotent.
     fn stop(&self, py: Python<'_>) {
+        self.after_handed_off(py);
         let _ = py.detach(|| self.host.stop());
+    }
+
+    /// Wait until every emit handed off so far (`emit_in_background=True`) has been
+    /// written to its clients' queues, at most `timeout` seconds (None: no limit).
+    /// Returns whether they all were; True at once without the option. Interruptible
+    /// with Ctrl-C.
+    #[pyo3(signature = (timeout = None))]
+    fn flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        match &self.handoff {
+            Some(handoff) => emit::flush(py, handoff, timeout),
+            None => Ok(true),
+        }
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
@@ -511,24 +492,35 @@ impl PyServer {
         volatile: bool,
         callback: Option<Bound<'_, PyAny>>,
         timeout: f64,
-    ) -> PyResult<usize> {
+    ) -> PyResult<Option<usize>> {
         let namespace = namespace.unwrap_or("/");
         self.require_started()?;
+        let callback = callback.filter(|c| !c.is_none());
+        if let (Some(handoff), None) = (&self.handoff, &callback) {
+            let data = Encoded::new(data.as_ref())?;
+            let Targets { to, except } =
+                Targets::parse(to.as_ref(), room.as_ref(), skip_sid.as_ref())?;
+            emit::hand_off(
+                py, &self.host, handoff, event, data, to, except, namespace, volatile, true,
+            )?;
+            return Ok(None);
+        }
         let data = match &callback {
-            Some(c) if !c.is_none() => Encoded {
+            Some(_) => Encoded {
                 direct: None,
                 payload: convert::to_payload(data.as_ref(), "data")?,
             },
             _ => Encoded::new(data.as_ref())?,
         };
         let Targets { to, except } = Targets::parse(to.as_ref(), room.as_ref(), skip_sid.as_ref())?;
-        if let Some(callback) = callback.filter(|c| !c.is_none()) {
+        if let Some(callback) = callback {
             let [sid] = to.as_slice() else {
                 return Err(PyValueError::new_err(
                     "callback needs a single recipient: pass to=<sid>",
                 ));
             };
             let timeout = seconds("timeout", timeout)?;
+            self.after_handed_off(py);
             let socket = self.connected(namespace, sid)?;
             emit::with_callback(
                 py,
@@ -539,7 +531,7 @@ impl PyServer {
                 callback,
                 timeout,
             );
-            return Ok(1);
+            return Ok(Some(1));
         }
         let sent = emit::publish(
             py,
@@ -553,13 +545,15 @@ impl PyServer {
             volatile,
             true,
         )?;
-        Ok(sent.unwrap_or_default())
+        Ok(Some(sent.unwrap_or_default()))
     }
 
     /// `emit` without a callback for code that must not block (swarmcast.AsyncServer,
     /// on an event loop): when a socket it targets is above its backpressure watermark
-    /// now, nothing is emitted and it returns `None` (the caller then calls `emit` on a
-    /// thread that may wait); otherwise it emits without waiting and returns the count.
+    /// now (or, with `emit_in_background`, the handoff is full), nothing is emitted and
+    /// it returns `False` (the caller then calls `emit` on a thread that may wait);
+    /// otherwise it emits without waiting and returns what `emit` returns: the count,
+    /// or `None` when handed off.
     #[pyo3(signature = (
         event, data = None, to = None, room = None, skip_sid = None,
         namespace = None, volatile = false,
@@ -575,12 +569,21 @@ impl PyServer {
         skip_sid: Option<Bound<'_, PyAny>>,
         namespace: Option<&str>,
         volatile: bool,
-    ) -> PyResult<Option<usize>> {
+    ) -> PyResult<Py<PyAny>> {
         self.require_started()?;
         let data = Encoded::new(data.as_ref())?;
         let Targets { to, except } = Targets::parse(to.as_ref(), room.as_ref(), skip_sid.as_ref())?;
         let namespace = namespace.unwrap_or("/");
-        emit::publish(
+        if let Some(handoff) = &self.handoff {
+            let handed = emit::hand_off(
+                py, &self.host, handoff, event, data, to, except, namespace, volatile, false,
+            )?;
+            return Ok(match handed {
+                true => py.None(),
+                false => false.into_pyobject(py)?.to_owned().into_any().unbind(),
+            });
+        }
+        let sent = emit::publish(
             py,
             &self.host,
             self.report_full,
@@ -591,7 +594,11 @@ impl PyServer {
             namespace,
             volatile,
             false,
-        )
+        )?;
+        Ok(match sent {
+            Some(n) => n.into_pyobject(py)?.into_any().unbind(),
+            None => false.into_pyobject(py)?.to_owned().into_any().unbind(),
+        })
     }
 
     /// `emit("message", data, ...)`.
@@ -611,7 +618,7 @@ impl PyServer {
         volatile: bool,
         callback: Option<Bound<'_, PyAny>>,
         timeout: f64,
-    ) -> PyResult<usize> {
+    ) -> PyResult<Option<usize>> {
         self.emit(
             py, "message", data, to, room, skip_sid, namespace, volatile, callback, timeout,
         )
@@ -638,6 +645,7 @@ impl PyServer {
         let namespace = namespace.unwrap_or("/");
         let payload = convert::to_payload(data.as_ref(), "data")?;
         let timeout = seconds("timeout", timeout)?;
+        self.after_handed_off(py);
         let socket = self.connected(namespace, sid)?;
         let result = emit::wait_for_ack(py, &socket, event, &payload, timeout)?;
         let payload = result.map_err(errors::ack_error)?;
@@ -654,6 +662,7 @@ impl PyServer {
         namespace: Option<&str>,
     ) -> PyResult<()> {
         let ns = self.namespace(namespace.unwrap_or("/"), false)?;
+        self.after_handed_off(py);
         py.detach(|| ns.join_room(sid, room));
         Ok(())
     }
@@ -668,6 +677,7 @@ impl PyServer {
         namespace: Option<&str>,
     ) -> PyResult<()> {
         let ns = self.namespace(namespace.unwrap_or("/"), false)?;
+        self.after_handed_off(py);
         py.detach(|| ns.leave_room(sid, room));
         Ok(())
     }
@@ -676,6 +686,7 @@ impl PyServer {
     #[pyo3(signature = (room, namespace = None))]
     fn close_room(&self, py: Python<'_>, room: &str, namespace: Option<&str>) -> PyResult<()> {
         let ns = self.namespace(namespace.unwrap_or("/"), false)?;
+        self.after_handed_off(py);
         py.detach(|| ns.close_room(room));
         Ok(())
     }
@@ -692,6 +703,7 @@ impl PyServer {
     #[pyo3(signature = (sid, namespace = None))]
     fn disconnect(&self, py: Python<'_>, sid: &str, namespace: Option<&str>) -> PyResult<bool> {
         let ns = self.namespace(namespace.unwrap_or("/"), false)?;
+        self.after_handed_off(py);
         Ok(py.detach(|| ns.disconnect(sid)))
     }
 
@@ -705,19 +717,11 @@ impl PyServer {
         sid: &str,
         namespace: Option<&str>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let socket = self.host.emitter().socket(namespace.unwrap_or("/"), sid);
-        match socket {
-            Some(socket) => {
-                let env = crate::environ::environ(
-                    py,
-                    &socket,
-                    &self.path,
-                    (&self.host_name, self.port()),
-                )?;
-                Ok(Some(env))
-            }
-            None => Ok(None),
-        }
+        let Some(socket) = self.host.emitter().socket(namespace.unwrap_or("/"), sid) else {
+            return Ok(None);
+        };
+        let server = (self.host_name.as_str(), self.port());
+        crate::environ::environ(py, &socket, &self.path, server).map(Some)
     }
 
     /// Call `func()` on the handler thread of `sid` once every handler call queued for
@@ -750,19 +754,7 @@ impl PyServer {
 
     /// The server's counters since it was created.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let m = self.host.emitter().metrics();
-        let d = PyDict::new(py);
-        d.set_item("emits", m.emits)?;
-        d.set_item("deliveries", m.deliveries)?;
-        d.set_item("bytes_queued", m.bytes_queued)?;
-        d.set_item("dropped_queue_full", m.dropped_queue_full)?;
-        d.set_item("dropped_volatile", m.dropped_volatile)?;
-        d.set_item("connects", m.connects)?;
-        d.set_item("disconnects", m.disconnects)?;
-        d.set_item("connects_refused", m.connects_refused)?;
-        d.set_item("slow_consumers", m.slow_consumers)?;
-        d.set_item("recoveries", m.recoveries)?;
-        Ok(d)
+        crate::convert::metrics(py, &self.host.emitter().metrics(), self.handoff.as_ref())
     }
 
     fn __repr__(&self) -> String {
@@ -786,6 +778,15 @@ impl PyServer {
             ));
         }
         Ok(())
+    }
+
+    /// Wait (GIL released) for the emits handed off so far (`emit_in_background`):
+    /// what follows (a room change, a disconnect, an emit with an ack, a stop) must
+    /// not overtake them. One atomic load when none is pending.
+    fn after_handed_off(&self, py: Python<'_>) {
+        if let Some(handoff) = self.handoff.as_ref().filter(|h| h.pending() > 0) {
+            py.detach(|| handoff.flush());
+        }
     }
 
     /// The connected socket `sid` of `namespace`.

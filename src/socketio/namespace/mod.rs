@@ -410,6 +410,12 @@ impl Namespace {
 
     /// Encode an event once and deliver it to every socket the target reaches, through
     /// the adapter.
+    /// The largest packet a client's outbound queue can ever hold, in bytes charged
+    /// (`EngineConfig::queue_bytes`; a frame is charged `FRAME_OVERHEAD` more).
+    pub(crate) fn packet_limit(&self) -> usize {
+        self.ctx.max_packet_bytes
+    }
+
     pub(crate) fn publish(&self, out: &Outgoing<'_>) -> Result<EmitReport, EmitError> {
         self.adapter().broadcast(self, out)
     }
