@@ -379,7 +379,7 @@ def emit_costs() -> dict:
                              ("python_emit_ns_100_queued", r"the other 31 \(queued\):\s*([\d.]+) ns"),
                              # Server(emit_in_background=True): the fan-out on the library's
                              # thread; the caller's CPU, and the whole process's per emit.
-                             ("python_emit_bg_ns_0_clients", r"emit in background, no client connected:\s*([\d.]+) ns"),
+                             ("python_emit_bg_ns_0_clients", r"emit in background, no client connected:\s*[\d.]+ ns/call,\s*([\d.]+) ns of this"),
                              ("python_emit_bg_ns_100_clients", r"emit in background, 100 clients connected:\s*[\d.]+ ns/call,\s*([\d.]+) ns of this"),
                              ("python_emit_bg_ns_100_rest", r"the other 31:\s*([\d.]+) ns"),
                              ("python_emit_ns_100_process", r"the other 31 \(queued\):.*whole process:\s*([\d.]+) ns"),
