@@ -416,6 +416,7 @@ class Bridge:
     def attach(self, server: Any) -> None:
         """Publish through `server` from now on."""
         server.on("swarmcast:ping", _pong, namespace=self.namespace)
+        server.on("swarmcast:catchup", self._catch_up, namespace=self.namespace)
         with self._lock:
             self.server = server
 
@@ -556,6 +557,28 @@ class Bridge:
             prefix = getattr(config, "routes_pathname_prefix", None) or "/"
         rule = prefix.rstrip("/") + "/" + self.route.lstrip("/")
         flask_app.add_url_rule(rule, f"swarmcast_snapshot_{self.epoch}", self._serve, methods=["GET"])
+
+    def _catch_up(self, sid: str, query: Any = None, *rest: Any) -> Dict[str, Any]:
+        """`swarmcast:catchup`: the snapshot endpoint's answer over the page's own
+        connection, `query` being `{"state": [...], "event": [...]}` in the endpoint's
+        syntax. Why: the answer is queued behind every push sent before it was taken
+        (those are emitted under the same lock), so it cannot overtake one still in
+        flight, which an HTTP answer can: the page would take that push's id for one
+        already shown, and drop it."""
+        if not isinstance(query, dict):
+            return {"error": "swarmcast:catchup needs {state: [...], event: [...]}"}
+        try:
+            states = [_parse_state(str(s)) for s in query.get("state") or []]
+            events = [_parse_event(str(e)) for e in query.get("event") or []]
+        except ValueError as e:
+            return {"error": str(e)}
+        body = self.snapshot(states, events)
+        # Emits handed to the server's background thread (emit_in_background=True) are
+        # not in the socket's queue yet: the answer waits for them.
+        flush = getattr(self.server, "flush", None)
+        if flush is not None:
+            flush(5.0)
+        return body
 
     def _serve(self) -> Any:
         import flask

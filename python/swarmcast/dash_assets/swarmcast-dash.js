@@ -432,7 +432,7 @@
     });
     if (!params.length) return;
     this.catching = true;
-    this.fetchSnapshot(params)
+    this.requestSnapshot(params)
       .then(function (body) {
         var events = (body && body.events) || {};
         Object.keys(self.events).forEach(function (name) {
@@ -452,6 +452,35 @@
           self.catchAgain = false;
           self.catchUp(false);
         }
+      });
+  };
+
+  // The snapshot over the connection while there is one (`swarmcast:catchup`, answered
+  // by swarmcast.dash.Bridge): the answer comes after every push the server sent before
+  // taking it. An HTTP answer can overtake pushes still in flight (during the upgrade
+  // to WebSocket, say), and those would then be taken for events already shown. Over
+  // HTTP otherwise, or when nothing answers on the connection.
+  Client.prototype.requestSnapshot = function (params) {
+    var self = this;
+    var socket = this.socket;
+    if (!socket || !socket.connected) return this.fetchSnapshot(params);
+    var query = { state: [], event: [] };
+    params.forEach(function (p) {
+      if (query[p[0]]) query[p[0]].push(p[1]);
+    });
+    var timeout = (this.cfg.fallback && this.cfg.fallback.timeout) || 5000;
+    return new Promise(function (resolve, reject) {
+      socket.timeout(timeout).emit("swarmcast:catchup", query, function (err, body) {
+        if (err || !body || typeof body !== "object" || body.error) reject(err || new Error("catchup refused"));
+        else resolve(body);
+      });
+    })
+      .catch(function () {
+        return self.fetchSnapshot(params);
+      })
+      .then(function (body) {
+        if (self.closed) throw new Error("closed");
+        return body;
       });
   };
 
