@@ -375,7 +375,9 @@ class Bridge:
       that guarantee.
     - `state(name)` writes a keyed state map: the server's own, which the snapshot
       endpoint serves too and which survives a restart of the server.
-    - answers `swarmcast:ping` (the status indicator's round trip);
+    - answers `swarmcast:ping` (the status indicator's round trip) and
+      `swarmcast:catchup` (the snapshot endpoint's answer over a page's own connection,
+      ordered behind the pushes sent before it);
     - `init_app(app)` serves the snapshot endpoint on the Dash app's Flask server.
     - `attach(server)` publishes through `server` (one that is restarted with
       `stop()` / `start()` stays attached).

@@ -57,7 +57,7 @@ pub use dispatch::{on_dispatcher_thread, wait_for_teardown, Dispatcher, Teardown
 pub use log::event_text;
 pub use pool::{Reply, ReplyDropped, ReplySender, Ticket, WorkerPool};
 
-use crate::{Emitter, Namespace, Server, ServerError, ServerHandle};
+use crate::{Emitter, Handoff, Namespace, Server, ServerError, ServerHandle};
 
 /// Whether Socket.IO reserves `name` (`connect`, `disconnect`, ...): such events cannot
 /// be emitted. The one list the core, the bindings and the Redis emitter go by.
@@ -131,6 +131,8 @@ pub(crate) struct Inner {
     dispatcher: RwLock<Option<Dispatcher>>,
     threads: usize,
     gates: Arc<handlers::Gates>,
+    /// The thread emits are handed to, once [`Host::enable_handoff`] made it.
+    handoff: std::sync::OnceLock<Handoff>,
 }
 
 /// A server as a host-language binding drives it: lifecycle, handler threads, callback
@@ -165,6 +167,7 @@ impl Host {
                 dispatcher: RwLock::new(None),
                 threads: handler_threads.max(1),
                 gates: Arc::default(),
+                handoff: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -238,7 +241,34 @@ impl Host {
         self.stop_inner(Some(std::time::Instant::now() + timeout))
     }
 
+    /// Make (once) the [`Handoff`] this host's binding hands emits to: a stop then
+    /// first waits for the emits handed off before it, so that they reach the clients
+    /// before their connections close.
+    pub fn enable_handoff(&self) -> std::io::Result<&Handoff> {
+        if let Some(handoff) = self.inner.handoff.get() {
+            return Ok(handoff);
+        }
+        let made = Handoff::new()?;
+        Ok(self.inner.handoff.get_or_init(|| made))
+    }
+
+    /// The [`Handoff`], if [`Host::enable_handoff`] made one.
+    pub fn handoff(&self) -> Option<&Handoff> {
+        self.inner.handoff.get()
+    }
+
     fn stop_inner(&self, deadline: Option<std::time::Instant>) -> Result<bool, HostError> {
+        if let Some(handoff) = self.handoff().filter(|h| h.pending() > 0) {
+            let fence = handoff.fence();
+            match deadline {
+                // Past the deadline the stop goes on: what is left reaches nobody.
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    let _ = fence.wait_timeout(left);
+                }
+                None => fence.wait(),
+            }
+        }
         let handle = {
             let mut phase = self.inner.phase.lock();
             match std::mem::replace(&mut *phase, Phase::Busy) {

@@ -157,3 +157,23 @@ def test_flush_without_the_option_returns_at_once(make_server):
     server.start()
     assert server.emit("tick", 1) == 0, "counted: nobody connected"
     assert server.flush() is True
+
+
+@pytest.mark.timeout(60)
+def test_a_stop_delivers_the_emits_handed_off_before_it(make_server, clients):
+    server = make_server(emit_in_background=True)
+    server.start()
+    got: list[int] = []
+    client = make_client(ordered=True)
+    client.on("n", got.append)
+    gone = threading.Event()
+    client.on("disconnect", lambda *reason: gone.set())
+    clients.append(client)
+    connect(client, server, "websocket")
+    wait_for(lambda: server.sids(), what="connected")
+
+    for i in range(2_000):
+        server.emit("n", i)
+    server.stop()
+    assert gone.wait(10), "the stop closed the connection"
+    assert got == list(range(2_000)), "every emit before the stop arrived"

@@ -56,16 +56,6 @@ fn broadcast(
     b
 }
 
-/// The handoff thread of a server made with `emit_in_background=True`.
-pub(crate) fn handoff(enabled: bool) -> PyResult<Option<Handoff>> {
-    if !enabled {
-        return Ok(None);
-    }
-    Handoff::new()
-        .map(Some)
-        .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("no emit thread: {e}")))
-}
-
 /// Hand the emit to the server's handoff thread (`emit_in_background=True`). The GIL
 /// is released only when the handoff is full and `wait` says to wait for room.
 /// Returns whether it was handed off (false: full, and not waiting).

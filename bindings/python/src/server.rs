@@ -10,7 +10,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use swarmcast::{
-    EngineConfig, Handoff, Host, HostState, Namespace, RecoveryConfig, Server, ServerConfig,
+    EngineConfig, Host, HostState, Namespace, RecoveryConfig, Server, ServerConfig,
     SlowConsumerPolicy, Socket, WeakHost,
 };
 
@@ -66,8 +66,6 @@ pub struct PyServer {
     /// Whether emits raise `QueueFullError` for full queues (`slow_consumer="report"`);
     /// under "disconnect" the core has already disconnected those clients.
     report_full: bool,
-    /// The thread emits are handed to (`emit_in_background=True`), if any.
-    handoff: Option<Handoff>,
 }
 
 impl Drop for PyServer {
@@ -288,8 +286,12 @@ impl PyServer {
         if let Some(url) = message_queue {
             args::join_cluster(&mut server, &url, channel)?;
         }
-        let handoff = emit::handoff(emit_in_background)?;
         let host_ = Host::new(server, positive("handler_threads", handler_threads)?);
+        if emit_in_background {
+            host_.enable_handoff().map_err(|e| {
+                pyo3::exceptions::PyOSError::new_err(format!("no emit thread: {e}"))
+            })?;
+        }
         let mut servers = SERVERS.lock();
         servers.retain(|w| w.upgrade().is_some());
         servers.push(host_.downgrade());
@@ -299,7 +301,6 @@ impl PyServer {
             port,
             path: path.to_string(),
             report_full: slow_consumer == SlowConsumerPolicy::Report,
-            handoff,
         })
     }
 
@@ -334,7 +335,7 @@ impl PyServer {
     /// Stop: close every connection (disconnect handlers run), wait for the handler
     /// threads to finish what is queued. Idempotent.
     fn stop(&self, py: Python<'_>) {
-        self.after_handed_off(py);
+        // The host waits for the emits handed off before it (emit_in_background).
         let _ = py.detach(|| self.host.stop());
     }
 
@@ -344,7 +345,7 @@ impl PyServer {
     /// with Ctrl-C.
     #[pyo3(signature = (timeout = None))]
     fn flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        match &self.handoff {
+        match self.host.handoff() {
             Some(handoff) => emit::flush(py, handoff, timeout),
             None => Ok(true),
         }
@@ -496,7 +497,7 @@ impl PyServer {
         let namespace = namespace.unwrap_or("/");
         self.require_started()?;
         let callback = callback.filter(|c| !c.is_none());
-        if let (Some(handoff), None) = (&self.handoff, &callback) {
+        if let (Some(handoff), None) = (self.host.handoff(), &callback) {
             let data = Encoded::new(data.as_ref())?;
             let Targets { to, except } =
                 Targets::parse(to.as_ref(), room.as_ref(), skip_sid.as_ref())?;
@@ -574,7 +575,7 @@ impl PyServer {
         let data = Encoded::new(data.as_ref())?;
         let Targets { to, except } = Targets::parse(to.as_ref(), room.as_ref(), skip_sid.as_ref())?;
         let namespace = namespace.unwrap_or("/");
-        if let Some(handoff) = &self.handoff {
+        if let Some(handoff) = self.host.handoff() {
             let handed = emit::hand_off(
                 py, &self.host, handoff, event, data, to, except, namespace, volatile, false,
             )?;
@@ -754,7 +755,7 @@ impl PyServer {
 
     /// The server's counters since it was created.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        crate::convert::metrics(py, &self.host.emitter().metrics(), self.handoff.as_ref())
+        crate::convert::metrics(py, &self.host.emitter().metrics(), self.host.handoff())
     }
 
     fn __repr__(&self) -> String {
@@ -784,7 +785,7 @@ impl PyServer {
     /// what follows (a room change, a disconnect, an emit with an ack, a stop) must
     /// not overtake them. One atomic load when none is pending.
     fn after_handed_off(&self, py: Python<'_>) {
-        if let Some(handoff) = self.handoff.as_ref().filter(|h| h.pending() > 0) {
+        if let Some(handoff) = self.host.handoff().filter(|h| h.pending() > 0) {
             py.detach(|| handoff.flush());
         }
     }
