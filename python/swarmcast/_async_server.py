@@ -477,10 +477,10 @@ class AsyncServer:
         callback: Callable[..., Any] | None = None,
         volatile: bool = False,
         timeout: float = 60.0,
-    ) -> int:
+    ) -> int | None:
         """Emit ``event`` to every client of ``namespace``, or to rooms/sids ``to``
         (alias ``room``), minus ``skip_sid``; returns the number of sockets it was
-        queued to. ``data``: ``None`` sends no argument, a tuple several. ``callback``
+        queued to (``None`` with ``emit_in_background=True``: handed off). ``data``: ``None`` sends no argument, a tuple several. ``callback``
         (one recipient) is called on the loop with the client's ack, if it comes within
         ``timeout``.
 
@@ -524,7 +524,7 @@ class AsyncServer:
         callback: Callable[..., Any] | None = None,
         volatile: bool = False,
         timeout: float = 60.0,
-    ) -> int:
+    ) -> int | None:
         """``emit("message", data, ...)``."""
         return await self.emit(
             "message", data, to=to, room=room, skip_sid=skip_sid, namespace=namespace,

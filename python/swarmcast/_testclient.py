@@ -230,7 +230,11 @@ class SocketIOTestClient:
         reached = [False]
 
         def after() -> None:
-            reached[0] = self.server.emit(SYNC_EVENT, marker, to=sid, namespace=namespace) > 0
+            sent = self.server.emit(SYNC_EVENT, marker, to=sid, namespace=namespace)
+            if sent is None:  # handed off (emit_in_background): queued once flushed
+                self.server.flush(_WAIT)
+                sent = int(sid in self.server.sids(namespace))
+            reached[0] = sent > 0
             done.set()
 
         if not self.server._after_handlers(sid, after):

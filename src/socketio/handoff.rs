@@ -1,23 +1,4 @@
-//! Emits handed to a thread of the library ([`Handoff`]): the caller pays for its
-//! data's JSON and one queue push, whatever the number of recipients; the handoff's
-//! thread encodes each packet and fans it out, waiting for slow clients as any emit
-//! from a plain thread does.
-//!
-//! Why: an emit fans out on its caller's thread, ~120-250 ns per recipient (a queue
-//! push, or a `write()` when the client was idle). A producer that must not stall (a
-//! Python agent holding the GIL, a control loop) hands the fan-out to this thread.
-//!
-//! Order: one FIFO and one consumer, so emits handed off from one thread reach each
-//! client in that order. An operation that must come after them (a room change, a
-//! disconnect, a direct emit to a socket) waits for them first with
-//! [`Handoff::flush`], which costs one atomic load when nothing is pending.
-//!
-//! Bounds: at most [`HANDOFF_CAPACITY`] emits and [`HANDOFF_BYTES`] bytes of
-//! arguments wait; past them [`Handoff::emit`] waits (backpressure: the thread is
-//! itself slowed by slow clients, at most the server's `emit_max_wait` each) and
-//! [`Handoff::try_send`] gives the emit back. Errors the caller can be told about now (an unknown
-//! namespace, a reserved event name, arguments larger than a client's queue) are
-//! returned now; a later failure is logged at WARN and counted ([`Handoff::failed`]).
+//! Emits handed to a thread of the library: [`Handoff`] (its docs say why and how).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -104,7 +85,28 @@ struct Shared {
     failed: AtomicU64,
 }
 
-/// Emits fanned out on a thread of the library. See the [module](self) docs.
+/// Emits handed to a thread of the library: the caller pays for its
+/// data's JSON and one queue push, whatever the number of recipients; the handoff's
+/// thread encodes each packet and fans it out, waiting for slow clients as any emit
+/// from a plain thread does.
+///
+/// Why: an emit fans out on its caller's thread, ~120-250 ns per recipient (a queue
+/// push, or a `write()` when the client was idle). A producer that must not stall (a
+/// Python agent holding the GIL, a control loop) hands the fan-out to this thread.
+///
+/// Order: one FIFO and one consumer, so emits handed off from one thread reach each
+/// client in that order. An operation that must come after them (a room change, a
+/// disconnect, a direct emit to a socket) waits for them first with
+/// [`Handoff::flush`], which costs one atomic load when nothing is pending.
+///
+/// Bounds: at most [`HANDOFF_CAPACITY`] emits and [`HANDOFF_BYTES`] bytes of
+/// arguments wait; past them [`Handoff::emit`] waits (backpressure: the thread is
+/// itself slowed by slow clients, at most the server's `emit_max_wait` each) and
+/// [`Handoff::try_send`] gives the emit back. Errors the caller can be told about now
+/// (an unknown namespace, a reserved event name, arguments larger than a client's
+/// queue) are returned now; a later failure is logged at WARN and counted
+/// ([`Handoff::failed`]). A binding's [`crate::Host`] owns one
+/// ([`crate::Host::enable_handoff`]) and delivers what it holds before a stop.
 ///
 /// ```
 /// let server = swarmcast::Server::new(swarmcast::ServerConfig::default());

@@ -584,3 +584,22 @@ def test_fastapi_example_pushes_from_a_route():
             assert requests.get(base + "/", timeout=WAIT).json()["clients"] == 1
         finally:
             client.disconnect()
+
+
+async def test_emits_in_the_background_arrive_in_order_and_before_a_disconnect(make_server, clients, transport):
+    sio = await make_server(emit_in_background=True)
+    await sio.start()
+    got: list[int] = []
+    gone = asyncio.Event()
+
+    def setup(client: socketio.AsyncClient) -> None:
+        client.on("n", lambda i: got.append(i))
+        client.on("disconnect", lambda *reason: gone.set())
+
+    client = await clients(sio, transport, setup=setup)
+    sid = client.get_sid()
+    results = [await sio.emit("n", i, to=sid) for i in range(300)]
+    assert set(results) == {None}, "handed off: no count"
+    await sio.disconnect(sid)
+    await asyncio.wait_for(gone.wait(), WAIT)
+    assert got == list(range(300))

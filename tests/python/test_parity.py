@@ -177,10 +177,11 @@ def test_flask_catch_all_namespace(clients) -> None:
         socketio.stop()
 
 
-def test_flask_test_client() -> None:
+@pytest.mark.parametrize("background", [False, True], ids=["emit", "emit_in_background"])
+def test_flask_test_client(background: bool) -> None:
     app = flask.Flask(__name__)
     app.config["SECRET_KEY"] = "test"
-    socketio = SocketIO(app)
+    socketio = SocketIO(app, emit_in_background=background)
     left: list[str] = []
 
     @app.route("/login")
