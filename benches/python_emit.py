@@ -181,6 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=100, help="the many-clients stage (0: skip it)")
+    parser.add_argument("--burst", type=int, default=32, help="emits per burst in the many-clients stage")
     args = parser.parse_args()
     n = args.events
 
@@ -226,16 +227,16 @@ def main() -> None:
             f"{int(received) / float(elapsed):8.0f} events/s (python-socketio, one process)"
         )
         if args.clients > 0:
-            many = ns_per_call_with_clients(server, args.clients)
+            many = ns_per_call_with_clients(server, args.clients, burst=args.burst)
             if many is not None:
                 wall, cpu, first, rest, process = many
                 print(
                     f"emit, {args.clients} clients connected: {wall:8.0f} ns/call, {cpu:8.0f} ns of this "
-                    "thread's CPU (bursts of 32, queues drained between)"
+                    f"thread's CPU (bursts of {args.burst}, queues drained between)"
                 )
                 print(
                     f"  first of a burst (written through): {first:8.0f} ns of CPU/call; "
-                    f"the other 31 (queued): {rest:8.0f} ns; whole process: {process:8.0f} ns of CPU/emit"
+                    f"the other {args.burst - 1} (queued): {rest:8.0f} ns; whole process: {process:8.0f} ns of CPU/emit"
                 )
         metrics = server.metrics()
         print(f"server metrics: {metrics}")
@@ -260,16 +261,16 @@ def main() -> None:
             "thread's CPU (the wall time includes the handoff thread's, on the same core)"
         )
         if args.clients > 0:
-            many = ns_per_call_with_clients(background, args.clients)
+            many = ns_per_call_with_clients(background, args.clients, burst=args.burst)
             if many is not None:
                 wall, cpu, first, rest, process = many
                 print(
                     f"emit in background, {args.clients} clients connected: {wall:8.0f} ns/call, "
-                    f"{cpu:8.0f} ns of this thread's CPU (bursts of 32, queues drained between)"
+                    f"{cpu:8.0f} ns of this thread's CPU (bursts of {args.burst}, queues drained between)"
                 )
                 print(
                     f"  first of a burst (wakes the handoff thread): {first:8.0f} ns of CPU/call; "
-                    f"the other 31: {rest:8.0f} ns; whole process: {process:8.0f} ns of CPU/emit"
+                    f"the other {args.burst - 1}: {rest:8.0f} ns; whole process: {process:8.0f} ns of CPU/emit"
                 )
     finally:
         background.stop()
