@@ -156,25 +156,31 @@ def ns_per_call_with_clients(
             node.kill()
 
 
-def ns_per_call(server: swarmcast.Server, n: int) -> float:
+def ns_per_call(server: swarmcast.Server, n: int, clock=time.perf_counter_ns) -> float:
+    """ns per emit() call by `clock`: wall time, or `time.thread_time_ns` for this
+    thread's CPU."""
     data = dict(PAYLOAD)
     emit = server.emit
-    start = time.perf_counter_ns()
+    start = clock()
     for i in range(n):
         data["seq"] = i
         emit("bench", data)
-    return (time.perf_counter_ns() - start) / n
+    return (clock() - start) / n
 
 
-def cpu_per_call(server: swarmcast.Server, n: int) -> float:
-    """ns of this thread's CPU per emit() call."""
-    data = dict(PAYLOAD)
-    emit = server.emit
-    start = time.thread_time_ns()
-    for i in range(n):
-        data["seq"] = i
-        emit("bench", data)
-    return (time.thread_time_ns() - start) / n
+def report_many(label: str, args: argparse.Namespace, many: tuple[float, ...] | None, first_what: str, rest_what: str) -> None:
+    """Print what ns_per_call_with_clients measured (benches/bench.py parses these lines)."""
+    if many is None:
+        return
+    wall, cpu, first, rest, process = many
+    print(
+        f"{label}, {args.clients} clients connected: {wall:8.0f} ns/call, {cpu:8.0f} ns of this "
+        f"thread's CPU (bursts of {args.burst}, queues drained between)"
+    )
+    print(
+        f"  first of a burst {first_what}: {first:8.0f} ns of CPU/call; "
+        f"the other {args.burst - 1}{rest_what}: {rest:8.0f} ns; whole process: {process:8.0f} ns of CPU/emit"
+    )
 
 
 def main() -> None:
@@ -228,16 +234,7 @@ def main() -> None:
         )
         if args.clients > 0:
             many = ns_per_call_with_clients(server, args.clients, burst=args.burst)
-            if many is not None:
-                wall, cpu, first, rest, process = many
-                print(
-                    f"emit, {args.clients} clients connected: {wall:8.0f} ns/call, {cpu:8.0f} ns of this "
-                    f"thread's CPU (bursts of {args.burst}, queues drained between)"
-                )
-                print(
-                    f"  first of a burst (written through): {first:8.0f} ns of CPU/call; "
-                    f"the other {args.burst - 1} (queued): {rest:8.0f} ns; whole process: {process:8.0f} ns of CPU/emit"
-                )
+            report_many("emit", args, many, "(written through)", " (queued)")
         metrics = server.metrics()
         print(f"server metrics: {metrics}")
     finally:
@@ -254,7 +251,7 @@ def main() -> None:
         background.flush()
         best = min(ns_per_call(background, n) for _ in range(3))
         background.flush()
-        cpu = min(cpu_per_call(background, n) for _ in range(3))
+        cpu = min(ns_per_call(background, n, time.thread_time_ns) for _ in range(3))
         background.flush()
         print(
             f"emit in background, no client connected: {best:8.0f} ns/call, {cpu:8.0f} ns of this "
@@ -262,16 +259,7 @@ def main() -> None:
         )
         if args.clients > 0:
             many = ns_per_call_with_clients(background, args.clients, burst=args.burst)
-            if many is not None:
-                wall, cpu, first, rest, process = many
-                print(
-                    f"emit in background, {args.clients} clients connected: {wall:8.0f} ns/call, "
-                    f"{cpu:8.0f} ns of this thread's CPU (bursts of {args.burst}, queues drained between)"
-                )
-                print(
-                    f"  first of a burst (wakes the handoff thread): {first:8.0f} ns of CPU/call; "
-                    f"the other {args.burst - 1}: {rest:8.0f} ns; whole process: {process:8.0f} ns of CPU/emit"
-                )
+            report_many("emit in background", args, many, "(wakes the handoff thread)", "")
     finally:
         background.stop()
 

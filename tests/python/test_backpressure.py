@@ -16,8 +16,11 @@ EACH = 2_000
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("transport", ["polling", "websocket"])
-def test_a_burst_from_eight_threads_arrives_complete_and_in_order(make_server, clients, transport):
-    server = make_server()  # default configuration
+@pytest.mark.parametrize("background", [False, True], ids=["emit", "emit_in_background"])
+def test_a_burst_from_eight_threads_arrives_complete_and_in_order(make_server, clients, transport, background):
+    # The default configuration, or with the fan-out on the library's thread (emits
+    # return None there: handed off, not counted).
+    server = make_server(emit_in_background=background)
     server.start()
     seen: list[list[int]] = [[] for _ in range(THREADS)]
     client = make_client(ordered=True)  # handlers in wire order
@@ -29,12 +32,13 @@ def test_a_burst_from_eight_threads_arrives_complete_and_in_order(make_server, c
 
     start = threading.Barrier(THREADS)
     errors: list[BaseException] = []
+    returned: set[object] = set()
 
     def produce(t: int) -> None:
         try:
             start.wait()
             for i in range(EACH):
-                server.emit("burst", {"t": t, "i": i})
+                returned.add(server.emit("burst", {"t": t, "i": i}))
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
@@ -45,6 +49,8 @@ def test_a_burst_from_eight_threads_arrives_complete_and_in_order(make_server, c
         th.join(120)
     assert not any(th.is_alive() for th in threads), "an emitting thread hung"
     assert not errors, errors
+    assert returned == ({None} if background else {1})
+    assert server.flush(timeout=60), "nothing left in the handoff"
     wait_for(
         lambda: sum(len(s) for s in seen) >= THREADS * EACH,
         timeout=120,
