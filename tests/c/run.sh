@@ -143,6 +143,7 @@ build_test() {
 build_test bad_input
 build_test e2e
 build_test restart
+build_test handoff
 build_test teardown
 build_test cluster
 # ThreadSanitizer builds (see the TSan section below).
@@ -251,6 +252,19 @@ if [ -x "$OUT/restart" ]; then
     rc=$?
     count_checks "$OUT/restart.out"
     sanitizer_verdict "restart" "$rc" "$LOGS/restart.stderr" strict
+fi
+
+# --- handoff: emits on the library's thread; room changes and the disconnect wait --
+if [ -x "$OUT/handoff" ]; then
+    timeout 90 "$OUT/handoff" >"$OUT/handoff.out" 2>"$LOGS/handoff.stderr" &
+    pid=$!
+    timeout 70 node tests/c/handoff_client.mjs "$OUT/handoff.out" \
+        >"$OUT/handoff_client.out" 2>&1
+    count_checks "$OUT/handoff_client.out"
+    wait "$pid"
+    rc=$?
+    count_checks "$OUT/handoff.out"
+    sanitizer_verdict "handoff" "$rc" "$LOGS/handoff.stderr" strict
 fi
 
 # --- teardown: stop with a deadline, wait for teardown, an ack just before the stop --

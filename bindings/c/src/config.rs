@@ -26,6 +26,8 @@ pub struct swarmcast_config {
     /// The cluster to join: Redis URL and stream (`swarmcast_config_set_redis`).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) redis: Option<(String, String)>,
+    /// Emits handed to a thread of the library (`swarmcast_config_set_emit_in_background`).
+    pub(crate) emit_in_background: bool,
 }
 
 impl Default for swarmcast_config {
@@ -39,6 +41,7 @@ impl Default for swarmcast_config {
             namespaces: Vec::new(),
             handler_threads: 2,
             redis: None,
+            emit_in_background: false,
         }
     }
 }
@@ -540,6 +543,36 @@ pub unsafe extern "C" fn swarmcast_config_set_emit_max_wait_ms(
             return Err(swarmcast_result::InvalidArgument);
         }
         c.server.emit_max_wait = std::time::Duration::from_millis(ms);
+        Ok(())
+    })
+}
+
+/// Hand every emit of the server to a thread of the library, which fans it out (off
+/// by default): an emit then checks its arguments, queues one job and returns, in
+/// about a microsecond whatever the number of clients, instead of writing to every
+/// client's queue itself (~0.1-0.25 us per client). Order is kept: emits from one
+/// thread reach each client in that order, and `swarmcast_server_join`, `_leave`,
+/// `_disconnect_socket` and the stop first wait for the emits handed off before them.
+/// Errors an emit can see at once (bad JSON, an unknown namespace or socket, a
+/// reserved name, `SWARMCAST_RESULT_TOO_LARGE`) are still returned;
+/// `SWARMCAST_RESULT_QUEUE_FULL` is not (a client whose queue stays full is logged at
+/// WARN). Up to 1,024 emits (64 MiB) wait for the thread; past that an emit waits for
+/// room. `swarmcast_server_flush` waits until they are out. Keyed state changes are
+/// not ordered with handed-off emits.
+///
+/// Thread safety: one thread at a time per config.
+///
+/// # Safety
+/// `config` is a live config used by no other thread during the call.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_config_set_emit_in_background(
+    config: *mut swarmcast_config,
+    enabled: bool,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: a live config, as documented above.
+        let c = unsafe { config_arg(config)? };
+        c.emit_in_background = enabled;
         Ok(())
     })
 }

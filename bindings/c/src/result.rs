@@ -65,7 +65,8 @@ pub enum swarmcast_result {
     TooLarge = 19,
     /// A wait reached its deadline: `swarmcast_server_stop_timeout` stopped the server
     /// but some callbacks still run (they finish on their own; `swarmcast_wait_teardown`
-    /// waits for them), or `swarmcast_wait_teardown` gave up.
+    /// waits for them), `swarmcast_wait_teardown` gave up, or `swarmcast_server_flush`
+    /// found emits still handed off.
     TimedOut = 20,
     /// Redis refused, could not be reached, or did not answer within
     /// `SWARMCAST_REDIS_TIMEOUT_MS` (a Redis emitter's connect or emit), or a node was
@@ -136,7 +137,9 @@ impl swarmcast_result {
             Self::Disconnected => "the socket has disconnected",
             Self::EncodeFailed => "the event could not be encoded",
             Self::TooLarge => "the event is larger than a client's outbound queue can hold",
-            Self::TimedOut => "the deadline passed while callbacks were still running",
+            Self::TimedOut => {
+                "the deadline passed while callbacks (or handed-off emits) were still pending"
+            }
             Self::RedisFailed => "redis refused, could not be reached, or did not answer in time",
             Self::Unsupported => "this build of libswarmcast lacks the feature (redis)",
             Self::NotFound => "the request has no such value (header, peer address)",

@@ -33,6 +33,7 @@ pub unsafe extern "C" fn swarmcast_server_join(
                 name_arg(room)?,
             )
         };
+        s.after_handed_off();
         if s.live_namespace(nsp)?.join_room(sid, room) {
             Ok(())
         } else {
@@ -65,6 +66,7 @@ pub unsafe extern "C" fn swarmcast_server_leave(
                 name_arg(room)?,
             )
         };
+        s.after_handed_off();
         if s.live_namespace(nsp)?.leave_room(sid, room) {
             Ok(())
         } else {
@@ -96,6 +98,7 @@ pub unsafe extern "C" fn swarmcast_server_disconnect_socket(
                 str_arg(socket_id)?,
             )
         };
+        s.after_handed_off();
         if s.live_namespace(nsp)?.disconnect(sid) {
             Ok(())
         } else {

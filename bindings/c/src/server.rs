@@ -85,6 +85,15 @@ impl swarmcast_server {
             .ok_or(swarmcast_result::UnknownNamespace)
     }
 
+    /// Wait for the emits handed off so far (`swarmcast_config_set_emit_in_background`):
+    /// a room change or a disconnect must not overtake them. One atomic read when none
+    /// is pending.
+    pub(crate) fn after_handed_off(&self) {
+        if let Some(handoff) = self.host.handoff().filter(|h| h.pending() > 0) {
+            handoff.flush();
+        }
+    }
+
     /// Whether the server runs now.
     pub(crate) fn is_running(&self) -> bool {
         self.host.is_running()
@@ -157,8 +166,13 @@ pub unsafe extern "C" fn swarmcast_server_new(
         }
         // `Option<()>` in a build without Redis.
         let _cluster = crate::redis::join_cluster(&mut server, config)?;
+        let host = sc::Host::new(server, config.handler_threads);
+        if config.emit_in_background {
+            host.enable_handoff()
+                .map_err(|_| swarmcast_result::RuntimeFailed)?;
+        }
         let boxed = Box::new(swarmcast_server {
-            host: sc::Host::new(server, config.handler_threads),
+            host,
             #[cfg(feature = "redis")]
             cluster: _cluster,
         });
@@ -494,6 +508,10 @@ unsafe fn emit(
         // SAFETY: as the caller promises.
         let (event, data) = unsafe { (event_arg(event)?, json_arg(json, json_len)?) };
         let ns = s.live_namespace(nsp)?;
+        if let Some(handoff) = s.host.handoff() {
+            let target = target.map(|name| (name, matches!(to, Recipients::Socket(_))));
+            return hand_off(s, handoff, &ns, nsp, target, volatile, event, data);
+        }
         let mut broadcast = match (to, target) {
             (Recipients::Socket(_), Some(sid)) => {
                 let socket = ns.socket(sid).ok_or(swarmcast_result::UnknownSocket)?;
@@ -506,6 +524,63 @@ unsafe fn emit(
             broadcast = broadcast.volatile();
         }
         broadcast_result(broadcast.emit(event, data))
+    })
+}
+
+/// [`emit`] with the fan-out on the server's handoff thread: `target` is a room, or a
+/// socket id (checked: the direct emit's `SWARMCAST_RESULT_UNKNOWN_SOCKET`), whose own
+/// room reaches it.
+#[allow(clippy::too_many_arguments)]
+fn hand_off(
+    s: &swarmcast_server,
+    handoff: &sc::Handoff,
+    ns: &sc::Namespace,
+    nsp: &str,
+    target: Option<(&str, bool)>,
+    volatile: bool,
+    event: &str,
+    data: &serde_json::value::RawValue,
+) -> Result<(), swarmcast_result> {
+    let mut broadcast = s.host.emitter().of(nsp);
+    if let Some((name, is_socket)) = target {
+        if is_socket && ns.socket(name).is_none() {
+            return Err(swarmcast_result::UnknownSocket);
+        }
+        broadcast = broadcast.to(name);
+    }
+    if volatile {
+        broadcast = broadcast.volatile();
+    }
+    let prepared = sc::PreparedEmit::json(broadcast, event, data.to_owned())?;
+    handoff.send(prepared).map_err(swarmcast_result::from)
+}
+
+/// With `swarmcast_config_set_emit_in_background`: wait until every emit handed off
+/// so far has been written to its clients' queues, at most `timeout_ms` milliseconds.
+/// Returns `SWARMCAST_RESULT_TIMED_OUT` if some are still pending then. Without the
+/// option, `SWARMCAST_RESULT_OK` at once.
+///
+/// Thread safety: any thread, concurrently, including callbacks.
+///
+/// # Safety
+/// `server` is a live server.
+#[no_mangle]
+pub unsafe extern "C" fn swarmcast_server_flush(
+    server: *const swarmcast_server,
+    timeout_ms: u64,
+) -> swarmcast_result {
+    boundary(|| {
+        // SAFETY: a live server, as documented above.
+        let s = unsafe { server_arg(server)? };
+        let Some(handoff) = s.host.handoff() else {
+            return Ok(());
+        };
+        let timeout = std::time::Duration::from_millis(timeout_ms);
+        if handoff.fence().wait_timeout(timeout) {
+            Ok(())
+        } else {
+            Err(swarmcast_result::TimedOut)
+        }
     })
 }
 
