@@ -85,7 +85,7 @@ pub trait HttpApp: Send + Sync + 'static {
 
 /// The body of every response the server sends: the Socket.IO endpoints' answers (whole)
 /// and a mounted application's (whole or streamed). With the `tower` feature it is the
-/// body of [`crate::SocketIoService`]'s own responses.
+/// body of `SocketIoService`'s own responses.
 #[derive(Debug)]
 pub struct ResponseBody(Contents);
 
