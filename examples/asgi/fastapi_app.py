@@ -82,8 +82,9 @@ async def index() -> dict[str, Any]:
 
 
 @app.post("/notify")
-async def notify(notice: Notice) -> dict[str, int]:
-    """Push a notification to every client, or to one room."""
+async def notify(notice: Notice) -> dict[str, int | None]:
+    """Push a notification to every client, or to one room; says to how many clients
+    (None if the server hands its emits to a background thread: emit_in_background)."""
     if not sio.running:
         raise HTTPException(status_code=503, detail="Socket.IO is not running")
     delivered = await sio.emit("notification", {"message": notice.message}, to=notice.room)
