@@ -108,3 +108,21 @@ test("a restarted publisher's first events reach a page on the polling fallback,
   await expectLines(page, [...first, ...expected([["six", 3], ["seven", 2], ["eight", 3]])], "push again, after the fallback");
   await page.close();
 });
+
+test("a burst right after a page connects does not push the history out of its window", async () => {
+  // The page's catch-up answer is taken a second late, after a burst that reaches the
+  // page first: its "last 1 event" would be the burst's last. The page asks again for
+  // the event before its first push.
+  await app.post("burst", { event: "tick", run: "nine", n: 2 });
+  await app.post("catchup-delay", { ms: 1000 });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${app.base}/?glue=swarmcast`);
+    await until(async () => (await state(page)) === "connected", { timeout: 15000, what: "connected" });
+    await app.post("burst", { event: "tick", run: "ten", n: 4 });
+    await expectLines(page, ["nine 1", ...expected([["ten", 4]])], "history, then the burst");
+    await page.close();
+  } finally {
+    await app.post("catchup-delay", { ms: 0 });
+  }
+});

@@ -13,6 +13,7 @@ port (`swarmcast.dash.run`). Test-only endpoints (loopback only) make the server
     POST /_light/ticks?events=tick,ptick&run=TAG&n=300&interval_ms=40  (in a thread: each
          event name every interval_ms, in turns; run RUN-EVENT)
     POST /_light/burst?event=tick|ptick&run=TAG&n=200                  (all at once)
+    POST /_light/catchup-delay?ms=1000     (the Bridge's catch-up answers that much later)
     GET  /_light/status                                                 (epoch, emitting)
 
 `--startup-events N --run TAG` emits N `tick` events through the Bridge as the process
@@ -69,6 +70,16 @@ def main() -> None:
     bridge = Bridge(server, app, namespace="/sc")
     server.on("connect", lambda *a: True, namespace="/plain")
     rt = Realtime("rt", events=["tick"], buffer=500, namespace="/sc")
+    # The Bridge's catch-up answer, late by `catchup_delay[0]` seconds when a test asks
+    # (POST /_light/catchup-delay): a burst can then reach a page before it.
+    catchup_delay = [0.0]
+
+    def late_catch_up(sid: str, query: Any = None, *rest: Any) -> Any:
+        if catchup_delay[0] > 0:
+            time.sleep(catchup_delay[0])
+        return bridge._catch_up(sid, query, *rest)
+
+    server.on("swarmcast:catchup", late_catch_up, namespace="/sc")
 
     def layout() -> Any:
         # Dash asks for the layout in a request of its own (/_dash-layout): the page's
@@ -132,6 +143,11 @@ def main() -> None:
         emitting.set()
         threading.Thread(target=ticks, args=(events, q.get("run", "ticks"), n, interval), daemon=True).start()
         return flask.jsonify({"ok": True, "n": n})
+
+    @app.server.post("/_light/catchup-delay")
+    def _catchup_delay() -> Any:
+        catchup_delay[0] = min(float(flask.request.args.get("ms", 0)), 10_000) / 1000.0
+        return flask.jsonify({"ok": True})
 
     @app.server.post("/_light/burst")
     def _burst() -> Any:

@@ -106,6 +106,9 @@
         lastId: null,
         epoch: null,
         held: null,
+        // {since, epoch}: the query for the `history` events before the first push
+        // held, once an answer was found to be taken after it (historyOvertaken).
+        historyBefore: null,
         dirty: false,
       };
     });
@@ -362,6 +365,7 @@
     var ev = this.events[name];
     var held = ev.held || [];
     ev.held = null;
+    ev.historyBefore = null;
     var byId = function (a, b) {
       return a.id - b.id;
     };
@@ -408,6 +412,7 @@
   Client.prototype.eventQuery = function (name, withHistory) {
     var ev = this.events[name];
     if (ev.lastId !== null) return name + ":" + ev.lastId + (ev.epoch ? "@" + ev.epoch : "");
+    if (ev.historyBefore) return name + ":" + ev.historyBefore.since + "@" + ev.historyBefore.epoch;
     if (withHistory && ev.history > 0 && ev.seq === 0) return name + ":-" + ev.history;
     return null;
   };
@@ -438,6 +443,10 @@
         Object.keys(self.events).forEach(function (name) {
           if (!self.events[name].held) return;
           var got = events[name] || {};
+          if (self.historyOvertaken(name, got.events, body ? body.epoch : null)) {
+            self.catchAgain = true; // the held pushes wait for the second answer
+            return;
+          }
           self.merge(name, got.events, body ? body.epoch : null, got.last);
         });
       })
@@ -482,6 +491,26 @@
         if (self.closed) throw new Error("closed");
         return body;
       });
+  };
+
+  // A first connection's `history` events are the last ones published before the page
+  // connected. An answer taken after pushes this page already holds (a burst right
+  // after the connect) counts those pushes among its last `history`: then ask once
+  // more, for the `history` events before the first push held.
+  Client.prototype.historyOvertaken = function (name, fetched, epoch) {
+    var ev = this.events[name];
+    if (ev.lastId !== null || ev.seq !== 0 || ev.history <= 0 || ev.historyBefore || !epoch) return false;
+    var first = null;
+    (ev.held || []).forEach(function (e) {
+      if (e.id !== null && e.epoch === epoch && (first === null || e.id < first)) first = e.id;
+    });
+    if (first === null || first <= 1) return false;
+    var overlaps = (fetched || []).some(function (e) {
+      return e.id >= first;
+    });
+    if (!overlaps) return false;
+    ev.historyBefore = { since: Math.max(0, first - 1 - ev.history), epoch: epoch };
+    return true;
   };
 
   Client.prototype.fetchSnapshot = function (params) {
