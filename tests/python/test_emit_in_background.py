@@ -40,11 +40,16 @@ def watch(server: swarmcast.Server, clients: list[Any], transport: str, *events:
     return holder[0]
 
 
-@pytest.mark.timeout(60)
-def test_a_disconnect_comes_after_the_emits_handed_off_before_it(make_server, clients, transport):
+def started(make_server: Any, clients: list[Any], transport: str = "websocket") -> tuple[swarmcast.Server, Watched]:
+    """A started server that emits in the background, and a client watching "n"."""
     server = make_server(emit_in_background=True)
     server.start()
-    client = watch(server, clients, transport, "n")
+    return server, watch(server, clients, transport, "n")
+
+
+@pytest.mark.timeout(60)
+def test_a_disconnect_comes_after_the_emits_handed_off_before_it(make_server, clients, transport):
+    server, client = started(make_server, clients, transport)
 
     for i in range(500):
         server.emit("n", i, to=client.sid)
@@ -55,9 +60,7 @@ def test_a_disconnect_comes_after_the_emits_handed_off_before_it(make_server, cl
 
 @pytest.mark.timeout(60)
 def test_leaving_a_room_does_not_overtake_the_emits_to_it(make_server, clients):
-    server = make_server(emit_in_background=True)
-    server.start()
-    client = watch(server, clients, "websocket", "n")
+    server, client = started(make_server, clients)
 
     server.enter_room(client.sid, "agents")
     for i in range(300):
@@ -71,9 +74,7 @@ def test_leaving_a_room_does_not_overtake_the_emits_to_it(make_server, clients):
 
 @pytest.mark.timeout(60)
 def test_an_emit_with_a_callback_comes_after_the_emits_before_it(make_server, clients):
-    server = make_server(emit_in_background=True)
-    server.start()
-    client = watch(server, clients, "websocket", "n")
+    server, client = started(make_server, clients)
 
     answered = threading.Event()
     for i in range(200):
@@ -85,9 +86,7 @@ def test_an_emit_with_a_callback_comes_after_the_emits_before_it(make_server, cl
 
 @pytest.mark.timeout(60)
 def test_a_stop_delivers_the_emits_handed_off_before_it(make_server, clients):
-    server = make_server(emit_in_background=True)
-    server.start()
-    client = watch(server, clients, "websocket", "n")
+    server, client = started(make_server, clients)
 
     for i in range(2_000):
         server.emit("n", i)
