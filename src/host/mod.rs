@@ -257,6 +257,15 @@ impl Host {
         self.inner.handoff.get()
     }
 
+    /// Wait until the emits handed off so far are fanned out (with a handoff): what a
+    /// binding calls before an operation that must not overtake them (a room change, a
+    /// disconnect, an emit with an ack). One atomic read when none is pending.
+    pub fn wait_for_handed_off(&self) {
+        if let Some(handoff) = self.handoff().filter(|h| h.pending() > 0) {
+            handoff.flush();
+        }
+    }
+
     fn stop_inner(&self, deadline: Option<std::time::Instant>) -> Result<bool, HostError> {
         if let Some(handoff) = self.handoff().filter(|h| h.pending() > 0) {
             let fence = handoff.fence();

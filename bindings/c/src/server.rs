@@ -86,12 +86,9 @@ impl swarmcast_server {
     }
 
     /// Wait for the emits handed off so far (`swarmcast_config_set_emit_in_background`):
-    /// a room change or a disconnect must not overtake them. One atomic read when none
-    /// is pending.
+    /// a room change or a disconnect must not overtake them.
     pub(crate) fn after_handed_off(&self) {
-        if let Some(handoff) = self.host.handoff().filter(|h| h.pending() > 0) {
-            handoff.flush();
-        }
+        self.host.wait_for_handed_off();
     }
 
     /// Whether the server runs now.

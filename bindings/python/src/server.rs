@@ -782,11 +782,11 @@ impl PyServer {
     }
 
     /// Wait (GIL released) for the emits handed off so far (`emit_in_background`):
-    /// what follows (a room change, a disconnect, an emit with an ack, a stop) must
-    /// not overtake them. One atomic load when none is pending.
+    /// what follows (a room change, a disconnect, an emit with an ack) must not
+    /// overtake them. Nothing without the option.
     fn after_handed_off(&self, py: Python<'_>) {
-        if let Some(handoff) = self.host.handoff().filter(|h| h.pending() > 0) {
-            py.detach(|| handoff.flush());
+        if self.host.handoff().is_some() {
+            py.detach(|| self.host.wait_for_handed_off());
         }
     }
 
