@@ -150,3 +150,44 @@ fn ack_callbacks_run_on_the_sockets_handler_thread() {
     );
     host.stop().expect("stops");
 }
+
+#[test]
+fn a_handlers_answer_does_not_overtake_the_emits_it_handed_off() {
+    // A handler that emits through the host's handoff and then answers: its client
+    // gets the events first, as it would had the handler emitted on its own thread.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let host = Host::new(Server::new(config()), 2);
+    host.enable_handoff().expect("handoff thread");
+    let h = host.clone();
+    host.on("/", "work", move |socket, _event, ack| {
+        let handoff = h.handoff().expect("enabled");
+        for i in 0..500 {
+            let to = h.emitter().of("/").to(socket.id());
+            handoff.emit(to, "n", &i).expect("handed off");
+        }
+        if let Some(ack) = ack {
+            ack.send(&"done").expect("answered");
+        }
+    })
+    .expect("event handler");
+    let addr = host.start().expect("starts");
+    rt.block_on(async {
+        let (mut client, _sid) = WsClient::connect(addr).await;
+        client.send("427[\"work\"]").await;
+        let mut got = Vec::new();
+        loop {
+            let text = client.recv_text().await.expect("a packet");
+            if text.starts_with("437") {
+                assert_eq!(text, "437[\"done\"]");
+                break;
+            }
+            got.push(text);
+        }
+        let expected: Vec<String> = (0..500).map(|i| format!("42[\"n\",{i}]")).collect();
+        assert_eq!(got, expected, "every event before the answer");
+    });
+    host.stop().expect("stops");
+}

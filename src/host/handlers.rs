@@ -12,6 +12,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::{Host, HostError, Inner};
+use crate::socketio::socket::EarlierEmits;
 use crate::{
     AckError, AckSender, ConnectError, ConnectFuture, DisconnectReason, Event, Namespace, Payload,
     Socket,
@@ -36,6 +37,25 @@ struct NsGate {
     /// sockets.
     gated: bool,
     disconnect: Option<DisconnectFn>,
+}
+
+/// A host's handed-off emits, as what its handlers' answers must not overtake. Weak: a
+/// pending answer does not keep a dropped host alive.
+struct HandedOff(Weak<Inner>);
+
+impl EarlierEmits for HandedOff {
+    fn pending(&self) -> bool {
+        self.0
+            .upgrade()
+            .and_then(|inner| inner.handoff.get().map(|h| h.pending() > 0))
+            .unwrap_or(false)
+    }
+
+    fn wait(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.wait_for_handed_off();
+        }
+    }
 }
 
 /// The gate of `socket`'s namespace, or that of the catch-all namespace `*`, whose
@@ -206,6 +226,13 @@ impl Host {
         gates.with_gate(ns, &host, |_| ());
         move |socket, event, ack| {
             let Some(inner) = host.upgrade() else { return };
+            // With a handoff, the answer waits for the emits handed off before it.
+            let ack = match ack {
+                Some(ack) if inner.handoff.get().is_some() => {
+                    Some(ack.after(Arc::new(HandedOff(host.clone()))))
+                }
+                ack => ack,
+            };
             let (owned, handler, gates) = (socket.clone(), handler.clone(), gates.clone());
             inner.run(socket.id(), move || {
                 if gates.admits(&owned) {

@@ -135,6 +135,14 @@ pub(crate) struct Inner {
     handoff: std::sync::OnceLock<Handoff>,
 }
 
+impl Inner {
+    fn wait_for_handed_off(&self) {
+        if let Some(handoff) = self.handoff.get().filter(|h| h.pending() > 0) {
+            handoff.flush();
+        }
+    }
+}
+
 /// A server as a host-language binding drives it: lifecycle, handler threads, callback
 /// gating. See the [module documentation](self) for what it does and an example.
 ///
@@ -261,9 +269,7 @@ impl Host {
     /// binding calls before an operation that must not overtake them (a room change, a
     /// disconnect, an emit with an ack). One atomic read when none is pending.
     pub fn wait_for_handed_off(&self) {
-        if let Some(handoff) = self.handoff().filter(|h| h.pending() > 0) {
-            handoff.flush();
-        }
+        self.inner.wait_for_handed_off();
     }
 
     fn stop_inner(&self, deadline: Option<std::time::Instant>) -> Result<bool, HostError> {

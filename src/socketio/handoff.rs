@@ -97,7 +97,9 @@ struct Shared {
 /// Order: one FIFO and one consumer, so emits handed off from one thread reach each
 /// client in that order. An operation that must come after them (a room change, a
 /// disconnect, a direct emit to a socket) waits for them first with
-/// [`Handoff::flush`], which costs one atomic load when nothing is pending.
+/// [`Handoff::flush`], which costs one atomic load when nothing is pending. Under a
+/// [`crate::Host`] with a handoff, the answers of its handlers' acks
+/// ([`crate::AckSender`]) wait so on their own.
 ///
 /// Bounds: at most [`HANDOFF_CAPACITY`] emits and [`HANDOFF_BYTES`] bytes of
 /// arguments wait; past them [`Handoff::emit`] waits (backpressure: the thread is

@@ -602,16 +602,46 @@ impl Socket {
     }
 }
 
+/// Emits an answer must not overtake: those a binding's host handed to its
+/// [`crate::Handoff`] before the answer. The host attaches it to its handlers' acks.
+pub(crate) trait EarlierEmits: Send + Sync {
+    /// Whether some are still waiting to be fanned out.
+    fn pending(&self) -> bool;
+    /// Wait until they are (at once when none is pending).
+    fn wait(&self);
+}
+
 /// Answers a client's ack request. Send it from any thread; dropping it sends nothing.
-#[derive(Debug)]
 pub struct AckSender {
     socket: Socket,
     id: u64,
+    /// Set by a host whose emits go through a handoff: a handler that emits and then
+    /// returns expects its client to get the events before the answer.
+    earlier: Option<Arc<dyn EarlierEmits>>,
+}
+
+impl std::fmt::Debug for AckSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AckSender")
+            .field("socket", &self.socket)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AckSender {
     pub(crate) fn new(socket: Socket, id: u64) -> Self {
-        Self { socket, id }
+        Self {
+            socket,
+            id,
+            earlier: None,
+        }
+    }
+
+    /// This answer leaves after `earlier` (see [`EarlierEmits`]).
+    pub(crate) fn after(mut self, earlier: Arc<dyn EarlierEmits>) -> Self {
+        self.earlier = Some(earlier);
+        self
     }
 
     /// The ack id.
@@ -627,21 +657,28 @@ impl AckSender {
 
     /// Answer with any arguments and attachments. On a thread that may wait, a client
     /// behind on its queue is waited for, at most the server's `emit_max_wait`, as an
-    /// emit is.
+    /// emit is. Under a [`crate::Host`] that emits through a [`crate::Handoff`], the
+    /// emits handed off before this call are fanned out first: the answer does not
+    /// overtake them.
     pub fn send_payload(self, payload: &Payload) -> Result<(), EmitError> {
         let encoded = packet::encode_ack(self.socket.namespace(), self.id, payload)?;
+        if let Some(earlier) = &self.earlier {
+            earlier.wait();
+        }
         self.socket.push(&encoded)
     }
 
-    /// Whether the client's queue is above its backpressure watermark now, so that
-    /// [`AckSender::send_payload`] on a thread that may wait would wait. Never waits.
+    /// Whether [`AckSender::send_payload`] on a thread that may wait would wait now:
+    /// the client's queue is above its backpressure watermark, or emits handed off
+    /// before the answer are still pending. Never waits.
     pub fn is_behind(&self) -> bool {
-        self.socket.is_behind()
+        self.socket.is_behind() || self.earlier.as_ref().is_some_and(|e| e.pending())
     }
 
     /// [`AckSender::send_payload`] that never waits, for code that must not block (an
-    /// event loop; check [`AckSender::is_behind`] first to keep backpressure): a full
-    /// queue fails at once with [`EmitError::QueueFull`].
+    /// event loop; check [`AckSender::is_behind`] first to keep backpressure and the
+    /// order after handed-off emits): a full queue fails at once with
+    /// [`EmitError::QueueFull`].
     pub fn send_payload_no_wait(self, payload: &Payload) -> Result<(), EmitError> {
         let encoded = packet::encode_ack(self.socket.namespace(), self.id, payload)?;
         match self.socket.push_frames(&encoded.frames) {

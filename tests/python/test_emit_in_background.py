@@ -1,7 +1,7 @@
 """`Server(emit_in_background=True)`: emits hand their fan-out to a thread of the
 library and return at once (None). Checked with python-socketio clients over real
 sockets: operations that follow emits (a disconnect, a room change, an emit with a
-callback, a stop) do not overtake them, and what would fail is raised by the call
+callback, a handler's answer, a stop) do not overtake them, and what would fail is raised by the call
 itself. The eight-thread burst (nothing lost or reordered) runs in both modes in
 test_backpressure.py."""
 
@@ -82,6 +82,35 @@ def test_an_emit_with_a_callback_comes_after_the_emits_before_it(make_server, cl
     server.emit("n", "q", to=client.sid, callback=lambda *a: answered.set())
     assert answered.wait(10), "the client acknowledged"
     assert client.got == [*range(200), "q"]
+
+
+@pytest.mark.timeout(60)
+def test_a_handlers_answer_comes_after_the_emits_it_made(make_server, clients, transport):
+    # python-socketio's order: a handler's emits reach its client before its return
+    # value answers the client's call; the same for an answer sent later with
+    # `ack.send` (a deferred handler).
+    server = make_server(emit_in_background=True)
+
+    @server.on("work")
+    def work(sid, n):
+        for i in range(n):
+            server.emit("n", i, to=sid)
+        return "done"
+
+    def later(ack, sid, n):  # the form AsyncServer registers its coroutines in
+        for i in range(n):
+            server.emit("n", -i, to=sid)
+        ack.send("sent")
+
+    server._on_deferred("later", later)
+    server.start()
+    client = watch(server, clients, transport, "n")
+    caller = clients[-1]
+    assert caller.call("work", 400, timeout=10) == "done"
+    assert client.got == list(range(400)), "every event before the answer"
+    client.got.clear()
+    assert caller.call("later", 300, timeout=10) == "sent"
+    assert client.got == [-i for i in range(300)]
 
 
 @pytest.mark.timeout(60)

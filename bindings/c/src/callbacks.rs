@@ -193,7 +193,9 @@ pub unsafe extern "C" fn swarmcast_connect_refusal_set_data(
 /// Always consumes `ack`, whatever the result (on an error the client gets no
 /// answer): do not use or free it afterwards. Returns `SWARMCAST_RESULT_INVALID_UTF8` /
 /// `SWARMCAST_RESULT_INVALID_JSON` for a bad payload, `SWARMCAST_RESULT_DISCONNECTED` if
-/// the client has gone, `SWARMCAST_RESULT_QUEUE_FULL` if it does not keep up.
+/// the client has gone, `SWARMCAST_RESULT_QUEUE_FULL` if it does not keep up. With
+/// `swarmcast_config_set_emit_in_background`, it first waits for the emits handed off
+/// before it, so that the answer does not overtake them.
 ///
 /// Thread safety: any thread, inside the event callback or later; each ack is used by
 /// one thread at a time.
