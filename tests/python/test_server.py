@@ -3,6 +3,8 @@ over long-polling."""
 
 from __future__ import annotations
 
+import collections
+import enum
 import logging
 import math
 import threading
@@ -345,6 +347,46 @@ def test_conversion_errors_send_nothing(make_server, clients):
     # big ints at the edges of the 64-bit range pass
     server.emit("bad", [-(2**63), 2**64 - 1])
     assert inbox.get("bad") == ([-(2**63), 2**64 - 1],)
+
+
+def test_json_values_arrive_as_sent(make_server, clients):
+    # The emit's JSON writer against Python's own parser at a real client: escapes,
+    # non-ASCII, number edges, and subclasses of the built-in types (which take the
+    # writer's slower checks).
+    class Colour(enum.IntEnum):
+        RED = 1
+
+    class Mode(str, enum.Enum):
+        FAST = "fast"
+
+    class Key(str):
+        pass
+
+    server = make_server()
+    server.start()
+    inbox = Inbox()
+    client = make_client(inbox, ("v",))
+    clients.append(client)
+    connect(client, server, "websocket")
+    controls = "".join(chr(c) for c in range(0x20)) + '"\\/\x7f'
+    sent = {
+        "controls": controls,
+        "unicode": "é \u2028 \u2029 \U0001f600 \ufffd",
+        controls: "as a key",
+        Key("k"): [True, False, None, Colour.RED, Mode.FAST],
+        "ints": [0, -1, 2**53 + 1, -(2**63), 2**64 - 1],
+        "floats": [0.1, -0.0, 1e20, 1.5e-7, 2.5, 1e300, 5e-324],
+        "nested": collections.OrderedDict(a=(1, [2, {"b": ()}]), c={}),
+    }
+    server.emit("v", sent)
+    expected = {
+        **sent,
+        "k": [True, False, None, 1, "fast"],
+        "nested": {"a": [1, [2, {"b": []}]], "c": {}},
+    }
+    (got,) = inbox.get("v")
+    assert got == expected
+    assert [math.copysign(1, x) for x in got["floats"]][1] == -1.0
 
 
 def test_handler_that_raises_is_logged_and_server_goes_on(make_server, clients, transport, caplog):
