@@ -387,6 +387,18 @@ def emit_costs() -> dict:
                 m = re.search(pat, p.stdout)
                 if m:
                     res[key] = float(m.group(1))
+            # The run's own baselines: json.dumps of the same dict in a loop, and in the
+            # same bursts after as long an idle wait (default stage first, background second).
+            m = re.search(r"json\.dumps of the same dict in a loop:\s*([\d.]+) ns", p.stdout)
+            if m:
+                res["python_json_dumps_ns_loop"] = float(m.group(1))
+            bursts = re.findall(r"json\.dumps of the same dict in such bursts.*?then\s*([\d.]+) ns; "
+                                r"this emit costs ([\d.]+)x json\.dumps after the first, ([\d.]+)x over the burst",
+                                p.stdout)
+            for prefix, found in zip(("python_emit", "python_emit_bg"), bursts):
+                res[f"{prefix}_json_dumps_ns_100_rest"] = float(found[0])
+                res[f"{prefix}_vs_json_dumps_100_rest"] = float(found[1])
+                res[f"{prefix}_vs_json_dumps_100_burst"] = float(found[2])
         except subprocess.TimeoutExpired:
             res["python_output"] = "timed out"
     res["c"] = c_emit()

@@ -15,12 +15,17 @@ Prints:
   * the same two figures for a server made with `emit_in_background=True`, whose emits
     hand the fan-out to a thread of the library, and for both the whole process's CPU
     per emit (every thread: the emit, the handoff, the writers' `write()`s), so that
-    what the emitting thread no longer pays is seen to move, not vanish.
+    what the emitting thread no longer pays is seen to move, not vanish;
+  * baselines measured in the same run: `json.dumps` of the same dict in a loop, and in
+    bursts after as long an idle wait as the clients' reads took, so that the emit's
+    figures read as ratios to what Python itself costs on this host (on shared VMs
+    the first call after an idle moment costs tens of µs whatever it does).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -99,11 +104,12 @@ NODE_CLIENTS = textwrap.dedent(
 
 def ns_per_call_with_clients(
     server: swarmcast.Server, clients: int, burst: int = 32, bursts: int = 200
-) -> tuple[float, float, float, float, float] | None:
+) -> tuple[float, float, float, float, float, float] | None:
     """ns per emit() with `clients` Node socket.io-client connections, timed over bursts:
     (wall time, this thread's CPU time) of every call, then this thread's CPU time of
     the first call of each burst and of the others apart, then the process's CPU time
-    per emit (all threads) until the clients have it all. The first comes after a quiet
+    per emit (all threads) until the clients have it all, and the mean wait for the
+    clients between bursts (for `json_dumps_in_bursts`). The first comes after a quiet
     moment, so it writes the event to every idle client's socket itself (write-through:
     the delivery's `write()`s are on this thread); the others queue it for the
     connections' writers. The wall time includes the server's writer threads taking
@@ -128,7 +134,7 @@ def ns_per_call_with_clients(
             time.sleep(0.01)
         data = dict(PAYLOAD)
         emit = server.emit
-        total = cpu = first_cpu = process = 0
+        total = cpu = first_cpu = process = waited = 0
         for k in range(bursts):
             start_process = time.process_time_ns()
             start, start_cpu = time.perf_counter_ns(), time.thread_time_ns()
@@ -141,19 +147,58 @@ def ns_per_call_with_clients(
             total += time.perf_counter_ns() - start
             cpu += time.thread_time_ns() - start_cpu
             # Every client has it all before the next burst: queues are empty again.
+            wait_start = time.perf_counter_ns()
             while True:
                 line = node.stdout.readline()
                 if not line or line.strip() == f"GOT {k}" or line.startswith("TIMEOUT"):
                     break
             if not line or line.startswith("TIMEOUT"):
                 raise SystemExit(f"the Node clients stopped receiving at burst {k}: {line!r}")
+            waited += time.perf_counter_ns() - wait_start
             process += time.process_time_ns() - start_process
         node.wait(timeout=30)
         n = burst * bursts
-        return total / n, cpu / n, first_cpu / bursts, (cpu - first_cpu) / (n - bursts), process / n
+        return (
+            total / n, cpu / n, first_cpu / bursts, (cpu - first_cpu) / (n - bursts), process / n,
+            waited / bursts,
+        )
     finally:
         if node.poll() is None:
             node.kill()
+
+
+def json_dumps_in_bursts(burst: int, bursts: int, wait_ns: float) -> tuple[float, float]:
+    """This thread's CPU per `json.dumps` of the same dict, in bursts like the emits',
+    each after an idle wait as long as the clients' reads took: (first of a burst, the
+    rest). The baseline of this run for what a burst after an idle moment costs on this
+    host whatever it does (cold caches, a core waking up), so that the emit's figures
+    read as ratios, not against a machine's absolute speed."""
+    data = dict(PAYLOAD)
+    dumps = json.dumps
+    first = rest = 0
+    for _ in range(bursts):
+        time.sleep(wait_ns / 1e9)
+        start = time.thread_time_ns()
+        data["seq"] = 0
+        dumps(data)
+        first += time.thread_time_ns() - start
+        for i in range(1, burst):
+            data["seq"] = i
+            dumps(data)
+        rest += time.thread_time_ns() - start
+    rest -= first
+    return first / bursts, rest / (bursts * (burst - 1))
+
+
+def json_dumps_in_loop(n: int) -> float:
+    """ns per `json.dumps` of the dict the emits send, in a loop shaped like theirs."""
+    data = dict(PAYLOAD)
+    dumps = json.dumps
+    start = time.perf_counter_ns()
+    for i in range(n):
+        data["seq"] = i
+        dumps(data)
+    return (time.perf_counter_ns() - start) / n
 
 
 def ns_per_call(server: swarmcast.Server, n: int, clock=time.perf_counter_ns) -> float:
@@ -172,7 +217,7 @@ def report_many(label: str, args: argparse.Namespace, many: tuple[float, ...] | 
     """Print what ns_per_call_with_clients measured (benches/bench.py parses these lines)."""
     if many is None:
         return
-    wall, cpu, first, rest, process = many
+    wall, cpu, first, rest, process, waited = many
     print(
         f"{label}, {args.clients} clients connected: {wall:8.0f} ns/call, {cpu:8.0f} ns of this "
         f"thread's CPU (bursts of {args.burst}, queues drained between)"
@@ -180,6 +225,12 @@ def report_many(label: str, args: argparse.Namespace, many: tuple[float, ...] | 
     print(
         f"  first of a burst {first_what}: {first:8.0f} ns of CPU/call; "
         f"the other {args.burst - 1}{rest_what}: {rest:8.0f} ns; whole process: {process:8.0f} ns of CPU/emit"
+    )
+    base_first, base_rest = json_dumps_in_bursts(args.burst, 200, waited)
+    print(
+        f"  baseline, json.dumps of the same dict in such bursts, each after {waited / 1e6:.2f} ms "
+        f"idle: first {base_first:8.0f} ns of CPU/call, then {base_rest:8.0f} ns; "
+        f"this emit costs {rest / base_rest:.2f}x json.dumps after the first, {cpu / ((base_first + (args.burst - 1) * base_rest) / args.burst):.2f}x over the burst"
     )
 
 
@@ -205,6 +256,8 @@ def main() -> None:
         ns_per_call(server, min(n, 20_000))  # warm up
         best = min(ns_per_call(server, n) for _ in range(3))
         print(f"emit, no client connected:  {best:8.0f} ns/call")
+        dumps_ns = min(json_dumps_in_loop(n) for _ in range(3))
+        print(f"  baseline, json.dumps of the same dict in a loop: {dumps_ns:8.0f} ns/call (emit: {best / dumps_ns:.2f}x)")
 
         client = subprocess.Popen(
             [sys.executable, "-c", CLIENT, server.url, str(n)],
@@ -259,7 +312,7 @@ def main() -> None:
         )
         if args.clients > 0:
             many = ns_per_call_with_clients(background, args.clients, burst=args.burst)
-            report_many("emit in background", args, many, "(wakes the handoff thread)", "")
+            report_many("emit in background", args, many, "(after the idle wait)", "")
     finally:
         background.stop()
 
