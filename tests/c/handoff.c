@@ -1,6 +1,8 @@
 /* Emits handed to the library's thread (swarmcast_config_set_emit_in_background).
- * tests/c/handoff_client.mjs (the official socket.io-client) connects and sends
- * "ready"; this program then emits 1,000 events to its socket and 300 to a room it is
+ * tests/c/handoff_client.mjs (the official socket.io-client) connects and first sends
+ * "work" with an ack: its callback emits 500 events to the client and then answers,
+ * and the client checks it got the 500 before the answer. Then it sends "ready"; this
+ * program then emits 1,000 events to its socket and 300 to a room it is
  * put in, takes it out of the room, emits once more to the room (reaching nobody) and
  * "end" to the socket, then disconnects it. The client checks it got exactly 0..1299
  * and "end", in order, before its disconnect: neither the room change nor the
@@ -35,6 +37,23 @@ static void on_ready(void *userdata, const swarmcast_event *event, swarmcast_ack
     pthread_mutex_unlock(&lock);
     if (ack != NULL) {
         swarmcast_ack_free(ack);
+    }
+}
+
+/* "work": 500 emits to the caller, then the answer to its ack, which must not overtake
+ * them (the answer waits for the emits handed off before it). */
+static void on_work(void *userdata, const swarmcast_event *event, swarmcast_ack *ack) {
+    swarmcast_server *server = userdata;
+    char body[32];
+    int failed = 0;
+    for (int i = 0; i < 500; i++) {
+        snprintf(body, sizeof body, "{\"w\":%d}", i);
+        failed += swarmcast_server_emit_to_socket(server, NS, event->socket_id, "w", J(body)) !=
+                  SWARMCAST_RESULT_OK;
+    }
+    check(failed == 0, "500 emits from the work callback handed off");
+    if (ack != NULL) {
+        CHECK_RC(swarmcast_ack_send(ack, J("\"done\"")), SWARMCAST_RESULT_OK);
     }
 }
 
@@ -96,6 +115,7 @@ int main(void) {
         return check_summary();
     }
     CHECK_RC(swarmcast_server_on_event(server, NS, "ready", on_ready, NULL), SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_server_on_event(server, NS, "work", on_work, server), SWARMCAST_RESULT_OK);
     CHECK_RC(swarmcast_server_on_disconnect(server, NS, on_disconnect, NULL), SWARMCAST_RESULT_OK);
     CHECK_RC(swarmcast_server_start(server), SWARMCAST_RESULT_OK);
     CHECK_RC(swarmcast_server_local_port(server, &port), SWARMCAST_RESULT_OK);

@@ -1,6 +1,6 @@
 // The official client's side of tests/c/handoff.c: waits for the line "PORT <n>" in the
-// C program's output file, connects with socket.io-client, listens for "n", sends
-// "ready", and once the server disconnects it checks it got {i: 0..1299} then
+// C program's output file, connects with socket.io-client, sends "work" and checks the
+// 500 events {w: 0..499} came before its answer, listens for "n", sends "ready", and once the server disconnects it checks it got {i: 0..1299} then
 // {i: "end"}, in order, and nothing else. Prints "ok - ..." / "not ok - ..." lines;
 // exits non-zero on any failure.
 // Usage: node handoff_client.mjs OUTPUT_FILE
@@ -37,6 +37,11 @@ try {
     socket.once("connect_error", reject);
   }), "connect");
   check(true, "connected");
+  const work = [];
+  socket.on("w", (data) => work.push(data?.w));
+  const answer = await within(30_000, socket.emitWithAck("work"), "the answer to work");
+  const before = work.length === 500 && work.every((v, k) => v === k);
+  check(answer === "done" && before, `the answer (${JSON.stringify(answer)}) came after the 500 events it followed (${work.length} before it)`);
   socket.emit("ready");
   const reason = await within(30_000, left, "the server's disconnect");
   check(reason === "io server disconnect", `disconnected by the server (${reason})`);
