@@ -10,6 +10,14 @@ use fixture::{config, WsClient};
 use serde_json::json;
 use swarmcast::{ConnectError, Host, HostState, Server};
 
+/// The tests' clients run on a runtime of their own, beside the host's.
+fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime")
+}
+
 fn wait_until(what: &str, f: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {
@@ -20,10 +28,7 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
 
 #[test]
 fn one_server_serves_clients_across_a_restart() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("client runtime");
+    let rt = client_runtime();
     let server = Server::new(config());
     let agents = server.state("agents");
     let host = Host::new(server, 2);
@@ -118,10 +123,7 @@ fn one_server_serves_clients_across_a_restart() {
 
 #[test]
 fn ack_callbacks_run_on_the_sockets_handler_thread() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("client runtime");
+    let rt = client_runtime();
     let host = Host::new(Server::new(config()), 2);
     let addr = host.start().expect("starts");
     let got = Arc::new(Mutex::new(None));
@@ -155,10 +157,7 @@ fn ack_callbacks_run_on_the_sockets_handler_thread() {
 fn a_handlers_answer_does_not_overtake_the_emits_it_handed_off() {
     // A handler that emits through the host's handoff and then answers: its client
     // gets the events first, as it would had the handler emitted on its own thread.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("client runtime");
+    let rt = client_runtime();
     let host = Host::new(Server::new(config()), 2);
     host.enable_handoff().expect("handoff thread");
     let h = host.clone();

@@ -313,13 +313,20 @@ def test_namespaces(make_server, clients, transport):
         server.on("late", lambda sid: None, namespace="/late")
 
 
-def test_conversion_errors_send_nothing(make_server, clients):
+def started_with_inbox(make_server, clients, *events: str) -> tuple[swarmcast.Server, Inbox]:
+    """A started server and a WebSocket client connected to it, putting `events` in an
+    Inbox."""
     server = make_server()
     server.start()
     inbox = Inbox()
-    client = make_client(inbox, ("bad",))
+    client = make_client(inbox, events)
     clients.append(client)
     connect(client, server, "websocket")
+    return server, inbox
+
+
+def test_conversion_errors_send_nothing(make_server, clients):
+    server, inbox = started_with_inbox(make_server, clients, "bad")
     before = server.metrics()["emits"]
 
     with pytest.raises(TypeError) as e:
@@ -362,12 +369,7 @@ def test_json_values_arrive_as_sent(make_server, clients):
     class Key(str):
         pass
 
-    server = make_server()
-    server.start()
-    inbox = Inbox()
-    client = make_client(inbox, ("v",))
-    clients.append(client)
-    connect(client, server, "websocket")
+    server, inbox = started_with_inbox(make_server, clients, "v")
     controls = "".join(chr(c) for c in range(0x20)) + '"\\/\x7f'
     sent = {
         "controls": controls,
