@@ -311,6 +311,7 @@ def polling_burst(quick: bool) -> dict:
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
     out = json.loads(lines[-1]) if lines else {"failed": p.stderr[-300:]}
     out["exit_code"] = p.returncode
+    out["python_build"] = python_build(py)
     print("  polling burst:", json.dumps(out), flush=True)
     return out
 
@@ -370,6 +371,7 @@ def emit_costs() -> dict:
             res["python_output"] = (p.stdout.strip() + "\n" + p.stderr.strip()[-500:]).strip()
             res["python_exit_code"] = p.returncode
             res["python_interpreter"] = py
+            res["python_build"] = python_build(py)
             for key, pat in (("python_emit_ns_0_clients", r"no client connected:\s*([\d.]+) ns"),
                              ("python_emit_ns_1_client", r"1 client connected:\s*([\d.]+) ns"),
                              ("python_emit_ns_100_clients", r"100 clients connected:\s*[\d.]+ ns/call,\s*([\d.]+) ns of this"),
@@ -406,17 +408,17 @@ def emit_costs() -> dict:
 
 
 def python_with_swarmcast() -> str | None:
-    """A Python that imports swarmcast and socketio: the venv (after installing the wheel
-    from target/wheels, if one was built), else the python3 on PATH."""
+    """A Python that imports swarmcast and socketio, for the Python stages: the bench
+    venv, where benches/run.sh installs a release wheel it builds (so that the figures are
+    a release build's), else the newest wheel in target/wheels installed there, else
+    the project's .venv (scripts/python-env.sh: the tests' dev-profile build, several
+    times slower), else the python3 on PATH. `python_build()` says which it was."""
     def ok(py: str) -> bool:
         try:
             return subprocess.run([py, "-c", "import swarmcast, socketio"], capture_output=True,
                                   timeout=60).returncode == 0
         except (OSError, subprocess.TimeoutExpired):
             return False
-    project = ROOT / ".venv" / "bin" / "python"  # scripts/python-env.sh's venv
-    if project.exists() and ok(str(project)):
-        return str(project)
     if VENV_PY.exists() and ok(str(VENV_PY)):
         return str(VENV_PY)
     wheels = sorted((ROOT / "target" / "wheels").glob("swarmcast-*.whl"), key=lambda w: w.stat().st_mtime)
@@ -425,8 +427,20 @@ def python_with_swarmcast() -> str | None:
                         str(wheels[-1])], capture_output=True, timeout=300)
         if ok(str(VENV_PY)):
             return str(VENV_PY)
+    project = ROOT / ".venv" / "bin" / "python"
+    if project.exists() and ok(str(project)):
+        return str(project)
     system = shutil.which("python3")
     return system if system and ok(system) else None
+
+
+def python_build(py: str) -> str:
+    """What `python_with_swarmcast()` found: the benches' release wheel or something else."""
+    if py == str(VENV_PY):
+        return "release wheel (bench venv)"
+    if py == str(ROOT / ".venv" / "bin" / "python"):
+        return "dev profile (.venv: the tests' build, not representative)"
+    return f"whatever {py} imports"
 
 
 def c_emit() -> dict | str:

@@ -9,8 +9,8 @@
 # Installs and builds what it needs (idempotent): the load tool and the swarmcast server
 # (cargo, release), the socketioxide peer (its own workspace and target directory), the
 # Node socket.io peer (npm ci), a Python venv with Flask-SocketIO, gevent and matplotlib
-# (pip, pinned), and the swarmcast Python package in the project's .venv (for the
-# polling burst and the Python emit cost). Then benches/bench.py measures the kernel's
+# (pip, pinned), and a release wheel of the swarmcast Python package in that venv (for
+# the polling burst and the Python emit cost). Then benches/bench.py measures the kernel's
 # write() floor on this machine (swarmcast-write-floor), runs each server pinned to
 # core 0 and the load tool pinned to core 1 (taskset) — the fan-out includes the
 # back-to-back producer paced only by the library's backpressure — and the 8 x 2,000
@@ -59,10 +59,17 @@ else
     echo "up to date"
 fi
 
-step "swarmcast Python package in .venv (polling burst, Python emit cost)"
+step "swarmcast Python package: a release wheel in the bench venv (polling burst, Python emit cost)"
+# maturin comes from the project's .venv (a pinned test requirement); the package the
+# tests install there is a dev-profile build, so the benchmarks install their own.
 # shellcheck source=../scripts/python-env.sh
 source scripts/python-env.sh
-venv_ensure && venv_requirements tests/python/requirements.txt && venv_swarmcast
+venv_ensure && venv_requirements tests/python/requirements.txt
+rm -f "$OUT"/wheels/swarmcast-*.whl
+PATH="$ROOT/.venv/bin:$PATH" "$ROOT/.venv/bin/maturin" build --release \
+    --interpreter "$VENV/bin/python" --out "$OUT/wheels"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+    "$OUT"/wheels/swarmcast-*.whl
 
 for tool in taskset node; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
