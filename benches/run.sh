@@ -47,13 +47,13 @@ else
 fi
 
 step "Python venv (Flask-SocketIO peer, matplotlib)"
-VENV="$OUT/venv"
-if [ ! -x "$VENV/bin/python" ]; then
-    python3 -m venv "$VENV"
+BENCH_VENV="$OUT/venv"
+if [ ! -x "$BENCH_VENV/bin/python" ]; then
+    python3 -m venv "$BENCH_VENV"
 fi
 REQS="benches/requirements.txt tools/peers/flask/requirements.txt"
 if ! cat $REQS | cmp -s - "$OUT/venv.stamp"; then
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r benches/requirements.txt
+    "$BENCH_VENV/bin/pip" install --quiet --disable-pip-version-check -r benches/requirements.txt
     cat $REQS > "$OUT/venv.stamp"
 else
     echo "up to date"
@@ -67,8 +67,8 @@ source scripts/python-env.sh
 venv_ensure && venv_requirements tests/python/requirements.txt
 rm -f "$OUT"/wheels/swarmcast-*.whl
 PATH="$ROOT/.venv/bin:$PATH" "$ROOT/.venv/bin/maturin" build --release \
-    --interpreter "$VENV/bin/python" --out "$OUT/wheels"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+    --interpreter "$BENCH_VENV/bin/python" --out "$OUT/wheels"
+"$BENCH_VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps \
     "$OUT"/wheels/swarmcast-*.whl
 
 for tool in taskset node; do
@@ -76,4 +76,4 @@ for tool in taskset node; do
 done
 
 step "benchmarks"
-exec "$VENV/bin/python" benches/bench.py "$@"
+exec "$BENCH_VENV/bin/python" benches/bench.py "$@"
