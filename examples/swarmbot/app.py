@@ -78,6 +78,10 @@ class RealtimeServer:
                     allow_subscribe=["state:agents", "state:tasks"],
                     recovery=True,  # socket.io-client resumes short disconnects
                     transports=self.transports,
+                    # The agents' threads hand each emit to the library's thread (about a
+                    # microsecond) instead of writing to every open dashboard themselves;
+                    # order, catch-up answers and restarts are kept (docs/python.md).
+                    emit_in_background=True,
                 )
                 self.bridge.attach(server)
             if server.running:
