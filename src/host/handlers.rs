@@ -224,13 +224,12 @@ impl Host {
         let host = Arc::downgrade(&self.inner);
         let gates = self.inner.gates.clone();
         gates.with_gate(ns, &host, |_| ());
+        let handed_off: Arc<dyn EarlierEmits> = Arc::new(HandedOff(host.clone()));
         move |socket, event, ack| {
             let Some(inner) = host.upgrade() else { return };
             // With a handoff, the answer waits for the emits handed off before it.
             let ack = match ack {
-                Some(ack) if inner.handoff.get().is_some() => {
-                    Some(ack.after(Arc::new(HandedOff(host.clone()))))
-                }
+                Some(ack) if inner.handoff.get().is_some() => Some(ack.after(handed_off.clone())),
                 ack => ack,
             };
             let (owned, handler, gates) = (socket.clone(), handler.clone(), gates.clone());
