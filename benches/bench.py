@@ -287,7 +287,8 @@ def write_floor() -> dict:
 def floor_table(floor: dict) -> str:
     if floor.get("failed"):
         return "failed: " + floor["failed"]
-    rows = floor.get("rows", [])
+    rows = [r for r in floor.get("rows", []) if "frames_per_write" in r]
+    paced = [r for r in floor.get("rows", []) if "paced_sockets" in r]
     if not rows:
         return "n/a"
     keys = ["frames_per_write", "cpu_us_per_write", "cpu_us_per_delivery", "wall_us_per_write"]
@@ -295,7 +296,39 @@ def floor_table(floor: dict) -> str:
            "|---|---|---|---|"]
     for r in rows:
         out.append("| " + " | ".join(fmt(r.get(k)) if isinstance(r.get(k), float) else str(r.get(k)) for k in keys) + " |")
+    if paced:
+        out += ["", "Paced as the latency rows are (one write per socket per round, rounds after a quiet "
+                "moment): each round's time.", "",
+                "| sockets | rounds/s | round wall ms p50 / p99 | round CPU ms p50 / p99 |",
+                "|---|---|---|---|"]
+        for r in paced:
+            out.append(f"| {r['paced_sockets']} | {r['paced_hz']} | {fmt(r['round_wall_ms_p50'])} / "
+                       f"{fmt(r['round_wall_ms_p99'])} | {fmt(r['round_cpu_ms_p50'])} / {fmt(r['round_cpu_ms_p99'])} |")
     return "\n".join(out)
+
+
+def against_floor(results: list[dict], floor: dict) -> str:
+    """swarmcast's p99 at 20 broadcasts/s against the floor for as many writes: the
+    back-to-back CPU per write times the clients (issue 14's measure), and the p99 of a
+    paced round of as many writes (the floor's own tail at that pace)."""
+    rows = floor.get("rows", [])
+    per_write = next((r["cpu_us_per_write"] for r in rows if r.get("frames_per_write") == 1), None)
+    paced = {r["paced_sockets"]: r for r in rows if "paced_sockets" in r}
+    out = ["| row | swarmcast p99 ms | floor: n x CPU per write (ms) | p99 / that | "
+           "floor: paced round wall p99 (ms) | p99 / that |", "|---|---|---|---|---|---|"]
+    for r in results:
+        if r.get("server") != "swarmcast" or not r.get("label", "").startswith("latency"):
+            continue
+        p99, n = pct(r, "p99"), r.get("clients")
+        if p99 is None or not n:
+            continue
+        p99_ms = p99 / 1000
+        by_cpu = per_write * n / 1000 if per_write else None
+        by_round = paced.get(n, {}).get("round_wall_ms_p99")
+        ratio = lambda f: f"{p99_ms / f:.2f}x" if f else "n/a"
+        out.append(f"| {r['label']} | {p99_ms:.2f} | {fmt(by_cpu)} | {ratio(by_cpu)} | "
+                   f"{fmt(by_round)} | {ratio(by_round)} |")
+    return "\n".join(out) if len(out) > 2 else ""
 
 
 def polling_burst(quick: bool) -> dict:
@@ -658,6 +691,9 @@ def main() -> int:
                floor_table(floor), ""]
     if results:
         md += ["## Scenarios", "", table(results), ""]
+        compared = against_floor(results, floor) if floor else ""
+        if compared:
+            md += ["## Latency at 20 broadcasts/s against the floor", "", compared, ""]
     if burst:
         md += ["## Polling burst (8 threads x 2,000 events to one python-socketio polling client)",
                "", "```", json.dumps(burst, indent=1), "```", ""]

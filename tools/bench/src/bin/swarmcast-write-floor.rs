@@ -7,6 +7,12 @@
 //! server pays per delivery at that batching, whatever it does above the socket: the
 //! floor the benchmarks are measured against (docs/performance.md).
 //!
+//! Then the same writes paced as the latency rows are (`--paced-hz` rounds a second, one
+//! frame per write, to the first 100 sockets and to all): each round's wall and CPU
+//! time, p50 and p99. Back to back the caches and the CPU stay warm; a round that starts
+//! after 50 ms of quiet, as a server's at 20 broadcasts/s does, is what a server writing
+//! nothing but these bytes would take there, tail included.
+//!
 //! `swarmcast-write-floor --sockets 1000 --frame-bytes 262 --rounds 200`
 
 use std::io::{Read, Write};
@@ -32,6 +38,49 @@ struct Args {
     /// Default: wherever the process may run.
     #[arg(long)]
     reader_core: Option<usize>,
+    /// Rounds a second of the paced measurement (0 skips it).
+    #[arg(long, default_value_t = 20)]
+    paced_hz: u32,
+    /// Rounds of the paced measurement, per number of sockets.
+    #[arg(long, default_value_t = 200)]
+    paced_rounds: usize,
+}
+
+/// The value at quantile `q` of `sorted` (ascending), 0 when empty.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let at = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[at.min(sorted.len() - 1)]
+}
+
+/// Rounds of one write of `payload` to each of `writers`, `hz` a second: each round's
+/// wall and thread CPU time in milliseconds, sorted.
+fn paced_rounds(
+    writers: &mut [TcpStream],
+    payload: &[u8],
+    hz: u32,
+    rounds: usize,
+) -> std::io::Result<(Vec<f64>, Vec<f64>)> {
+    let period = Duration::from_secs(1) / hz;
+    let (mut wall, mut cpu) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    let mut next = Instant::now() + period;
+    for _ in 0..rounds {
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        next += period;
+        let (wall0, cpu0) = (Instant::now(), cpu_time::ThreadTime::try_now());
+        for w in writers.iter_mut() {
+            w.write_all(payload)?;
+        }
+        wall.push(wall0.elapsed().as_secs_f64() * 1e3);
+        if let Ok(cpu0) = cpu0 {
+            cpu.push(cpu0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    wall.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
+    Ok((wall, cpu))
 }
 
 /// CPU time this thread has run, in nanoseconds.
@@ -125,6 +174,41 @@ fn main() -> std::io::Result<()> {
             "cpu_us_per_delivery": cpu / writes / frames_per_write as f64,
             "wall_us_per_write": wall / writes,
         }));
+    }
+    if args.paced_hz > 0 {
+        println!(
+            "paced: {} rounds a second, one {}-byte write per socket per round",
+            args.paced_hz, args.frame_bytes
+        );
+        println!("sockets  wall ms p50  wall ms p99  cpu ms p50  cpu ms p99");
+        let payload = vec![b'x'; args.frame_bytes];
+        let mut sizes = vec![n.min(100), n];
+        sizes.dedup();
+        for sockets in sizes {
+            let (wall, cpu) = paced_rounds(
+                &mut writers[..sockets],
+                &payload,
+                args.paced_hz,
+                args.paced_rounds,
+            )?;
+            let row = serde_json::json!({
+                "paced_sockets": sockets,
+                "paced_hz": args.paced_hz,
+                "round_wall_ms_p50": quantile(&wall, 0.5),
+                "round_wall_ms_p99": quantile(&wall, 0.99),
+                "round_cpu_ms_p50": quantile(&cpu, 0.5),
+                "round_cpu_ms_p99": quantile(&cpu, 0.99),
+            });
+            println!(
+                "{:>7}  {:>11.3}  {:>11.3}  {:>10.3}  {:>10.3}",
+                sockets,
+                quantile(&wall, 0.5),
+                quantile(&wall, 0.99),
+                quantile(&cpu, 0.5),
+                quantile(&cpu, 0.99)
+            );
+            rows.push(row);
+        }
     }
     // The same rows for scripts (benches/bench.py), one JSON object per line.
     for row in rows {
