@@ -819,8 +819,8 @@ swarmcast_result swarmcast_config_set_emit_max_wait_ms(struct swarmcast_config *
  * reserved name, `SWARMCAST_RESULT_TOO_LARGE`) are still returned;
  * `SWARMCAST_RESULT_QUEUE_FULL` is not (a client whose queue stays full is logged at
  * WARN). Up to 1,024 emits (64 MiB) wait for the thread; past that an emit waits for
- * room. `swarmcast_server_flush` waits until they are out. Keyed state changes are
- * not ordered with handed-off emits.
+ * room. `swarmcast_server_flush` waits until they are out. Keyed state changes
+ * (`swarmcast_server_state_set`) are handed off too, in order with the emits.
  *
  * Thread safety: one thread at a time per config.
  *
@@ -1274,7 +1274,10 @@ swarmcast_result swarmcast_server_disconnect_socket(const struct swarmcast_serve
  * the whole map as a `swarmcast:snapshot` event, then one `swarmcast:delta` per
  * change; a slow client's pending deltas of one key collapse to the latest. Works
  * before the start too (the map is kept for later subscribers). An empty `map` or
- * `key` is `SWARMCAST_RESULT_INVALID_ARGUMENT`.
+ * `key` is `SWARMCAST_RESULT_INVALID_ARGUMENT`. With
+ * `swarmcast_config_set_emit_in_background`, the change is handed off like an emit
+ * (in order with the emits made before it; `SWARMCAST_RESULT_TOO_LARGE` still comes
+ * at once).
  *
  * Thread safety: any thread, concurrently, including callbacks.
  *
@@ -1292,7 +1295,8 @@ swarmcast_result swarmcast_server_state_set(const struct swarmcast_server *serve
 /**
  * Remove `key` from the keyed live state map `map` (namespace `nsp`); subscribers get
  * a `swarmcast:delta` with `"deleted": true`. `*out_deleted` receives whether the key
- * was there.
+ * was there (with `emit_in_background`, after the changes and emits handed off before
+ * it, which it waits for).
  *
  * Thread safety: any thread, concurrently, including callbacks.
  *

@@ -168,9 +168,14 @@ impl EngineSocket {
 
     /// Take and count what waits in the queue (detached sessions of benchmarks).
     pub(crate) fn drain(&self) -> usize {
+        self.take_all().len()
+    }
+
+    /// Take what waits in the queue (detached sessions of benchmarks and tests).
+    pub(crate) fn take_all(&self) -> VecDeque<Frame> {
         let mut frames = VecDeque::new();
         self.0.take_frames(&mut frames, usize::MAX);
-        frames.len()
+        frames
     }
 
     /// Frames waiting to be written.

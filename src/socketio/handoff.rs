@@ -8,9 +8,11 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use serde_json::Value;
 
 use crate::socketio::emitter::{Broadcast, EmitError};
 use crate::socketio::packet::{self, Payload};
+use crate::socketio::state::StateMap;
 
 /// Most emits waiting in one handoff. Each slot is a few hundred bytes, allocated
 /// once; 1,024 emits are ~1 ms of fan-out to 100 clients at saturation.
@@ -60,10 +62,25 @@ impl std::io::Write for ByteCount {
     }
 }
 
+/// What a handed-off job does on the thread.
+enum Work {
+    Emit {
+        broadcast: Broadcast<'static>,
+        event: Box<str>,
+        args: Args,
+    },
+    /// A state map's key set, streamed to its subscribers as a delta: in the same FIFO
+    /// as the emits, so that a thread's emits and state changes reach each client in
+    /// the order it made them.
+    SetState {
+        map: StateMap,
+        key: Box<str>,
+        value: Value,
+    },
+}
+
 struct Emit {
-    broadcast: Broadcast<'static>,
-    event: Box<str>,
-    args: Args,
+    work: Work,
     bytes: usize,
 }
 
@@ -94,8 +111,9 @@ struct Shared {
 /// push, or a `write()` when the client was idle). A producer that must not stall (a
 /// Python agent holding the GIL, a control loop) hands the fan-out to this thread.
 ///
-/// Order: one FIFO and one consumer, so emits handed off from one thread reach each
-/// client in that order. An operation that must come after them (a room change, a
+/// Order: one FIFO and one consumer, so emits (and state changes,
+/// [`PreparedEmit::set_state`]) handed off from one thread reach each client in that
+/// order. An operation that must come after them (a room change, a
 /// disconnect, a direct emit to a socket) waits for them first with
 /// [`Handoff::flush`], which costs one atomic load when nothing is pending. Under a
 /// [`crate::Host`] with a handoff, the answers of its handlers' acks
@@ -292,14 +310,18 @@ impl Fence {
     }
 }
 
-/// An emit checked on the caller's thread and ready to hand off
+/// An emit (or a state change) checked on the caller's thread and ready to hand off
 /// ([`Handoff::send`], [`Handoff::try_send`]).
 pub struct PreparedEmit(Emit);
 
 impl std::fmt::Debug for PreparedEmit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (kind, name) = match &self.0.work {
+            Work::Emit { event, .. } => ("event", &**event),
+            Work::SetState { map, .. } => ("state", map.name()),
+        };
         f.debug_struct("PreparedEmit")
-            .field("event", &self.0.event)
+            .field(kind, &name)
             .field("bytes", &self.0.bytes)
             .finish_non_exhaustive()
     }
@@ -325,7 +347,51 @@ impl PreparedEmit {
     ) -> Result<Self, EmitError> {
         prepare(broadcast, event, Args::Payload(payload)).map(Self)
     }
+
+    /// `map[key] = value`, applied and streamed to the map's subscribers on the
+    /// thread, in order with the emits handed off before it. Until then the map does
+    /// not hold it: a reader that must see it waits first ([`Handoff::flush`]). Fails
+    /// now on a delta larger than a subscriber's queue can ever hold.
+    ///
+    /// ```
+    /// let server = swarmcast::Server::new(swarmcast::ServerConfig::default());
+    /// let agents = server.state("agents");
+    /// let handoff = swarmcast::Handoff::new().unwrap();
+    /// let change = swarmcast::PreparedEmit::set_state(&agents, "a1", serde_json::json!("idle"));
+    /// handoff.send(change.unwrap()).unwrap();
+    /// handoff.flush();
+    /// assert_eq!(agents.get("a1").unwrap(), "idle");
+    /// ```
+    pub fn set_state(map: &StateMap, key: &str, value: Value) -> Result<Self, EmitError> {
+        let limit = map.packet_limit();
+        let mut json = ByteCount(0);
+        // Counting cannot fail (a `Value` always serializes).
+        let _ = serde_json::to_writer(&mut json, &value);
+        let bytes = json.0 + key.len() + map.name().len() + DELTA_OVERHEAD;
+        if bytes + crate::engine::FRAME_OVERHEAD > limit {
+            tracing::warn!(
+                map = map.name(),
+                key,
+                bytes,
+                limit,
+                "state change refused: its delta is larger than a client's outbound queue can ever hold"
+            );
+            return Err(EmitError::TooLarge { bytes, limit });
+        }
+        Ok(Self(Emit {
+            work: Work::SetState {
+                map: map.clone(),
+                key: key.into(),
+                value,
+            },
+            bytes,
+        }))
+    }
 }
+
+/// What a delta packet adds to its key, value and map name: the event name and the
+/// field names (`["swarmcast:delta",{"map":"","version":N,"key":"","value":}]`).
+const DELTA_OVERHEAD: usize = 64;
 
 /// The checks an emit would fail now, done on the caller's thread so that it hears of
 /// them: the namespace, the event name, arguments no client's queue could hold.
@@ -343,9 +409,11 @@ fn prepare(broadcast: Broadcast<'static>, event: &str, args: Args) -> Result<Emi
         return Err(EmitError::TooLarge { bytes, limit });
     }
     Ok(Emit {
-        broadcast,
-        event: event.into(),
-        args,
+        work: Work::Emit {
+            broadcast,
+            event: event.into(),
+            args,
+        },
         bytes,
     })
 }
@@ -355,37 +423,15 @@ fn prepare(broadcast: Broadcast<'static>, event: &str, args: Args) -> Result<Emi
 fn fan_out_jobs(queue: &Receiver<Job>, shared: &Shared) {
     for job in queue {
         match job {
-            Job::Emit(emit) => {
-                let Emit {
-                    broadcast,
-                    event,
-                    args,
-                    bytes,
-                } = emit;
+            Job::Emit(Emit { work, bytes }) => {
                 // A panic would be a bug in the fan-out; it must not leave every later
-                // emit (and every flush) waiting on a dead thread.
-                let sent = catch_unwind(AssertUnwindSafe(|| match &args {
-                    Args::Json(raw) => broadcast.emit(&event, raw),
-                    Args::Payload(payload) => broadcast.emit_payload(&event, payload),
-                }));
-                match sent {
-                    Ok(Ok(report)) if report.full.is_empty() => {}
-                    Ok(Ok(report)) => {
-                        shared.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(
-                            event = &*event,
-                            delivered = report.delivered,
-                            full = report.full.len(),
-                            "handed-off emit not delivered to sockets whose queue stayed full"
-                        );
-                    }
-                    Ok(Err(e)) => {
-                        shared.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(event = &*event, error = %e, "handed-off emit failed");
-                    }
-                    Err(_) => {
-                        shared.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(event = &*event, "handed-off emit panicked");
+                // emit (and every flush) waiting on a dead thread. The work is consumed
+                // (dropped) before it stops counting as pending.
+                let done = catch_unwind(AssertUnwindSafe(|| run(work)));
+                if !matches!(done, Ok(true)) {
+                    shared.failed.fetch_add(1, Ordering::Relaxed);
+                    if done.is_err() {
+                        tracing::error!("handed-off emit panicked");
                     }
                 }
                 shared.pending_bytes.fetch_sub(bytes, Ordering::Relaxed);
@@ -395,6 +441,45 @@ fn fan_out_jobs(queue: &Receiver<Job>, shared: &Shared) {
                 let _ = done.send(());
             }
         }
+    }
+}
+
+/// Do one job's work; false when it failed (logged here at WARN).
+fn run(work: Work) -> bool {
+    match work {
+        Work::Emit {
+            broadcast,
+            event,
+            args,
+        } => {
+            let sent = match args {
+                Args::Json(raw) => broadcast.emit(&event, &raw),
+                Args::Payload(payload) => broadcast.emit_payload(&event, &payload),
+            };
+            match sent {
+                Ok(report) if report.full.is_empty() => true,
+                Ok(report) => {
+                    tracing::warn!(
+                        event = &*event,
+                        delivered = report.delivered,
+                        full = report.full.len(),
+                        "handed-off emit not delivered to sockets whose queue stayed full"
+                    );
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(event = &*event, error = %e, "handed-off emit failed");
+                    false
+                }
+            }
+        }
+        Work::SetState { map, key, value } => match map.set_value(&key, value) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(map = map.name(), key = &*key, error = %e, "handed-off state change failed");
+                false
+            }
+        },
     }
 }
 
@@ -507,5 +592,61 @@ mod tests {
         assert_eq!(handoff.pending(), 0);
         assert!(stuck.0.engine.is_closed(), "dropped as a slow consumer");
         assert_eq!(server.emitter().metrics().slow_consumers, 1);
+    }
+
+    #[test]
+    fn a_state_change_comes_after_the_emits_handed_off_before_it() {
+        let server = server(Duration::from_secs(2));
+        let ns = server.emitter().namespace("/").expect("the main namespace");
+        let socket = ns.attach_detached_socket(1 << 16);
+        socket.drain_detached(); // the CONNECT reply
+        let agents = server.state("agents");
+        agents.subscribe(&socket, None).expect("subscribed");
+        let handoff = Handoff::new().expect("a thread");
+        let emitter = server.emitter();
+        for i in 0..3 {
+            handoff
+                .emit(emitter.of("/"), "tick", &i)
+                .expect("handed off");
+            // A key each: a delta of a key with an unwritten delta would replace it where
+            // it stands (the latest value wins), in front of the ticks between them.
+            let change = PreparedEmit::set_state(&agents, &format!("a{i}"), serde_json::json!(i));
+            handoff.send(change.expect("checked")).expect("handed off");
+        }
+        handoff.flush();
+        assert_eq!(agents.get("a2"), Some(serde_json::json!(2)));
+        assert_eq!(agents.version(), 3);
+        let frames = socket.0.engine.take_all();
+        let events: Vec<&str> = frames
+            .iter()
+            .filter_map(|f| f.as_text())
+            .filter_map(|t| t.split('"').nth(1))
+            .collect();
+        // The snapshot, then each tick before the change made after it.
+        assert_eq!(
+            events,
+            [
+                "swarmcast:snapshot",
+                "tick",
+                "swarmcast:delta",
+                "tick",
+                "swarmcast:delta",
+                "tick",
+                "swarmcast:delta"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_state_change_too_large_for_any_queue_fails_on_the_callers_thread() {
+        let server = server(Duration::from_secs(2));
+        let agents = server.state("agents");
+        let limit = server.emitter().namespace("/").expect("/").packet_limit();
+        let huge = serde_json::json!("x".repeat(limit));
+        assert!(matches!(
+            PreparedEmit::set_state(&agents, "a1", huge),
+            Err(EmitError::TooLarge { .. })
+        ));
+        assert_eq!(agents.get("a1"), None, "nothing was applied");
     }
 }

@@ -419,6 +419,11 @@ impl StateMap {
         &self.shared.name
     }
 
+    /// The largest packet a subscriber's queue can hold (a delta beyond it is refused).
+    pub(crate) fn packet_limit(&self) -> usize {
+        self.ns.packet_limit()
+    }
+
     /// Set `key` to `value` and stream the change to subscribers.
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), EmitError> {
         let value = serde_json::to_value(value).map_err(EncodeError::from)?;

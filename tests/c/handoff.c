@@ -1,12 +1,15 @@
 /* Emits handed to the library's thread (swarmcast_config_set_emit_in_background).
  * tests/c/handoff_client.mjs (the official socket.io-client) connects and first sends
  * "work" with an ack: its callback emits 500 events to the client and then answers,
- * and the client checks it got the 500 before the answer. Then it sends "ready"; this
- * program then emits 1,000 events to its socket and 300 to a room it is
- * put in, takes it out of the room, emits once more to the room (reaching nobody) and
- * "end" to the socket, then disconnects it. The client checks it got exactly 0..1299
- * and "end", in order, before its disconnect: neither the room change nor the
- * disconnect overtook the emits handed off before them. Errors an emit can see are
+ * and the client checks it got the 500 before the answer. Then it subscribes to the
+ * keyed state map "agents" and sends "ready"; this program then emits 1,000 events to
+ * its socket with a state change after every 100th, deletes the first key, emits 300
+ * events to a room the socket is put in, takes it out of the room, emits once more to
+ * the room (reaching nobody) and "end" to the socket, then disconnects it. The client
+ * checks it got exactly 0..1299 with each change's delta after the event before it,
+ * the delete after 999, and "end", in order, before its disconnect: neither the state
+ * changes, the room change nor the disconnect overtook the emits handed off before
+ * them. Errors an emit can see are
  * returned at once; swarmcast_server_flush waits until the emits are out.
  *
  * Usage: handoff. Prints "PORT <n>" once listening, then waits (bounded) for the
@@ -109,6 +112,7 @@ int main(void) {
     CHECK_RC(swarmcast_config_set_port(config, 0), SWARMCAST_RESULT_OK);
     CHECK_RC(swarmcast_config_set_emit_in_background(NULL, true), SWARMCAST_RESULT_NULL_PARAMETER);
     CHECK_RC(swarmcast_config_set_emit_in_background(config, true), SWARMCAST_RESULT_OK);
+    CHECK_RC(swarmcast_config_add_subscribe_pattern(config, "state:agents"), SWARMCAST_RESULT_OK);
     CHECK_RC(swarmcast_server_new(config, &server), SWARMCAST_RESULT_OK);
     swarmcast_config_free(config);
     if (server == NULL) {
@@ -124,7 +128,23 @@ int main(void) {
 
     check(wait_for(&ready, 30), "the client connected and sent ready");
     if (ready) {
-        check(emit_range(server, NULL, 0, 1000) == 0, "1,000 emits to the socket handed off");
+        /* Keyed state changes go through the same queue: each comes after the 100
+         * emits made before it. */
+        int failed = 0;
+        for (int k = 0; k < 10; k++) {
+            char key[16], value[16];
+            failed += emit_range(server, NULL, 100 * k, 100 * k + 100);
+            snprintf(key, sizeof key, "k%d", 100 * k + 99);
+            snprintf(value, sizeof value, "%d", 100 * k + 99);
+            failed += swarmcast_server_state_set(server, NS, "agents", key, J(value)) !=
+                      SWARMCAST_RESULT_OK;
+        }
+        check(failed == 0, "1,000 emits to the socket and 10 state changes handed off");
+        /* The delete waits for the set handed off before it: the key is there. */
+        bool deleted = false;
+        CHECK_RC(swarmcast_server_state_delete(server, NS, "agents", "k99", &deleted),
+                 SWARMCAST_RESULT_OK);
+        check(deleted, "the delete saw the set handed off before it");
         CHECK_RC(swarmcast_server_join(server, NS, sid, "agents"), SWARMCAST_RESULT_OK);
         check(emit_range(server, "agents", 1000, 1300) == 0, "300 emits to its room handed off");
         CHECK_RC(swarmcast_server_leave(server, NS, sid, "agents"), SWARMCAST_RESULT_OK);

@@ -1,8 +1,9 @@
 """`Server(emit_in_background=True)`: emits hand their fan-out to a thread of the
 library and return at once (None). Checked with python-socketio clients over real
 sockets: operations that follow emits (a disconnect, a room change, an emit with a
-callback, a handler's answer, a stop) do not overtake them, and what would fail is raised by the call
-itself. The eight-thread burst (nothing lost or reordered) runs in both modes in
+callback, a handler's answer, a stop) do not overtake them, state changes go through
+the same queue (in order with the emits, read back at once by their thread), and what
+would fail is raised by the call itself. The eight-thread burst (nothing lost or reordered) runs in both modes in
 test_backpressure.py."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import swarmcast
 
-from conftest import connect, make_client, wait_for
+from conftest import WAIT, connect, make_client, wait_for
 
 
 @dataclass
@@ -122,6 +123,35 @@ def test_a_stop_delivers_the_emits_handed_off_before_it(make_server, clients):
     server.stop()
     assert client.gone.wait(10), "the stop closed the connection"
     assert client.got == list(range(2_000)), "every emit before the stop arrived"
+
+
+@pytest.mark.timeout(60)
+def test_a_state_change_comes_after_the_emits_before_it(make_server, clients, transport):
+    server = make_server(emit_in_background=True, allow_subscribe=["state:agents"])
+    agents = server.state("agents")
+    server.start()
+    client = watch(server, clients, transport, "n", "swarmcast:delta")
+    assert clients[-1].call("subscribe", {"state": "agents"}, timeout=WAIT) == {"ok": True}
+
+    for i in range(200):
+        server.emit("n", i)
+        agents[f"a{i}"] = i  # a key each: a newer value of a key would replace the older
+    # The thread reads its own writes (the read waits for the handoff).
+    assert agents["a199"] == 199 and agents.version == 200 and len(agents) == 200
+    wait_for(lambda: len(client.got) == 400, what="every event and delta")
+    expected: list[Any] = []
+    for i in range(200):
+        expected += [i, {"map": "agents", "version": i + 1, "key": f"a{i}", "value": i}]
+    assert client.got == expected
+    assert agents.delete("a0") is True and "a0" not in agents
+
+
+def test_a_state_change_larger_than_any_queue_is_raised_by_the_call(make_server):
+    server = make_server(emit_in_background=True, queue_bytes=65_536)
+    agents = server.state("agents")
+    with pytest.raises(swarmcast.EmitError, match="larger than a client's outbound queue"):
+        agents["a1"] = "x" * 100_000
+    assert "a1" not in agents and agents.version == 0
 
 
 def test_what_would_fail_is_raised_by_the_call(make_server):

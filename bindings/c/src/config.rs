@@ -557,8 +557,8 @@ pub unsafe extern "C" fn swarmcast_config_set_emit_max_wait_ms(
 /// reserved name, `SWARMCAST_RESULT_TOO_LARGE`) are still returned;
 /// `SWARMCAST_RESULT_QUEUE_FULL` is not (a client whose queue stays full is logged at
 /// WARN). Up to 1,024 emits (64 MiB) wait for the thread; past that an emit waits for
-/// room. `swarmcast_server_flush` waits until they are out. Keyed state changes are
-/// not ordered with handed-off emits.
+/// room. `swarmcast_server_flush` waits until they are out. Keyed state changes
+/// (`swarmcast_server_state_set`) are handed off too, in order with the emits.
 ///
 /// Thread safety: one thread at a time per config.
 ///

@@ -113,7 +113,10 @@ pub unsafe extern "C" fn swarmcast_server_disconnect_socket(
 /// the whole map as a `swarmcast:snapshot` event, then one `swarmcast:delta` per
 /// change; a slow client's pending deltas of one key collapse to the latest. Works
 /// before the start too (the map is kept for later subscribers). An empty `map` or
-/// `key` is `SWARMCAST_RESULT_INVALID_ARGUMENT`.
+/// `key` is `SWARMCAST_RESULT_INVALID_ARGUMENT`. With
+/// `swarmcast_config_set_emit_in_background`, the change is handed off like an emit
+/// (in order with the emits made before it; `SWARMCAST_RESULT_TOO_LARGE` still comes
+/// at once).
 ///
 /// Thread safety: any thread, concurrently, including callbacks.
 ///
@@ -142,16 +145,21 @@ pub unsafe extern "C" fn swarmcast_server_state_set(
         };
         let value: serde_json::Value =
             serde_json::from_str(data.get()).map_err(|_| swarmcast_result::InvalidJson)?;
-        s.live_namespace(nsp)?
-            .state(map)
-            .set_value(key, value)
-            .map_err(swarmcast_result::from)
+        let map = s.live_namespace(nsp)?.state(map);
+        match s.handoff() {
+            // In order with the emits handed off before it.
+            Some(handoff) => sc::PreparedEmit::set_state(&map, key, value)
+                .and_then(|change| handoff.send(change)),
+            None => map.set_value(key, value),
+        }
+        .map_err(swarmcast_result::from)
     })
 }
 
 /// Remove `key` from the keyed live state map `map` (namespace `nsp`); subscribers get
 /// a `swarmcast:delta` with `"deleted": true`. `*out_deleted` receives whether the key
-/// was there.
+/// was there (with `emit_in_background`, after the changes and emits handed off before
+/// it, which it waits for).
 ///
 /// Thread safety: any thread, concurrently, including callbacks.
 ///
@@ -177,7 +185,10 @@ pub unsafe extern "C" fn swarmcast_server_state_delete(
             )
         };
         let out = out_arg(out_deleted)?;
-        let deleted = s.live_namespace(nsp)?.state(map).delete(key);
+        let map = s.live_namespace(nsp)?.state(map);
+        // Whether the key was there depends on the changes handed off before.
+        s.after_handed_off();
+        let deleted = map.delete(key);
         // SAFETY: checked non-NULL; the caller promises it is writable.
         unsafe { out.write(deleted) };
         Ok(())

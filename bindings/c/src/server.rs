@@ -91,6 +91,11 @@ impl swarmcast_server {
         self.host.wait_for_handed_off();
     }
 
+    /// The handoff, with `swarmcast_config_set_emit_in_background`.
+    pub(crate) fn handoff(&self) -> Option<&sc::Handoff> {
+        self.host.handoff()
+    }
+
     /// Whether the server runs now.
     pub(crate) fn is_running(&self) -> bool {
         self.host.is_running()

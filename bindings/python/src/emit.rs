@@ -78,6 +78,18 @@ pub(crate) fn hand_off(
         None => PreparedEmit::payload(b, event, data.payload),
     }
     .map_err(errors::emit_error)?;
+    send_prepared(py, handoff, prepared, wait)
+}
+
+/// Hand a prepared emit (or state change) to the handoff thread: the GIL is released
+/// only when the handoff is full and `wait` says to wait for room. Returns whether it
+/// was handed off.
+pub(crate) fn send_prepared(
+    py: Python<'_>,
+    handoff: &Handoff,
+    prepared: PreparedEmit,
+    wait: bool,
+) -> PyResult<bool> {
     // The common case: room now, no GIL release.
     let Err(prepared) = handoff.try_send(prepared) else {
         return Ok(true);

@@ -750,7 +750,7 @@ impl PyServer {
     #[pyo3(signature = (name, namespace = None))]
     fn state(&self, name: &str, namespace: Option<&str>) -> PyResult<PyStateMap> {
         let ns = self.namespace(namespace.unwrap_or("/"), true)?;
-        Ok(PyStateMap::new(ns.state(name)))
+        Ok(PyStateMap::new(ns.state(name), &self.host))
     }
 
     /// The server's counters since it was created.
