@@ -5,7 +5,10 @@
 //!
 //! On loopback the receiver's TCP work is charged to the sender, so this is what any
 //! server pays per delivery at that batching, whatever it does above the socket: the
-//! floor the benchmarks are measured against (docs/performance.md).
+//! floor the benchmarks are measured against (docs/performance.md). The sockets are
+//! read as the load tool reads its clients', all on one thread (`--readers
+//! per-socket`: a thread each, blocked in `read()`, where every write wakes a thread of
+//! its own: 15-30% more per write here).
 //!
 //! Then the same writes paced as the latency rows are (`--paced-hz` rounds a second, one
 //! frame per write, to the first 100 sockets and to all): each round's wall and CPU
@@ -38,12 +41,24 @@ struct Args {
     /// Default: wherever the process may run.
     #[arg(long)]
     reader_core: Option<usize>,
+    /// How the connections are read: all on one thread (as the load tool does) or a
+    /// thread each.
+    #[arg(long, value_enum, default_value_t = Readers::OneThread)]
+    readers: Readers,
     /// Rounds a second of the paced measurement (0 skips it).
     #[arg(long, default_value_t = 20)]
     paced_hz: u32,
     /// Rounds of the paced measurement, per number of sockets.
     #[arg(long, default_value_t = 200)]
     paced_rounds: usize,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Readers {
+    /// One thread reads every connection (epoll, one task each).
+    OneThread,
+    /// A thread per connection, blocked in read().
+    PerSocket,
 }
 
 /// The value at quantile `q` of `sorted` (ascending), 0 when empty.
@@ -111,7 +126,14 @@ fn main() -> std::io::Result<()> {
             )));
         }
     }
-    let acceptor = std::thread::spawn(move || {
+    let one_thread = args.readers == Readers::OneThread;
+    let acceptor = std::thread::spawn(move || -> std::io::Result<()> {
+        if let Some(core) = reader_core {
+            core_affinity::set_for_current(core);
+        }
+        if one_thread {
+            return read_on_one_thread(listener, n);
+        }
         let mut readers = Vec::new();
         for _ in 0..n {
             let Ok((mut conn, _)) = listener.accept() else {
@@ -125,7 +147,10 @@ fn main() -> std::io::Result<()> {
                 while matches!(conn.read(&mut buf), Ok(k) if k > 0) {}
             }));
         }
-        readers
+        for reader in readers {
+            let _ = reader.join();
+        }
+        Ok(())
     });
     let mut writers = Vec::with_capacity(n);
     for _ in 0..n {
@@ -134,10 +159,11 @@ fn main() -> std::io::Result<()> {
         writers.push(s);
     }
     println!(
-        "write() floor: {} loopback sockets, {}-byte frames, {} rounds per batching, readers {}",
+        "write() floor: {} loopback sockets, {}-byte frames, {} rounds per batching, readers {:?} {}",
         n,
         args.frame_bytes,
         args.rounds,
+        args.readers,
         match args.reader_core {
             Some(id) => format!("on CPU {id}"),
             None => "beside the writer".to_string(),
@@ -215,8 +241,31 @@ fn main() -> std::io::Result<()> {
         println!("{row}");
     }
     drop(writers);
-    for reader in acceptor.join().unwrap_or_default() {
-        let _ = reader.join();
-    }
-    Ok(())
+    acceptor
+        .join()
+        .map_err(|_| std::io::Error::other("a reader panicked"))?
+}
+
+/// Accept `n` connections and drain them all on this thread, one task each on a
+/// single-threaded runtime (epoll): how the load tool reads, so a write wakes a reader
+/// that is often awake already, not a thread of its own.
+fn read_on_one_thread(listener: TcpListener, n: usize) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let mut readers = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (mut conn, _) = listener.accept().await?;
+            readers.spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while matches!(conn.read(&mut buf).await, Ok(k) if k > 0) {}
+            });
+        }
+        while readers.join_next().await.is_some() {}
+        Ok(())
+    })
 }
