@@ -8,7 +8,7 @@
 //! floor the benchmarks are measured against (docs/performance.md). The sockets are
 //! read as the load tool reads its clients', all on one thread (`--readers
 //! per-socket`: a thread each, blocked in `read()`, where every write wakes a thread of
-//! its own: 15-30% more per write here).
+//! its own: 20-40% more per write here, up to 65% in a paced round of 1,000).
 //!
 //! Then the same writes paced as the latency rows are (`--paced-hz` rounds a second, one
 //! frame per write, to the first 100 sockets and to all): each round's wall and CPU
