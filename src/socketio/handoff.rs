@@ -79,7 +79,9 @@ enum Work {
     },
 }
 
-struct Emit {
+/// A job's work and the bytes of arguments it holds (counted against the handoff's
+/// byte bound until it is done).
+struct Task {
     work: Work,
     bytes: usize,
 }
@@ -88,7 +90,7 @@ struct Emit {
 // channel): boxing it cost the caller a malloc and the thread a cross-thread free.
 #[allow(clippy::large_enum_variant)]
 enum Job {
-    Emit(Emit),
+    Task(Task),
     /// Answered once every job before it is done ([`Handoff::fence`]).
     Fence(Sender<()>),
 }
@@ -206,7 +208,7 @@ impl Handoff {
             self.flush();
         }
         self.count_in(bytes);
-        let sent = self.jobs.send(Job::Emit(emit.0));
+        let sent = self.jobs.send(Job::Task(emit.0));
         sent.map_err(|_| {
             self.count_out(bytes);
             // The thread is gone: only a process tearing down gets here.
@@ -226,9 +228,9 @@ impl Handoff {
             return Err(emit);
         }
         self.count_in(bytes);
-        match self.jobs.try_send(Job::Emit(emit.0)) {
+        match self.jobs.try_send(Job::Task(emit.0)) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(Job::Emit(e)) | TrySendError::Disconnected(Job::Emit(e))) => {
+            Err(TrySendError::Full(Job::Task(e)) | TrySendError::Disconnected(Job::Task(e))) => {
                 self.count_out(bytes);
                 Err(PreparedEmit(e))
             }
@@ -312,7 +314,7 @@ impl Fence {
 
 /// An emit (or a state change) checked on the caller's thread and ready to hand off
 /// ([`Handoff::send`], [`Handoff::try_send`]).
-pub struct PreparedEmit(Emit);
+pub struct PreparedEmit(Task);
 
 impl std::fmt::Debug for PreparedEmit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -378,7 +380,7 @@ impl PreparedEmit {
             );
             return Err(EmitError::TooLarge { bytes, limit });
         }
-        Ok(Self(Emit {
+        Ok(Self(Task {
             work: Work::SetState {
                 map: map.clone(),
                 key: key.into(),
@@ -395,7 +397,7 @@ const DELTA_OVERHEAD: usize = 64;
 
 /// The checks an emit would fail now, done on the caller's thread so that it hears of
 /// them: the namespace, the event name, arguments no client's queue could hold.
-fn prepare(broadcast: Broadcast<'static>, event: &str, args: Args) -> Result<Emit, EmitError> {
+fn prepare(broadcast: Broadcast<'static>, event: &str, args: Args) -> Result<Task, EmitError> {
     let limit = broadcast.packet_limit()?;
     packet::check_event_name(event)?;
     let bytes = args.bytes() + event.len();
@@ -408,7 +410,7 @@ fn prepare(broadcast: Broadcast<'static>, event: &str, args: Args) -> Result<Emi
         );
         return Err(EmitError::TooLarge { bytes, limit });
     }
-    Ok(Emit {
+    Ok(Task {
         work: Work::Emit {
             broadcast,
             event: event.into(),
@@ -423,7 +425,7 @@ fn prepare(broadcast: Broadcast<'static>, event: &str, args: Args) -> Result<Emi
 fn fan_out_jobs(queue: &Receiver<Job>, shared: &Shared) {
     for job in queue {
         match job {
-            Job::Emit(Emit { work, bytes }) => {
+            Job::Task(Task { work, bytes }) => {
                 // A panic would be a bug in the fan-out; it must not leave every later
                 // emit (and every flush) waiting on a dead thread. The work is consumed
                 // (dropped) before it stops counting as pending.
