@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::rawws::{Frame as RawFrame, RawWs};
-use crate::run::{Fault, Packet, Run};
+use crate::run::{now_us, Fault, Packet, Run};
 
 /// Where and how to connect.
 pub struct Target {
@@ -141,7 +141,7 @@ pub async fn ws_client(
     run.on_connected(id, phase_start.elapsed().as_secs_f64() * 1e3);
     let end = loop {
         match ws.next().await {
-            Some(Ok(Message::Text(t))) => match run.on_packet(id, t.as_bytes()) {
+            Some(Ok(Message::Text(t))) => match run.on_packet(id, t.as_bytes(), now_us()) {
                 Packet::Handled => {}
                 Packet::Ping => {
                     if let Err(e) = ws.send(Message::text("3")).await {
@@ -361,6 +361,8 @@ async fn polling_loop(
             Err((Fault::Connect, msg)) if connected => return (Fault::Disconnect, msg),
             Err(e) => return e,
         };
+        // The packets of one response arrived together.
+        let now = now_us();
         for packet in body.split(|b| *b == 0x1e) {
             if !connected {
                 if packet.starts_with(b"40") {
@@ -383,7 +385,7 @@ async fn polling_loop(
                     ),
                 );
             }
-            match run.on_packet(id, packet) {
+            match run.on_packet(id, packet, now) {
                 Packet::Handled => {}
                 Packet::Ping => {
                     if let Err((_, msg)) = post.request("POST", &url, b"3").await {
@@ -555,9 +557,11 @@ pub async fn raw_ws_client(
     let end = loop {
         let mut pong = false;
         let mut end: Option<Failure> = None;
+        // One clock read for all the messages of one read.
+        let mut now = None;
         let r = ws
             .read_messages(|frame| match frame {
-                RawFrame::Text(t) => match run.on_packet(id, t) {
+                RawFrame::Text(t) => match run.on_packet(id, t, *now.get_or_insert_with(now_us)) {
                     Packet::Handled => true,
                     Packet::Ping => {
                         pong = true;
