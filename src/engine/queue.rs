@@ -39,8 +39,12 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 /// A text frame holds the whole Engine.IO packet (`"4..."` for a message, `"2"` for a
 /// ping); a binary frame holds a binary message's raw bytes (WebSocket sends them as
 /// they are, long-polling as `b` + base64). Cloning shares the bytes.
+///
+/// One pointer wide: a broadcast queues a clone in every recipient's queue, and at
+/// 1,000 recipients the cache lines those slots take are most of a push's cost (the
+/// bytes themselves, 40 bytes of handle inline, filled 1.6 slots per line).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame(pub(crate) FrameData);
+pub struct Frame(pub(crate) Arc<FrameData>);
 
 /// What a [`Frame`] holds. Crate-internal: the text is kept in the WebSocket crate's
 /// UTF-8 buffer type so that writing it needs neither a copy nor a second validation,
@@ -54,17 +58,17 @@ pub(crate) enum FrameData {
 impl Frame {
     /// A text frame from an already encoded Engine.IO packet (type digit included).
     pub fn text(packet: impl Into<String>) -> Self {
-        Frame(FrameData::Text(packet.into().into()))
+        Frame(Arc::new(FrameData::Text(packet.into().into())))
     }
 
     /// A binary frame (a binary message's bytes).
     pub fn binary(data: Bytes) -> Self {
-        Frame(FrameData::Binary(data))
+        Frame(Arc::new(FrameData::Binary(data)))
     }
 
     /// The encoded packet of a text frame.
     pub fn as_text(&self) -> Option<&str> {
-        match &self.0 {
+        match &*self.0 {
             FrameData::Text(t) => Some(t.as_str()),
             FrameData::Binary(_) => None,
         }
@@ -72,7 +76,7 @@ impl Frame {
 
     /// The bytes of a binary frame.
     pub fn as_binary(&self) -> Option<&Bytes> {
-        match &self.0 {
+        match &*self.0 {
             FrameData::Text(_) => None,
             FrameData::Binary(b) => Some(b),
         }
@@ -80,7 +84,7 @@ impl Frame {
 
     /// Payload size in bytes, as counted against queue limits.
     pub fn len(&self) -> usize {
-        match &self.0 {
+        match &*self.0 {
             FrameData::Text(t) => t.len(),
             FrameData::Binary(b) => b.len(),
         }
@@ -662,6 +666,12 @@ mod tests {
             &mut std::task::Context::from_waker(std::task::Waker::noop()),
         )
         .is_ready()
+    }
+
+    #[test]
+    fn a_frame_is_one_pointer_wide() {
+        // What a broadcast writes into each recipient's queue (see `Frame`).
+        assert_eq!(std::mem::size_of::<Frame>(), std::mem::size_of::<usize>());
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub(crate) async fn get(engine: &Engine, session: Arc<Session>) -> HttpResponse 
         if !frames.is_empty() || closed {
             let mut body = String::new();
             for frame in &frames {
-                let frame = match &frame.0 {
+                let frame = match &*frame.0 {
                     FrameData::Text(t) => engineio::Frame::Text(t),
                     FrameData::Binary(b) => engineio::Frame::Binary(b),
                 };

@@ -612,7 +612,7 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
 
 /// A frame's WebSocket opcode and payload.
 pub(super) fn frame_parts(frame: &Frame) -> (Opcode, &[u8]) {
-    match &frame.0 {
+    match &*frame.0 {
         FrameData::Text(t) => (Opcode::Text, t.as_bytes()),
         FrameData::Binary(b) => (Opcode::Binary, &b[..]),
     }
