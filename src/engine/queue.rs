@@ -41,8 +41,8 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 /// they are, long-polling as `b` + base64). Cloning shares the bytes.
 ///
 /// One pointer wide: a broadcast queues a clone in every recipient's queue, and at
-/// 1,000 recipients the cache lines those slots take are most of a push's cost (the
-/// bytes themselves, 40 bytes of handle inline, filled 1.6 slots per line).
+/// 1,000 recipients the cache line a slot lands in is most of a push's cost (as a
+/// 40-byte handle, each push filled 0.6 of a line).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame(pub(crate) Arc<FrameData>);
 

@@ -17,16 +17,9 @@ pub fn now_us() -> u64 {
 /// The unsigned integer after `key` (`"seq":`), skipping spaces: no JSON parse.
 pub fn find_u64(text: &[u8], key: &[u8]) -> Option<u64> {
     let at = text.windows(key.len()).position(|w| w == key)? + key.len();
-    let mut n: u64 = 0;
-    let mut digits = 0;
-    for &b in text[at..].iter().skip_while(|b| **b == b' ') {
-        if !b.is_ascii_digit() {
-            break;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-        digits += 1;
-    }
-    (digits > 0).then_some(n)
+    let rest = &text[at..];
+    let spaces = rest.iter().take_while(|b| **b == b' ').count();
+    leading_u64(&rest[spaces..]).map(|(n, _)| n)
 }
 
 /// `seq` and `ts` of a tick's arguments (`["tick",{...}]`). Every producer writes
