@@ -71,6 +71,12 @@ impl EngineSocket {
     /// backpressure watermark (an emitter that may wait should). With `through`, the
     /// frames are written to the socket at once when its writer waits idle
     /// (write-through: what a low-rate broadcast does).
+    /// Bring what a push reads first into the cache (no locking): see
+    /// `Socket::warm`.
+    pub(crate) fn warm(&self) {
+        self.0.queue().warm();
+    }
+
     pub(crate) fn push(
         &self,
         frames: &[Frame],
