@@ -66,17 +66,17 @@ impl EngineSocket {
         Ok(self.0.queue().push(frames).map(|_| ())?)
     }
 
-    /// [`EngineSocket::send_frames`] while `admit` holds under the queue's lock (see
-    /// `OutboundQueue::push_if`), telling whether the queue is now above its
-    /// backpressure watermark (an emitter that may wait should). With `through`, the
-    /// frames are written to the socket at once when its writer waits idle
-    /// (write-through: what a low-rate broadcast does).
     /// Bring what a push reads first into the cache (no locking): see
     /// `Socket::warm`.
     pub(crate) fn warm(&self) {
         self.0.queue().warm();
     }
 
+    /// [`EngineSocket::send_frames`] while `admit` holds under the queue's lock (see
+    /// `OutboundQueue::push_if`), telling whether the queue is now above its
+    /// backpressure watermark (an emitter that may wait should). With `through`, the
+    /// frames are written to the socket at once when its writer waits idle
+    /// (write-through: what a low-rate broadcast does).
     pub(crate) fn push(
         &self,
         frames: &[Frame],
