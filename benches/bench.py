@@ -298,24 +298,29 @@ def floor_table(floor: dict) -> str:
         out.append("| " + " | ".join(fmt(r.get(k)) if isinstance(r.get(k), float) else str(r.get(k)) for k in keys) + " |")
     if paced:
         out += ["", "Paced as the latency rows are (one write per socket per round, rounds after a quiet "
-                "moment): each round's time.", "",
-                "| sockets | rounds/s | round wall ms p50 / p99 | round CPU ms p50 / p99 |",
-                "|---|---|---|---|"]
+                "moment): each round's time, and each frame's latency as the reader sees it (from its "
+                "round's start): what a server doing nothing but these writes would show in the latency rows.", "",
+                "| sockets | rounds/s | round wall ms p50 / p99 | round CPU ms p50 / p99 | delivery ms p50 / p99 |",
+                "|---|---|---|---|---|"]
         for r in paced:
             out.append(f"| {r['paced_sockets']} | {r['paced_hz']} | {fmt(r['round_wall_ms_p50'])} / "
-                       f"{fmt(r['round_wall_ms_p99'])} | {fmt(r['round_cpu_ms_p50'])} / {fmt(r['round_cpu_ms_p99'])} |")
+                       f"{fmt(r['round_wall_ms_p99'])} | {fmt(r['round_cpu_ms_p50'])} / {fmt(r['round_cpu_ms_p99'])} | "
+                       f"{fmt(r.get('delivery_ms_p50'))} / {fmt(r.get('delivery_ms_p99'))} |")
     return "\n".join(out)
 
 
 def against_floor(results: list[dict], floor: dict) -> str:
     """swarmcast's p99 at 20 broadcasts/s against the floor for as many writes: the
-    back-to-back CPU per write times the clients (issue 14's measure), and the p99 of a
-    paced round of as many writes (the floor's own tail at that pace)."""
+    back-to-back CPU per write times the clients (issue 14's measure), the p99 of a
+    paced round of as many writes (the floor's own tail at that pace), and the p99 of
+    the floor's deliveries as its reader sees them (the latency rows' own measure, for a
+    server that does nothing but the writes)."""
     rows = floor.get("rows", [])
     per_write = next((r["cpu_us_per_write"] for r in rows if r.get("frames_per_write") == 1), None)
     paced = {r["paced_sockets"]: r for r in rows if "paced_sockets" in r}
     out = ["| row | swarmcast p99 ms | floor: n x CPU per write (ms) | p99 / that | "
-           "floor: paced round wall p99 (ms) | p99 / that |", "|---|---|---|---|---|---|"]
+           "floor: paced round wall p99 (ms) | p99 / that | floor: delivery p99 (ms) | p99 / that |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in results:
         if r.get("server") != "swarmcast" or not r.get("label", "").startswith("latency"):
             continue
@@ -325,9 +330,10 @@ def against_floor(results: list[dict], floor: dict) -> str:
         p99_ms = p99 / 1000
         by_cpu = per_write * n / 1000 if per_write else None
         by_round = paced.get(n, {}).get("round_wall_ms_p99")
+        by_delivery = paced.get(n, {}).get("delivery_ms_p99")
         ratio = lambda f: f"{p99_ms / f:.2f}x" if f else "n/a"
         out.append(f"| {r['label']} | {p99_ms:.2f} | {fmt(by_cpu)} | {ratio(by_cpu)} | "
-                   f"{fmt(by_round)} | {ratio(by_round)} |")
+                   f"{fmt(by_round)} | {ratio(by_round)} | {fmt(by_delivery)} | {ratio(by_delivery)} |")
     return "\n".join(out) if len(out) > 2 else ""
 
 
