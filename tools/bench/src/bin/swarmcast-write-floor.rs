@@ -181,8 +181,9 @@ fn main() -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     let n = args.sockets;
     let frame_bytes = usize::from(args.frame_bytes);
-    now_ns(); // the epoch, before any frame is stamped
-              // Readers drain every connection on their own threads, so writes never block.
+    // The epoch, before any frame is stamped.
+    now_ns();
+    // Readers drain every connection on their own threads, so writes never block.
     let reader_core = args.reader_core.map(|id| core_affinity::CoreId { id });
     if let Some(core) = reader_core {
         // Checked here, where it can still be reported.
